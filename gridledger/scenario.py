@@ -1,0 +1,483 @@
+"""Scenario: every parameter of one simulated market day, validated; default = the paper's day.
+
+A `Scenario` is a frozen dataclass. `Scenario()` is the seed paper's default day on the SCE 56-bus
+feeder (DESIGN.md "Default scenario"); `Scenario.from_toml(path)` loads a TOML file whose keys are
+field names (unknown keys are refused by name); `Scenario.replace(**kw)` returns a validated copy.
+Every invalid value raises `ScenarioError` naming the field, the value and the reason.
+
+Hourly tables (tariff, wholesale price) hold 24 values indexed by clock hour; a run longer than a
+day wraps around them. Reputation and reliability thresholds use the on-chain integer unit
+(0..REPUTATION_MAX, 1000 = 100 %).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPUTATION_MAX = 1000
+"""On-chain reputation scale: integer 0..REPUTATION_MAX (interfaces.md)."""
+
+PRODUCER_STRATEGIES = ("price_peak", "greedy")
+OPF_MODES = ("hourly", "day_ahead")
+
+
+class ScenarioError(ValueError):
+    """A scenario value is invalid; the message names the field, the value and the reason."""
+
+    def __init__(self, field_name: str, value: Any, reason: str) -> None:
+        self.field = field_name
+        self.value = value
+        self.reason = reason
+        super().__init__(f"scenario field {field_name!r} = {value!r}: {reason}")
+
+
+@dataclass(frozen=True)
+class RepPlant:
+    """A renewable energy producer (utility PV plant) at a feeder bus."""
+
+    bus: int
+    p_kw: float
+
+
+def _tou(offpeak: float, midpeak: float, peak: float) -> tuple[float, ...]:
+    """24 clock-hour time-of-use tariff: off-peak 22-07, mid-peak 07-17, peak 17-22."""
+    return tuple(peak if 17 <= h < 22 else midpeak if 7 <= h < 17 else offpeak for h in range(24))
+
+
+def _wholesale() -> tuple[float, ...]:
+    """24 clock-hour wholesale energy price ($/MWh): morning and evening ramps, midday solar dip."""
+    base = (32, 30, 29, 29, 30, 34, 42, 52, 56, 50, 44, 40)
+    base += (38, 37, 38, 42, 50, 62, 72, 76, 70, 58, 46, 38)
+    return tuple(float(x) for x in base)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Every parameter of a simulated market day (units in the names). Default: the paper's day."""
+
+    # --- time and randomness
+    feeder: str = "sce56"
+    """Feeder name for `load_feeder` ("sce56", "sce47") or a folder path."""
+    hours: int = 24
+    """Number of market hours simulated (model steps)."""
+    start_hour: int = 0
+    """Clock hour of market hour t = 0."""
+    dt_h: float = 1.0
+    """Length of one market hour in hours."""
+    seed: int = 42
+    """One seed drives every generator: profiles, faults, agent keys."""
+
+    # --- physical network
+    include_feeder_pv: bool = False
+    """Keep the feeder's original 5 MW PV at bus 45 (the paper leaves it out)."""
+    rep_plants: tuple[RepPlant, ...] = (RepPlant(53, 1000.0), RepPlant(19, 800.0))
+    """Renewable energy producers (PV plants) trading on RETB."""
+    v_min_pu: float = 0.95
+    v_max_pu: float = 1.05
+    opf_mode: str = "day_ahead"
+    """day_ahead: one multi-period OPF before hour 0 prices the day; hourly: re-solve each hour."""
+
+    # --- households, prosumers, devices
+    households_per_bus: int = 1
+    """1 = one user agent per load bus; n > 1 splits each bus's load into n households."""
+    prosumer_share: float = 0.5
+    """Share of load buses (households) with rooftop PV and a home battery (local producers)."""
+    rooftop_pv_kw_per_peak_kw: float = 0.6
+    """Rooftop PV nameplate per kW of the household's peak load."""
+    battery_kwh_per_pv_kw: float = 3.0
+    """Home battery capacity per kW of rooftop PV."""
+    battery_c_rate: float = 0.5
+    """Battery power limit per kWh of capacity (1/h)."""
+    battery_eta_charge: float = 0.95
+    battery_eta_discharge: float = 0.95
+    battery_soc_min: float = 0.1
+    battery_soc_max: float = 0.95
+    battery_soc_initial: float = 0.2
+
+    # --- load and PV profiles
+    load_peak_hours: tuple[int, ...] = (8, 20)
+    """Clock hours of the daily load peaks (two-peak shape)."""
+    load_peak_width_h: float = 2.5
+    """Gaussian width (std, hours) of each load peak."""
+    load_min_fraction: float = 0.45
+    """Night-time load as a fraction of the bus's peak load."""
+    load_variability: float = 0.05
+    """Std of the seeded multiplicative noise on each household's hourly load."""
+    zip_z: float = 0.2
+    zip_i: float = 0.2
+    zip_p: float = 0.6
+    """ZIP load shares (constant impedance / current / power); they sum to 1."""
+    ev_share: float = 0.0
+    """Share of users owning an EV (controllable load with an energy need in a window)."""
+    ev_energy_kwh: float = 12.0
+    ev_window_start_h: int = 18
+    ev_window_end_h: int = 23
+    pv_sunrise_h: float = 6.0
+    pv_sunset_h: float = 19.0
+    pv_variability: float = 0.08
+    """Std of the seeded multiplicative cloud factor on PV output each hour."""
+
+    # --- prices
+    tariff_usd_per_mwh: tuple[float, ...] = _tou(120.0, 180.0, 320.0)
+    """Retail time-of-use tariff by clock hour (grid = supplier of last resort)."""
+    feed_in_tariff_usd_per_mwh: float = 20.0
+    """Price the grid pays for exported energy; floor of every local offer."""
+    wholesale_price_usd_per_mwh: tuple[float, ...] = _wholesale()
+    """Energy price at the substation by clock hour (the OPF's price; DLMP at bus 1)."""
+    producer_strategy: str = "price_peak"
+    """Local producers' offer strategy (agents/producer.py): "price_peak" or "greedy"."""
+    producer_price_fraction: float = 0.8
+    """Offer price v_p = FiT + f·(DLMP cap − FiT)."""
+    producer_peak_hours: int = 5
+    """"price_peak": battery energy is spread over this many highest-DLMP hours ahead."""
+    rep_price_fraction: float = 0.9
+    """REP price C_d = FiT + f·(DLMP cap of its bus − FiT)."""
+    rep_stable_fraction: float = 0.3
+    """A REP's stable window: hours whose forecast output ≥ this fraction of nameplate."""
+
+    # --- trust, feedback, incentives
+    reliability_threshold: int = 600
+    """Users' minimum producer reputation rt (0..REPUTATION_MAX)."""
+    reliability_threshold_spread: int = 100
+    """Users' rt is drawn uniformly in rt ± spread (clipped to the scale)."""
+    initial_reputation: int = 800
+    """Reputation of a newly registered producer (0..REPUTATION_MAX)."""
+    feedback_tolerance: float = 0.02
+    """Smart meter: a trade delivered within this relative shortfall earns the top score."""
+    incentive_c_reg_usd_per_mwh: float = 10.0
+    """C_REG of the RETB incentive C_d = C_REG·[1 + log_k(x + 1)]."""
+    incentive_log_base: float = 10.0
+    """k of the RETB incentive."""
+    user_initial_usd: float = 1000.0
+    """Tokens (1 token = 1 USD) granted to each user at set-up for payments."""
+
+    # --- faults and forecast errors
+    fault_rate: float = 0.0
+    """Probability that a producer's delivery in an hour is faulty."""
+    fault_delivery_fraction: float = 0.5
+    """Share of the scheduled energy a faulty producer actually delivers."""
+    forecast_error_std: float = 0.05
+    """Std of the REPs' relative forecast error (actual vs posted capacity)."""
+
+    # --- chains
+    letb_chain_id: int = 4201
+    retb_chain_id: int = 4202
+    chain_block_gas_limit: int = 30_000_000
+    """Consortium chain budget for the capacity estimate: gas per block ..."""
+    chain_block_period_s: float = 5.0
+    """... and seconds per block."""
+
+    # --- derived helpers --------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        # normalise plain values (ints for float fields, lists for tuples), then range-check
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            object.__setattr__(self, f.name, _coerce(f.name, _FIELD_TYPES[f.name], v))
+        _validate(self)
+
+    def replace(self, **changes: Any) -> Scenario:
+        """A validated copy with some fields changed (unknown names raise ScenarioError)."""
+        return Scenario.from_dict({**self.to_dict(), **changes})
+
+    def clock_hour(self, t: int) -> int:
+        """Clock hour (0..23) of market hour t."""
+        return (self.start_hour + round(t * self.dt_h)) % 24
+
+    def tariff_at(self, t: int) -> float:
+        return self.tariff_usd_per_mwh[self.clock_hour(t)]
+
+    def wholesale_at(self, t: int) -> float:
+        return self.wholesale_price_usd_per_mwh[self.clock_hour(t)]
+
+    # --- (de)serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (RepPlant as dicts, tuples as lists) — TOML/JSON friendly."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "rep_plants":
+                v = [{"bus": p.bus, "p_kw": p.p_kw} for p in v]
+            elif isinstance(v, tuple):
+                v = list(v)
+            out[f.name] = v
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scenario:
+        """Build from plain values; unknown keys and wrongly typed values raise ScenarioError."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                raise ScenarioError(key, value, "unknown scenario key")
+            kwargs[key] = _coerce(key, _FIELD_TYPES[key], value)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Scenario:
+        """Load a TOML scenario file (keys = field names; missing keys keep their defaults)."""
+        path = Path(path)
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ScenarioError("path", str(path), "scenario file not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ScenarioError("path", str(path), f"not valid TOML: {exc}") from exc
+        return cls.from_dict(data)
+
+    def to_toml(self) -> str:
+        """TOML text that `from_toml` reads back to an equal Scenario."""
+        lines: list[str] = []
+        plants: list[dict[str, Any]] = []
+        for key, value in self.to_dict().items():
+            if key == "rep_plants":
+                plants = value
+                continue
+            lines.append(f"{key} = {_toml_value(value)}")
+        for p in plants:
+            lines += ["", "[[rep_plants]]", f"bus = {p['bus']}", f"p_kw = {_toml_value(p['p_kw'])}"]
+        if not plants:
+            # an empty array of tables cannot follow tables; write it inline before them
+            lines.insert(0, "rep_plants = []")
+        return "\n".join(lines) + "\n"
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+_FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Scenario)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    """Check a plain value against the field's type hint; lists become tuples."""
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ScenarioError(name, value, "expected a list")
+        item_type = typing.get_args(hint)[0]
+        return tuple(_coerce(name, item_type, v) for v in value)
+    if hint is RepPlant:
+        if isinstance(value, RepPlant):
+            return value
+        if not isinstance(value, dict) or set(value) != {"bus", "p_kw"}:
+            raise ScenarioError(name, value, "each REP plant needs exactly the keys bus and p_kw")
+        return RepPlant(_coerce(name, int, value["bus"]), _coerce(name, float, value["p_kw"]))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ScenarioError(name, value, "expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(name, value, "expected an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ScenarioError(name, value, "expected a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ScenarioError(name, value, "expected a string")
+        return value
+    raise TypeError(f"no coercion for field {name} of type {hint}")  # pragma: no cover
+
+
+def _check(cond: bool, name: str, value: Any, reason: str) -> None:
+    if not cond:
+        raise ScenarioError(name, value, reason)
+
+
+def _validate(s: Scenario) -> None:
+    """Type and range checks for every field; raises ScenarioError on the first problem."""
+    for f in dataclasses.fields(s):
+        v = getattr(s, f.name)
+        values = v if isinstance(v, tuple) else (v,)
+        for x in values:
+            if isinstance(x, float):
+                _check(math.isfinite(x), f.name, v, "must be finite")
+
+    _check(bool(s.feeder), "feeder", s.feeder, "must name a feeder or a folder")
+    _check(1 <= s.hours <= 24 * 366, "hours", s.hours, "must be between 1 and 8784")
+    _check(0 <= s.start_hour < 24, "start_hour", s.start_hour, "must be a clock hour 0..23")
+    _check(s.dt_h == 1.0, "dt_h", s.dt_h, "only hourly markets (1.0) are supported")
+    _check(0 <= s.seed < 2**63, "seed", s.seed, "must be a non-negative 63-bit integer")
+    buses = [p.bus for p in s.rep_plants]
+    _check(len(set(buses)) == len(buses), "rep_plants", buses, "one REP plant per bus")
+    for p in s.rep_plants:
+        _check(p.bus >= 1, "rep_plants", p, "bus numbers start at 1")
+        _check(p.p_kw > 0, "rep_plants", p, "p_kw must be positive")
+    _check(
+        0.5 <= s.v_min_pu < s.v_max_pu <= 1.5,
+        "v_min_pu",
+        (s.v_min_pu, s.v_max_pu),
+        "need 0.5 <= v_min_pu < v_max_pu <= 1.5",
+    )
+    _check(s.opf_mode in OPF_MODES, "opf_mode", s.opf_mode, f"must be one of {OPF_MODES}")
+    _check(
+        1 <= s.households_per_bus <= 1000,
+        "households_per_bus",
+        s.households_per_bus,
+        "must be between 1 and 1000",
+    )
+    for name in ("prosumer_share", "fault_rate", "ev_share"):
+        v = getattr(s, name)
+        _check(0.0 <= v <= 1.0, name, v, "must be a share in [0, 1]")
+    for name in (
+        "rooftop_pv_kw_per_peak_kw",
+        "battery_kwh_per_pv_kw",
+        "battery_c_rate",
+        "ev_energy_kwh",
+        "user_initial_usd",
+        "incentive_c_reg_usd_per_mwh",
+    ):
+        v = getattr(s, name)
+        _check(v >= 0.0, name, v, "must be non-negative")
+    for name in ("battery_eta_charge", "battery_eta_discharge"):
+        v = getattr(s, name)
+        _check(0.5 <= v <= 1.0, name, v, "efficiency must be in [0.5, 1]")
+    _check(
+        0.0 <= s.battery_soc_min < s.battery_soc_max <= 1.0,
+        "battery_soc_min",
+        (s.battery_soc_min, s.battery_soc_max),
+        "need 0 <= soc_min < soc_max <= 1",
+    )
+    _check(
+        s.battery_soc_min <= s.battery_soc_initial <= s.battery_soc_max,
+        "battery_soc_initial",
+        s.battery_soc_initial,
+        "must lie within [soc_min, soc_max]",
+    )
+    _check(
+        1 <= len(s.load_peak_hours) <= 4,
+        "load_peak_hours",
+        s.load_peak_hours,
+        "give 1 to 4 peak clock hours",
+    )
+    for h in s.load_peak_hours:
+        _check(0 <= h < 24, "load_peak_hours", s.load_peak_hours, "clock hours are 0..23")
+    _check(
+        0.25 <= s.load_peak_width_h <= 12,
+        "load_peak_width_h",
+        s.load_peak_width_h,
+        "must be within [0.25, 12] hours",
+    )
+    _check(
+        0.0 <= s.load_min_fraction < 1.0,
+        "load_min_fraction",
+        s.load_min_fraction,
+        "must be in [0, 1)",
+    )
+    for name in ("load_variability", "pv_variability", "forecast_error_std"):
+        v = getattr(s, name)
+        _check(0.0 <= v <= 0.5, name, v, "std must be in [0, 0.5]")
+    zsum = s.zip_z + s.zip_i + s.zip_p
+    for name in ("zip_z", "zip_i", "zip_p"):
+        _check(getattr(s, name) >= 0.0, name, getattr(s, name), "ZIP shares are non-negative")
+    _check(
+        abs(zsum - 1.0) <= 1e-9,
+        "zip_p",
+        (s.zip_z, s.zip_i, s.zip_p),
+        f"ZIP shares must sum to 1 (sum is {zsum})",
+    )
+    _check(
+        0 <= s.ev_window_start_h < s.ev_window_end_h <= 24,
+        "ev_window_start_h",
+        (s.ev_window_start_h, s.ev_window_end_h),
+        "need 0 <= start < end <= 24",
+    )
+    _check(
+        0.0 <= s.pv_sunrise_h < s.pv_sunset_h <= 24.0,
+        "pv_sunrise_h",
+        (s.pv_sunrise_h, s.pv_sunset_h),
+        "need 0 <= sunrise < sunset <= 24",
+    )
+    for name in ("tariff_usd_per_mwh", "wholesale_price_usd_per_mwh"):
+        v = getattr(s, name)
+        _check(len(v) == 24, name, v, f"needs 24 hourly values, got {len(v)}")
+        _check(all(x >= 0.0 for x in v), name, v, "prices must be non-negative")
+    _check(
+        s.feed_in_tariff_usd_per_mwh >= 0.0,
+        "feed_in_tariff_usd_per_mwh",
+        s.feed_in_tariff_usd_per_mwh,
+        "must be non-negative",
+    )
+    _check(
+        s.feed_in_tariff_usd_per_mwh < min(s.tariff_usd_per_mwh),
+        "feed_in_tariff_usd_per_mwh",
+        s.feed_in_tariff_usd_per_mwh,
+        "must be below the lowest retail tariff",
+    )
+    _check(
+        s.producer_strategy in PRODUCER_STRATEGIES,
+        "producer_strategy",
+        s.producer_strategy,
+        f"must be one of {PRODUCER_STRATEGIES}",
+    )
+    for name in (
+        "producer_price_fraction",
+        "rep_price_fraction",
+        "rep_stable_fraction",
+        "feedback_tolerance",
+        "fault_delivery_fraction",
+    ):
+        v = getattr(s, name)
+        _check(0.0 <= v <= 1.0, name, v, "must be a fraction in [0, 1]")
+    _check(
+        1 <= s.producer_peak_hours <= 24,
+        "producer_peak_hours",
+        s.producer_peak_hours,
+        "must be between 1 and 24",
+    )
+    for name in ("reliability_threshold", "initial_reputation", "reliability_threshold_spread"):
+        v = getattr(s, name)
+        _check(0 <= v <= REPUTATION_MAX, name, v, f"must be in 0..{REPUTATION_MAX}")
+    _check(
+        s.incentive_log_base > 1.0,
+        "incentive_log_base",
+        s.incentive_log_base,
+        "log base k must be > 1",
+    )
+    _check(
+        s.letb_chain_id != s.retb_chain_id,
+        "retb_chain_id",
+        s.retb_chain_id,
+        "the two chains need distinct chain ids",
+    )
+    for name in ("letb_chain_id", "retb_chain_id"):
+        v = getattr(s, name)
+        _check(1 <= v < 2**32, name, v, "chain id must be in 1..2^32-1")
+    _check(
+        s.chain_block_gas_limit > 0,
+        "chain_block_gas_limit",
+        s.chain_block_gas_limit,
+        "must be positive",
+    )
+    _check(
+        s.chain_block_period_s > 0,
+        "chain_block_period_s",
+        s.chain_block_period_s,
+        "must be positive",
+    )
+
+
+SCENARIO_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Scenario))
+"""Every Scenario field name (EnergyMarketModel accepts them as keyword overrides)."""
