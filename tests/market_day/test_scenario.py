@@ -58,7 +58,7 @@ def test_invalid_values_name_field_value_reason(field: str, value: object, reaso
 
 
 def test_replace_unknown_field() -> None:
-    with pytest.raises(ScenarioError, match="'prosumer_shar'.*unknown scenario key"):
+    with pytest.raises(ScenarioError, match=r"'prosumer_shar'.*unknown scenario key"):
         Scenario().replace(prosumer_shar=0.3)
 
 
@@ -95,7 +95,7 @@ def test_toml_bad_plant_table(tmp_path: Path) -> None:
 def test_toml_wrong_type_and_syntax(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('hours = "24"\n')
-    with pytest.raises(ScenarioError, match="'hours'.*expected an integer"):
+    with pytest.raises(ScenarioError, match=r"'hours'.*expected an integer"):
         Scenario.from_toml(path)
     path.write_text("hours = \n")
     with pytest.raises(ScenarioError, match="not valid TOML"):
