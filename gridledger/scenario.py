@@ -45,18 +45,6 @@ class RepPlant:
     p_kw: float
 
 
-def _tou(offpeak: float, midpeak: float, peak: float) -> tuple[float, ...]:
-    """24 clock-hour time-of-use tariff: off-peak 22-07, mid-peak 07-17, peak 17-22."""
-    return tuple(peak if 17 <= h < 22 else midpeak if 7 <= h < 17 else offpeak for h in range(24))
-
-
-def _wholesale() -> tuple[float, ...]:
-    """24 clock-hour wholesale energy price ($/MWh): morning and evening ramps, midday solar dip."""
-    base = (32, 30, 29, 29, 30, 34, 42, 52, 56, 50, 44, 40)
-    base += (38, 37, 38, 42, 50, 62, 72, 76, 70, 58, 46, 38)
-    return tuple(float(x) for x in base)
-
-
 @dataclass(frozen=True)
 class Scenario:
     """Every parameter of a simulated market day (units in the names). Default: the paper's day."""
@@ -83,6 +71,11 @@ class Scenario:
     opf_mode: str = "day_ahead"
     """day_ahead: one multi-period OPF before hour 0 prices the day; hourly: re-solve each hour."""
 
+    letb_areas: int = 3
+    """Number of LETB areas, cut along the feeder's main laterals (agents/operator.py)."""
+    letb_area_roots: tuple[int, ...] = ()
+    """Explicit area root buses (each area = that bus's subtree); empty = derive `letb_areas`."""
+
     # --- households, prosumers, devices
     households_per_bus: int = 1
     """1 = one user agent per load bus; n > 1 splits each bus's load into n households."""
@@ -100,36 +93,43 @@ class Scenario:
     battery_soc_max: float = 0.95
     battery_soc_initial: float = 0.2
 
-    # --- load and PV profiles
-    load_peak_hours: tuple[int, ...] = (8, 20)
+    # --- load and PV profiles (network/profiles.py shapes, parameters from here)
+    load_base_fraction: float = 0.45
+    """Load multiplier floor (night load relative to the shape's peak, before normalisation)."""
+    load_peak_hours: tuple[float, ...] = (8.0, 20.0)
     """Clock hours of the daily load peaks (two-peak shape)."""
-    load_peak_width_h: float = 2.5
-    """Gaussian width (std, hours) of each load peak."""
-    load_min_fraction: float = 0.45
-    """Night-time load as a fraction of the bus's peak load."""
-    load_variability: float = 0.05
+    load_peak_heights: tuple[float, ...] = (0.40, 0.55)
+    load_peak_widths_h: tuple[float, ...] = (1.8, 2.2)
+    load_variability: float = 0.04
     """Std of the seeded multiplicative noise on each household's hourly load."""
     zip_z: float = 0.2
     zip_i: float = 0.2
     zip_p: float = 0.6
-    """ZIP load shares (constant impedance / current / power); they sum to 1."""
+    """ZIP load shares of P (constant impedance / current / power); they sum to 1."""
     ev_share: float = 0.0
     """Share of users owning an EV (controllable load with an energy need in a window)."""
     ev_energy_kwh: float = 12.0
+    ev_p_max_kw: float = 7.2
     ev_window_start_h: int = 18
-    ev_window_end_h: int = 23
+    ev_window_end_h: int = 24
     pv_sunrise_h: float = 6.0
     pv_sunset_h: float = 19.0
-    pv_variability: float = 0.08
-    """Std of the seeded multiplicative cloud factor on PV output each hour."""
+    pv_cloudiness: float = 0.15
+    """PV output = clear-sky bell x seeded clearness factor in [1 - cloudiness, 1]."""
 
     # --- prices
-    tariff_usd_per_mwh: tuple[float, ...] = _tou(120.0, 180.0, 320.0)
-    """Retail time-of-use tariff by clock hour (grid = supplier of last resort)."""
-    feed_in_tariff_usd_per_mwh: float = 20.0
+    tariff_offpeak_usd_per_mwh: float = 120.0
+    tariff_midpeak_usd_per_mwh: float = 180.0
+    tariff_onpeak_usd_per_mwh: float = 320.0
+    tariff_onpeak_periods: tuple[tuple[int, ...], ...] = ((7, 10), (17, 22))
+    tariff_midpeak_periods: tuple[tuple[int, ...], ...] = ((10, 17),)
+    """Retail time-of-use tariff (grid = supplier of last resort); periods are [start, end)."""
+    feed_in_tariff_usd_per_mwh: float = 40.0
     """Price the grid pays for exported energy; floor of every local offer."""
-    wholesale_price_usd_per_mwh: tuple[float, ...] = _wholesale()
-    """Energy price at the substation by clock hour (the OPF's price; DLMP at bus 1)."""
+    wholesale_base_usd_per_mwh: float = 35.0
+    wholesale_slope_usd_per_mwh: float = 45.0
+    wholesale_noise_usd_per_mwh: float = 3.0
+    """Substation energy price = base + slope x feeder load multiplier (+ seeded noise)."""
     producer_strategy: str = "price_peak"
     """Local producers' offer strategy (agents/producer.py): "price_peak" or "greedy"."""
     producer_price_fraction: float = 0.8
@@ -188,12 +188,6 @@ class Scenario:
     def clock_hour(self, t: int) -> int:
         """Clock hour (0..23) of market hour t."""
         return (self.start_hour + round(t * self.dt_h)) % 24
-
-    def tariff_at(self, t: int) -> float:
-        return self.tariff_usd_per_mwh[self.clock_hour(t)]
-
-    def wholesale_at(self, t: int) -> float:
-        return self.wholesale_price_usd_per_mwh[self.clock_hour(t)]
 
     # --- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -263,7 +257,7 @@ def _toml_value(v: Any) -> str:
         return repr(v)
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
+    if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(f"cannot write {v!r} as TOML")
 
@@ -331,6 +325,13 @@ def _validate(s: Scenario) -> None:
         (s.v_min_pu, s.v_max_pu),
         "need 0.5 <= v_min_pu < v_max_pu <= 1.5",
     )
+    _check(1 <= s.letb_areas <= 64, "letb_areas", s.letb_areas, "must be between 1 and 64")
+    _check(
+        len(set(s.letb_area_roots)) == len(s.letb_area_roots),
+        "letb_area_roots",
+        s.letb_area_roots,
+        "root buses must be distinct",
+    )
     _check(s.opf_mode in OPF_MODES, "opf_mode", s.opf_mode, f"must be one of {OPF_MODES}")
     _check(
         1 <= s.households_per_bus <= 1000,
@@ -366,27 +367,18 @@ def _validate(s: Scenario) -> None:
         s.battery_soc_initial,
         "must lie within [soc_min, soc_max]",
     )
-    _check(
-        1 <= len(s.load_peak_hours) <= 4,
-        "load_peak_hours",
-        s.load_peak_hours,
-        "give 1 to 4 peak clock hours",
-    )
+    n_peaks = len(s.load_peak_hours)
+    _check(1 <= n_peaks <= 4, "load_peak_hours", s.load_peak_hours, "give 1 to 4 peak clock hours")
     for h in s.load_peak_hours:
         _check(0 <= h < 24, "load_peak_hours", s.load_peak_hours, "clock hours are 0..23")
-    _check(
-        0.25 <= s.load_peak_width_h <= 12,
-        "load_peak_width_h",
-        s.load_peak_width_h,
-        "must be within [0.25, 12] hours",
-    )
-    _check(
-        0.0 <= s.load_min_fraction < 1.0,
-        "load_min_fraction",
-        s.load_min_fraction,
-        "must be in [0, 1)",
-    )
-    for name in ("load_variability", "pv_variability", "forecast_error_std"):
+    for name in ("load_peak_heights", "load_peak_widths_h"):
+        v = getattr(s, name)
+        _check(len(v) == n_peaks, name, v, f"needs one value per load peak ({n_peaks})")
+        _check(all(x > 0 for x in v), name, v, "values must be positive")
+    for name in ("load_base_fraction", "pv_cloudiness"):
+        v = getattr(s, name)
+        _check(0.0 <= v <= 1.0, name, v, "must be in [0, 1]")
+    for name in ("load_variability", "forecast_error_std"):
         v = getattr(s, name)
         _check(0.0 <= v <= 0.5, name, v, "std must be in [0, 0.5]")
     zsum = s.zip_z + s.zip_i + s.zip_p
@@ -404,16 +396,42 @@ def _validate(s: Scenario) -> None:
         (s.ev_window_start_h, s.ev_window_end_h),
         "need 0 <= start < end <= 24",
     )
+    _check(s.ev_p_max_kw > 0, "ev_p_max_kw", s.ev_p_max_kw, "must be positive")
+    _check(
+        s.ev_energy_kwh <= s.ev_p_max_kw * (s.ev_window_end_h - s.ev_window_start_h),
+        "ev_energy_kwh",
+        s.ev_energy_kwh,
+        "cannot be charged within the EV window",
+    )
     _check(
         0.0 <= s.pv_sunrise_h < s.pv_sunset_h <= 24.0,
         "pv_sunrise_h",
         (s.pv_sunrise_h, s.pv_sunset_h),
         "need 0 <= sunrise < sunset <= 24",
     )
-    for name in ("tariff_usd_per_mwh", "wholesale_price_usd_per_mwh"):
+    tariffs = (
+        s.tariff_offpeak_usd_per_mwh,
+        s.tariff_midpeak_usd_per_mwh,
+        s.tariff_onpeak_usd_per_mwh,
+    )
+    for name in (
+        "tariff_offpeak_usd_per_mwh",
+        "tariff_midpeak_usd_per_mwh",
+        "tariff_onpeak_usd_per_mwh",
+        "wholesale_base_usd_per_mwh",
+        "wholesale_slope_usd_per_mwh",
+        "wholesale_noise_usd_per_mwh",
+    ):
         v = getattr(s, name)
-        _check(len(v) == 24, name, v, f"needs 24 hourly values, got {len(v)}")
-        _check(all(x >= 0.0 for x in v), name, v, "prices must be non-negative")
+        _check(v >= 0.0, name, v, "prices must be non-negative")
+    for name in ("tariff_onpeak_periods", "tariff_midpeak_periods"):
+        for period in getattr(s, name):
+            _check(
+                len(period) == 2 and 0 <= period[0] < period[1] <= 24,
+                name,
+                period,
+                "each period is [start, end) with 0 <= start < end <= 24",
+            )
     _check(
         s.feed_in_tariff_usd_per_mwh >= 0.0,
         "feed_in_tariff_usd_per_mwh",
@@ -421,7 +439,7 @@ def _validate(s: Scenario) -> None:
         "must be non-negative",
     )
     _check(
-        s.feed_in_tariff_usd_per_mwh < min(s.tariff_usd_per_mwh),
+        s.feed_in_tariff_usd_per_mwh < min(tariffs),
         "feed_in_tariff_usd_per_mwh",
         s.feed_in_tariff_usd_per_mwh,
         "must be below the lowest retail tariff",

@@ -18,11 +18,9 @@ def test_default_is_the_papers_day() -> None:
     assert s.hours == 24
     assert s.include_feeder_pv is False
     assert s.rep_plants == (RepPlant(53, 1000.0), RepPlant(19, 800.0))
-    assert s.load_peak_hours == (8, 20)
-    assert len(s.tariff_usd_per_mwh) == 24
-    # evening peak tariff is the day's highest, and the feed-in tariff sits below every tariff
-    assert max(s.tariff_usd_per_mwh) == s.tariff_at(20)
-    assert s.feed_in_tariff_usd_per_mwh < min(s.tariff_usd_per_mwh)
+    assert s.load_peak_hours == (8.0, 20.0)
+    assert any(a <= 20 < b for a, b in s.tariff_onpeak_periods)
+    assert s.feed_in_tariff_usd_per_mwh < s.tariff_offpeak_usd_per_mwh
 
 
 def test_frozen() -> None:
@@ -38,7 +36,9 @@ def test_frozen() -> None:
         ("hours", 2.5, "expected an integer"),
         ("battery_soc_initial", 0.99, "within [soc_min, soc_max]"),
         ("zip_p", 0.9, "sum to 1"),
-        ("tariff_usd_per_mwh", (100.0,) * 23, "24 hourly values"),
+        ("tariff_onpeak_periods", ((17, 25),), "0 <= start < end <= 24"),
+        ("load_peak_heights", (0.4,), "one value per load peak"),
+        ("ev_energy_kwh", 500.0, "cannot be charged"),
         ("producer_strategy", "random", "must be one of"),
         ("reliability_threshold", 1001, "0..1000"),
         ("feed_in_tariff_usd_per_mwh", 500.0, "below the lowest retail tariff"),
