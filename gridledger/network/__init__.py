@@ -1,0 +1,44 @@
+"""Grid model of gridledger: feeders, device models, profiles, AC power flow, OPF and DLMPs."""
+
+from gridledger.network.devices import (
+    DeviceError,
+    EVCharger,
+    PVPlant,
+    RegulatedPlant,
+    Storage,
+    ZIPLoad,
+)
+from gridledger.network.feeder import BUNDLED_FEEDERS, Feeder, FeederDataError, load_feeder
+from gridledger.network.powerflow import PowerFlowDivergedError, PowerFlowResult, run_power_flow
+from gridledger.network.profiles import (
+    DayProfiles,
+    default_day,
+    feed_in_tariff,
+    load_shape,
+    pv_shape,
+    tou_tariff,
+    wholesale_price,
+)
+
+__all__ = [
+    "BUNDLED_FEEDERS",
+    "DayProfiles",
+    "DeviceError",
+    "EVCharger",
+    "Feeder",
+    "FeederDataError",
+    "PVPlant",
+    "PowerFlowDivergedError",
+    "PowerFlowResult",
+    "RegulatedPlant",
+    "Storage",
+    "ZIPLoad",
+    "default_day",
+    "feed_in_tariff",
+    "load_feeder",
+    "load_shape",
+    "pv_shape",
+    "run_power_flow",
+    "tou_tariff",
+    "wholesale_price",
+]
