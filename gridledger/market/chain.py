@@ -1,0 +1,1273 @@
+"""Chain backends: everything between an agent's signed transaction and a mined block.
+
+Two backends behind one interface (`ChainBackend`):
+
+* `EmbeddedChain(chain_id, name)` -- an in-process py-evm chain (the eth-tester backend) with its
+  own chain id. Transactions are executed when submitted (into the pending block) and mined as one
+  block by `mine()`. eth-tester never checks a transaction's chain id; this class does, before the
+  EVM sees the transaction (`ChainIdMismatchError`).
+* `RpcChain(url, name, expected_chain_id=None)` -- any JSON-RPC node. On dev nodes (anvil,
+  hardhat) automine is switched off and `mine()` calls `evm_mine` once, so one market hour (or
+  phase) is one block; on real networks `mine()` waits for the receipts with a timeout.
+
+Model code is the same on both: sign and submit a batch (`Signer.send`, `send_many`), then
+`chain.mine()` once. Every transaction is built here: local nonce per account and chain,
+explicit gas limit and EIP-1559 fee caps, signed with eth-account (coincurve makes this fast).
+Failed transactions raise specific errors carrying the agent, contract and function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import rlp
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_canonical_address, to_checksum_address
+
+__all__ = [
+    "CHAIN_NAMES",
+    "DEFAULT_CHAIN_IDS",
+    "DEFAULT_GAS_LIMIT",
+    "ChainBackend",
+    "ChainConnectionError",
+    "ChainError",
+    "ChainIdMismatchError",
+    "EmbeddedChain",
+    "InsufficientFundsError",
+    "Log",
+    "NonceError",
+    "OutOfGasError",
+    "PendingTx",
+    "ReceiptTimeoutError",
+    "RpcChain",
+    "RpcError",
+    "Signer",
+    "TransactionFailed",
+    "TransactionRejected",
+    "TransactionReverted",
+    "TxRequest",
+    "TxResult",
+    "make_chain",
+    "make_chains",
+    "parse_chain_spec",
+    "raw_tx_chain_id",
+    "send_many",
+]
+
+DEFAULT_GAS_LIMIT = 1_000_000
+"""Gas limit of a transaction whose request names none (dev chains have room for many)."""
+DEV_BLOCK_GAS_LIMIT = 1_000_000_000
+"""Block gas limit of embedded and test-started anvil chains: a whole market hour fits one block."""
+DEFAULT_PRIORITY_FEE_WEI = 1_000_000_000
+DEFAULT_CHAIN_IDS: dict[str, int] = {"letb": 31401, "retb": 31402}
+"""Chain ids of the two ledgers (LETB consortium chain, RETB chain); `gridledger node` uses them."""
+CHAIN_NAMES = ("letb", "retb")
+CALL_GAS = 50_000_000
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+class ChainError(Exception):
+    """Base class of every chain-layer error."""
+
+
+class ChainConnectionError(ChainError):
+    """The node at a URL could not be reached (after checking that nothing was half-sent)."""
+
+
+class RpcError(ChainError):
+    """A JSON-RPC call returned an error this layer has no more specific class for."""
+
+    def __init__(self, method: str, error: Any, url: str = "") -> None:
+        self.method = method
+        self.error = error
+        super().__init__(f"{method} failed on {url or 'node'}: {error}")
+
+
+class TransactionRejected(ChainError):
+    """The node refused a transaction before executing it (it is not in any block)."""
+
+    def __init__(self, message: str, *, agent: str = "", contract: str = "", function: str = ""):
+        self.agent = agent
+        self.contract = contract
+        self.function = function
+        super().__init__(_describe(message, agent, contract, function))
+
+
+class ChainIdMismatchError(TransactionRejected):
+    """A raw transaction was signed for another chain (e.g. a LETB tx replayed on RETB)."""
+
+
+class NonceError(TransactionRejected):
+    """A transaction's nonce does not follow its sender's last one (too low, or a gap)."""
+
+
+class InsufficientFundsError(TransactionRejected):
+    """The sender cannot pay value + gas limit x max fee."""
+
+
+class ReceiptTimeoutError(ChainError):
+    """No receipt arrived within the timeout (real networks)."""
+
+
+class TransactionFailed(ChainError):
+    """A transaction was mined but failed (status 0): base of reverted and out-of-gas."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        agent: str = "",
+        contract: str = "",
+        function: str = "",
+        tx_hash: str = "",
+        chain: str = "",
+    ) -> None:
+        self.agent = agent
+        self.contract = contract
+        self.function = function
+        self.tx_hash = tx_hash
+        self.chain = chain
+        super().__init__(_describe(message, agent, contract, function, chain, tx_hash))
+
+
+class TransactionReverted(TransactionFailed):
+    """The contract reverted; `reason` is the decoded revert string ('' if none was given)."""
+
+    def __init__(self, reason: str, **kw: Any) -> None:
+        self.reason = reason
+        super().__init__(f"reverted: {reason!r}", **kw)
+
+
+class OutOfGasError(TransactionFailed):
+    """The transaction ran out of gas at its explicit gas limit."""
+
+    def __init__(self, gas_limit: int, **kw: Any) -> None:
+        self.gas_limit = gas_limit
+        super().__init__(f"out of gas (gas limit {gas_limit})", **kw)
+
+
+class CallReverted(ChainError):
+    """A read-only call (eth_call) reverted."""
+
+    def __init__(self, reason: str, *, contract: str = "", function: str = "") -> None:
+        self.reason = reason
+        self.contract = contract
+        self.function = function
+        super().__init__(_describe(f"call reverted: {reason!r}", "", contract, function))
+
+
+__all__ += ["CallReverted"]
+
+
+def _describe(
+    message: str, agent: str, contract: str, function: str, chain: str = "", tx_hash: str = ""
+) -> str:
+    where = ".".join(x for x in (contract, function) if x)
+    parts = [message]
+    if where:
+        parts.append(f"in {where}")
+    if agent:
+        parts.append(f"sent by {agent}")
+    if chain:
+        parts.append(f"on chain {chain}")
+    if tx_hash:
+        parts.append(f"(tx {tx_hash})")
+    return " ".join(parts)
+
+
+ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
+
+
+def decode_revert_reason(data: bytes) -> str:
+    """Revert data -> readable reason: Error(string) text, 'Panic(0x..)', raw hex or ''."""
+    data = bytes(data or b"")
+    if data[:4] == ERROR_SELECTOR:
+        with contextlib.suppress(Exception):
+            return str(abi_decode(["string"], data[4:])[0])
+    if data[:4] == PANIC_SELECTOR:
+        with contextlib.suppress(Exception):
+            return f"Panic({abi_decode(['uint256'], data[4:])[0]:#x})"
+    return "0x" + data.hex() if data else ""
+
+
+# --------------------------------------------------------------------------------------------
+# Requests, pending transactions, results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TxRequest:
+    """What to send: target (None = contract creation), calldata, gas limit, and labels.
+
+    `contract` / `function` label the transaction in errors and in the ledger's gas frame.
+    """
+
+    to: str | None
+    data: bytes
+    gas: int | None = None
+    value: int = 0
+    contract: str = ""
+    function: str = ""
+
+
+@dataclass(frozen=True)
+class Log:
+    """One event log of a mined transaction."""
+
+    address: str
+    topics: tuple[bytes, ...]
+    data: bytes
+    log_index: int
+
+
+@dataclass
+class TxResult:
+    """A mined transaction: receipt fields plus who sent it and what it called."""
+
+    chain: str
+    tx_hash: str
+    sender: str
+    agent: str
+    contract: str
+    function: str
+    nonce: int
+    gas_limit: int
+    block_number: int
+    block_hash: str
+    gas_used: int
+    status: int
+    logs: tuple[Log, ...] = ()
+    contract_address: str | None = None
+    error: TransactionFailed | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 1
+
+    def raise_for_error(self) -> TxResult:
+        """Raise the transaction's TransactionFailed (if any); return self otherwise."""
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+@dataclass
+class PendingTx:
+    """A signed transaction accepted by a node, not yet mined (`result` is set by mine())."""
+
+    chain: str
+    tx_hash: str
+    raw: bytes
+    sender: str
+    agent: str
+    contract: str
+    function: str
+    nonce: int
+    gas_limit: int
+    signer: Signer | None = None
+    result: TxResult | None = None
+    # backend-private outcome known at submission (embedded backend)
+    _local: Any = field(default=None, repr=False)
+
+
+def raw_tx_chain_id(raw: bytes) -> int | None:
+    """Chain id a raw signed transaction was signed for (None: pre-EIP-155 legacy tx)."""
+    raw = bytes(raw)
+    if not raw:
+        raise TransactionRejected("empty raw transaction")
+    if raw[0] <= 0x7F:  # typed envelope: type byte || rlp([chain_id, ...])
+        fields = rlp.decode(raw[1:])
+        return int.from_bytes(fields[0], "big")
+    fields = rlp.decode(raw)
+    v = int.from_bytes(fields[6], "big")
+    return None if v in (27, 28) else (v - 35) // 2
+
+
+# --------------------------------------------------------------------------------------------
+# Backend interface
+# --------------------------------------------------------------------------------------------
+
+
+class ChainBackend(ABC):
+    """One chain: submit signed transactions, mine them as a block, read state and receipts."""
+
+    kind: str = ""
+
+    def __init__(self, name: str, chain_id: int) -> None:
+        if not name:
+            raise ValueError("chain name must be a non-empty string")
+        self.name = name
+        self.chain_id = int(chain_id)
+        self.priority_fee_wei = DEFAULT_PRIORITY_FEE_WEI
+        self._pending: dict[str, PendingTx] = {}
+        self._listeners: list[Callable[[list[TxResult]], None]] = []
+        self._faucet_signer: Signer | None = None
+
+    # ---- to implement ----
+    @abstractmethod
+    def _submit(self, ptx: PendingTx) -> None:
+        """Hand one raw transaction to the node; raise TransactionRejected subclasses."""
+
+    @abstractmethod
+    def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
+        """Mine (or wait for) the pending transactions; return their results in order."""
+
+    @abstractmethod
+    def call(
+        self,
+        to: str,
+        data: bytes,
+        *,
+        sender: str | None = None,
+        block: int | str = "latest",
+        value: int = 0,
+    ) -> bytes:
+        """eth_call: the return data, or CallReverted."""
+
+    @abstractmethod
+    def nonce(self, address: str, block: int | str = "pending") -> int: ...
+
+    @abstractmethod
+    def balance(self, address: str, block: int | str = "latest") -> int: ...
+
+    @abstractmethod
+    def block_number(self) -> int:
+        """Number of the latest mined block."""
+
+    @abstractmethod
+    def get_block(self, number: int | str = "latest") -> dict[str, Any]:
+        """Block summary: number, hash, parent_hash, gas_used, gas_limit, timestamp, tx_count."""
+
+    @abstractmethod
+    def base_fee(self) -> int:
+        """Base fee per gas of the next block."""
+
+    @property
+    @abstractmethod
+    def faucet(self) -> LocalAccount:
+        """A funded account that pays agents' gas at set-up."""
+
+    # ---- shared behaviour ----
+    def fee_caps(self) -> tuple[int, int]:
+        """(max_fee_per_gas, max_priority_fee_per_gas) for new transactions."""
+        return 2 * self.base_fee() + self.priority_fee_wei, self.priority_fee_wei
+
+    def add_listener(self, callback: Callable[[list[TxResult]], None]) -> None:
+        """Call `callback(results)` after every mine() (the ledger records through this)."""
+        self._listeners.append(callback)
+
+    @property
+    def pending(self) -> list[PendingTx]:
+        return list(self._pending.values())
+
+    def submit(self, ptx: PendingTx) -> PendingTx:
+        """Check the chain id, hand the transaction to the node and track it until mined."""
+        cid = raw_tx_chain_id(ptx.raw)
+        if cid != self.chain_id:
+            raise ChainIdMismatchError(
+                f"transaction {ptx.tx_hash} was signed for chain id {cid}, but chain "
+                f"{self.name!r} has chain id {self.chain_id}",
+                agent=ptx.agent,
+                contract=ptx.contract,
+                function=ptx.function,
+            )
+        self._submit(ptx)
+        self._pending[ptx.tx_hash] = ptx
+        return ptx
+
+    def mine(self) -> list[TxResult]:
+        """Mine all pending transactions in one block (dev chains) and return their results.
+
+        Mines an (empty) block even with nothing pending, so one call = one market hour/phase.
+        Results carry `error` for failed transactions; nothing raises here for them.
+        """
+        pending = list(self._pending.values())
+        results = self._mine_pending(pending)
+        self._pending.clear()
+        for ptx, res in zip(pending, results, strict=True):
+            ptx.result = res
+            if res.error is not None and isinstance(res.error, NonceError) and ptx.signer:
+                ptx.signer.resync()
+        for cb in self._listeners:
+            cb(results)
+        return results
+
+    def signer(self, account: LocalAccount, agent: str = "") -> Signer:
+        return Signer(account, self, agent=agent)
+
+    def faucet_signer(self) -> Signer:
+        if self._faucet_signer is None:
+            self._faucet_signer = Signer(self.faucet, self, agent="faucet")
+        return self._faucet_signer
+
+    def fund(self, addresses: Sequence[str], wei: int) -> list[TxResult]:
+        """Send `wei` of the native coin from the faucet to each address, in one block."""
+        if wei < 0:
+            raise ValueError(f"fund: wei must be >= 0, got {wei}")
+        fs = self.faucet_signer()
+        items = [
+            (
+                fs,
+                TxRequest(
+                    to=to_checksum_address(a),
+                    data=b"",
+                    gas=21_000,
+                    value=wei,
+                    contract="",
+                    function="fund_gas",
+                ),
+            )
+            for a in addresses
+        ]
+        return send_many(items, raise_on_error=True)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (HTTP session); the embedded chain has none."""
+
+    def __enter__(self) -> ChainBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, chain_id={self.chain_id})"
+
+
+# --------------------------------------------------------------------------------------------
+# Signer: an agent's key on one chain
+# --------------------------------------------------------------------------------------------
+
+
+class Signer:
+    """An agent's account on one chain: builds, signs and submits its own transactions.
+
+    Keeps the nonce locally (fetched once from the node, then incremented), sets the gas limit
+    and EIP-1559 fee caps explicitly and never calls the node to fill fields in.
+    """
+
+    def __init__(self, account: LocalAccount, chain: ChainBackend, agent: str = "") -> None:
+        self.account = account
+        self.chain = chain
+        self.address: str = account.address
+        self.agent = agent or account.address
+        self._nonce: int | None = None
+
+    @property
+    def next_nonce(self) -> int:
+        if self._nonce is None:
+            self._nonce = self.chain.nonce(self.address, "pending")
+        return self._nonce
+
+    def resync(self) -> None:
+        """Forget the local nonce; the next transaction re-reads it from the node."""
+        self._nonce = None
+
+    def sign(self, req: TxRequest, *, nonce: int | None = None) -> PendingTx:
+        """Sign `req` with the next nonce (or an explicit one) without submitting it."""
+        n = self.next_nonce if nonce is None else nonce
+        gas = DEFAULT_GAS_LIMIT if req.gas is None else int(req.gas)
+        max_fee, tip = self.chain.fee_caps()
+        tx: dict[str, Any] = {
+            "type": 2,
+            "chainId": self.chain.chain_id,
+            "nonce": n,
+            "gas": gas,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": tip,
+            "value": int(req.value),
+            "data": bytes(req.data),
+        }
+        if req.to is not None:
+            tx["to"] = to_canonical_address(req.to)
+        signed = self.account.sign_transaction(tx)
+        return PendingTx(
+            chain=self.chain.name,
+            tx_hash="0x" + bytes(signed.hash).hex(),
+            raw=bytes(signed.raw_transaction),
+            sender=self.address,
+            agent=self.agent,
+            contract=req.contract,
+            function=req.function,
+            nonce=n,
+            gas_limit=gas,
+            signer=self,
+        )
+
+    def send(self, req: TxRequest, *, nonce: int | None = None) -> PendingTx:
+        """Sign and submit `req` (not mined yet). Rejections raise and keep the nonce unused."""
+        ptx = self.sign(req, nonce=nonce)
+        try:
+            self.chain.submit(ptx)
+        except NonceError:
+            self.resync()
+            raise
+        if nonce is None:
+            self._nonce = ptx.nonce + 1
+        else:
+            self.resync()
+        return ptx
+
+    def transact(self, req: TxRequest) -> TxResult:
+        """Send `req`, mine the chain's pending block, return the result or raise its error."""
+        ptx = self.send(req)
+        self.chain.mine()
+        assert ptx.result is not None
+        return ptx.result.raise_for_error()
+
+    def __repr__(self) -> str:
+        return f"Signer({self.agent!r}, {self.address}, chain={self.chain.name!r})"
+
+
+def send_many(
+    items: Sequence[tuple[Signer, TxRequest]], *, raise_on_error: bool = True
+) -> list[TxResult]:
+    """Sign and submit a batch, mine once per chain involved, return results in input order.
+
+    All transactions are submitted before anything is mined, so the batch lands in one block per
+    chain. A rejected submission (nonce, funds, chain id) still lets the others be mined, then
+    raises. With `raise_on_error`, the first failed transaction's error is raised after mining
+    (every result is already recorded by the chain's listeners); otherwise inspect
+    `result.error`.
+    """
+    chains: dict[int, ChainBackend] = {}
+    pending: list[PendingTx] = []
+    rejection: TransactionRejected | None = None
+    by_chain: dict[int, list[PendingTx]] = {}
+    for signer, req in items:
+        chains.setdefault(id(signer.chain), signer.chain)
+        ptx = signer.sign(req)
+        signer._nonce = ptx.nonce + 1
+        by_chain.setdefault(id(signer.chain), []).append(ptx)
+        pending.append(ptx)
+    try:
+        for key, ptxs in by_chain.items():
+            chain = chains[key]
+            if isinstance(chain, RpcChain):
+                chain.submit_many(ptxs)
+            else:
+                for ptx in ptxs:
+                    chain.submit(ptx)
+    except TransactionRejected as exc:
+        rejection = exc
+        for ptx in pending:
+            if ptx.signer is not None:
+                ptx.signer.resync()
+    for chain in chains.values():
+        chain.mine()
+    if rejection is not None:
+        raise rejection
+    results = [p.result for p in pending]
+    missing = [p.tx_hash for p, r in zip(pending, results, strict=True) if r is None]
+    if missing:
+        raise ChainError(f"transactions were not mined: {missing}")
+    out: list[TxResult] = [r for r in results if r is not None]
+    if raise_on_error:
+        for r in out:
+            r.raise_for_error()
+    return out
+
+
+def _failure(chain: str, ptx: PendingTx, *, out_of_gas: bool, reason: str) -> TransactionFailed:
+    kw = dict(
+        agent=ptx.agent,
+        contract=ptx.contract,
+        function=ptx.function,
+        tx_hash=ptx.tx_hash,
+        chain=chain,
+    )
+    if out_of_gas:
+        return OutOfGasError(ptx.gas_limit, **kw)
+    return TransactionReverted(reason, **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# Embedded backend (py-evm through eth-tester)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _LocalOutcome:
+    receipt: Any
+    computation: Any
+    evm_tx: Any
+    gas_used: int
+    log_offset: int
+
+
+class EmbeddedChain(ChainBackend):
+    """An in-process py-evm chain with its own chain id and 'batch then mine' blocks.
+
+    Submitted transactions execute at once in the pending block (each once: the block's tries
+    are built when `mine()` seals it, not per transaction), so a revert is known immediately and
+    reported on the result after `mine()`, as on a node.
+    """
+
+    kind = "embedded"
+
+    def __init__(
+        self,
+        chain_id: int = 1337,
+        name: str = "embedded",
+        *,
+        block_gas_limit: int = DEV_BLOCK_GAS_LIMIT,
+    ) -> None:
+        from eth_tester import PyEVMBackend
+        from eth_tester.backends.pyevm.main import get_default_genesis_params
+
+        if not 0 < int(chain_id) < 2**64:
+            raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
+        super().__init__(name, chain_id)
+        params = get_default_genesis_params(overrides={"gas_limit": int(block_gas_limit)})
+        self.backend = PyEVMBackend(genesis_parameters=params)
+        # eth-tester hard-codes its chain id on the chain class; set ours on the instance
+        # (py-evm builds each VM's ChainContext -- the CHAINID opcode -- from it).
+        self.backend.chain.chain_id = self.chain_id
+        self._evm = self.backend.chain
+        self._builder = self._evm.get_vm().get_transaction_builder()
+        self._vm: Any = None
+        self._work_header: Any = None
+        self._faucet = Account.from_key(self.backend.account_keys[0].to_bytes())
+        self._w3: Any = None
+
+    @property
+    def faucet(self) -> LocalAccount:
+        return self._faucet
+
+    @property
+    def w3(self) -> Any:
+        """A web3.Web3 over this chain (reads only; eth_chainId answers this chain's id)."""
+        if self._w3 is None:
+            from eth_tester import EthereumTester
+            from web3 import EthereumTesterProvider, Web3
+
+            chain_id = self.chain_id
+
+            class _Provider(EthereumTesterProvider):
+                def make_request(self, method: Any, params: Any) -> Any:
+                    if method == "eth_chainId":
+                        return {"jsonrpc": "2.0", "id": 0, "result": hex(chain_id)}
+                    return super().make_request(method, params)
+
+            tester = EthereumTester(self.backend, auto_mine_transactions=True)
+            self._w3 = Web3(_Provider(tester))
+        return self._w3
+
+    # ---- pending block ----
+    def _working_vm(self) -> Any:
+        if self._vm is None:
+            self._vm = self._evm.get_vm(self._evm.header)
+            self._work_header = self._evm.header
+        return self._vm
+
+    def _submit(self, ptx: PendingTx) -> None:
+        from eth_utils.exceptions import ValidationError as EthValidationError
+
+        try:
+            evm_tx = self._builder.decode(ptx.raw)
+        except Exception as exc:
+            raise TransactionRejected(f"undecodable raw transaction: {exc}") from exc
+        if evm_tx.chain_id != self.chain_id:  # decode agrees with raw_tx_chain_id; belt+braces
+            raise ChainIdMismatchError(
+                f"signed for chain id {evm_tx.chain_id}, chain {self.name!r} is {self.chain_id}"
+            )
+        vm = self._working_vm()
+        before = self._work_header
+        try:
+            receipt, computation = vm.apply_transaction(before, evm_tx)
+        except EthValidationError as exc:
+            msg = str(exc)
+            label = dict(agent=ptx.agent, contract=ptx.contract, function=ptx.function)
+            if "nonce" in msg.lower():
+                raise NonceError(msg, **label) from exc
+            if "afford" in msg or "balance" in msg:
+                raise InsufficientFundsError(msg, **label) from exc
+            raise TransactionRejected(msg, **label) from exc
+        after = vm.add_receipt_to_header(before, receipt)
+        self._work_header = after
+        n_logs = sum(len(p._local.receipt.logs) for p in self._pending.values())
+        ptx._local = _LocalOutcome(
+            receipt, computation, evm_tx, after.gas_used - before.gas_used, n_logs
+        )
+
+    def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
+        from eth.vm.forks import PragueVM
+
+        vm = self._working_vm()
+        vm.state.persist()
+        header = self._work_header.copy(state_root=vm.state.state_root)
+        txs = tuple(p._local.evm_tx for p in pending)
+        receipts = tuple(p._local.receipt for p in pending)
+        block = vm.set_block_transactions_and_withdrawals(vm.get_block(), header, txs, receipts)
+        kwargs: dict[str, Any] = {"mix_hash": os.urandom(32)}
+        if isinstance(vm, PragueVM):
+            kwargs["blob_gas_used"] = 0
+        mined = vm.mine_block(block, **kwargs).block
+        self._evm.validate_block(mined)
+        self._evm.chaindb.persist_block(mined)
+        self._evm.header = self._evm.create_header_from_parent(mined.header)
+        self._vm = None
+        self._work_header = None
+        block_hash = "0x" + mined.hash.hex()
+        results = []
+        for p in pending:
+            out: _LocalOutcome = p._local
+            comp = out.computation
+            logs = tuple(
+                Log(
+                    address=to_checksum_address(lg.address),
+                    topics=tuple(t.to_bytes(32, "big") for t in lg.topics),
+                    data=bytes(lg.data),
+                    log_index=out.log_offset + i,
+                )
+                for i, lg in enumerate(out.receipt.logs)
+            )
+            created = None
+            if not out.evm_tx.to and comp.is_success:
+                created = to_checksum_address(comp.msg.storage_address)
+            res = TxResult(
+                chain=self.name,
+                tx_hash=p.tx_hash,
+                sender=p.sender,
+                agent=p.agent,
+                contract=p.contract,
+                function=p.function,
+                nonce=p.nonce,
+                gas_limit=p.gas_limit,
+                block_number=mined.number,
+                block_hash=block_hash,
+                gas_used=out.gas_used,
+                status=0 if comp.is_error else 1,
+                logs=logs,
+                contract_address=created,
+            )
+            if comp.is_error:
+                from eth.exceptions import OutOfGas, Revert
+
+                err = comp.error
+                reason = decode_revert_reason(comp.output) if isinstance(err, Revert) else repr(err)
+                res.error = _failure(
+                    self.name, p, out_of_gas=isinstance(err, OutOfGas), reason=reason
+                )
+            p._local = None
+            results.append(res)
+        return results
+
+    # ---- reads ----
+    def _read_header(self, block: int | str) -> Any:
+        if block == "pending":
+            vm = self._working_vm()
+            vm.state.persist()  # as MiningChain.apply_transaction does after every tx
+            return self._work_header.copy(state_root=vm.state.state_root)
+        n = self.block_number() if block == "latest" else int(block)
+        if not 0 <= n <= self.block_number():
+            raise ValueError(f"block {block!r} not mined on chain {self.name!r}")
+        return self._evm.get_canonical_block_header_by_number(n)
+
+    def _read_state(self, block: int | str) -> Any:
+        if block == "pending":
+            return self._working_vm().state
+        return self._evm.get_vm(self._read_header(block)).state
+
+    def call(
+        self,
+        to: str,
+        data: bytes,
+        *,
+        sender: str | None = None,
+        block: int | str = "latest",
+        value: int = 0,
+    ) -> bytes:
+        from eth.exceptions import Revert
+        from eth.vm.spoof import SpoofTransaction
+
+        vm = self._evm.get_vm(self._read_header(block))
+        frm = to_canonical_address(sender) if sender else b"\x00" * 20
+        with vm.in_costless_state() as state:
+            unsigned = vm.create_unsigned_transaction(
+                nonce=state.get_nonce(frm),
+                gas_price=0,
+                gas=CALL_GAS,
+                to=to_canonical_address(to),
+                value=value,
+                data=bytes(data),
+            )
+            comp = state.costless_execute_transaction(SpoofTransaction(unsigned, from_=frm))
+        if comp.is_error:
+            err = comp.error
+            reason = decode_revert_reason(comp.output) if isinstance(err, Revert) else repr(err)
+            raise CallReverted(reason)
+        return bytes(comp.output)
+
+    def nonce(self, address: str, block: int | str = "pending") -> int:
+        return self._read_state(block).get_nonce(to_canonical_address(address))
+
+    def balance(self, address: str, block: int | str = "latest") -> int:
+        return self._read_state(block).get_balance(to_canonical_address(address))
+
+    def block_number(self) -> int:
+        return self._evm.header.block_number - 1
+
+    def get_block(self, number: int | str = "latest") -> dict[str, Any]:
+        n = self.block_number() if number == "latest" else int(number)
+        if not 0 <= n <= self.block_number():
+            raise ValueError(f"block {number!r} not mined on chain {self.name!r}")
+        blk = self._evm.get_canonical_block_by_number(n)
+        h = blk.header
+        return {
+            "number": h.block_number,
+            "hash": "0x" + h.hash.hex(),
+            "parent_hash": "0x" + h.parent_hash.hex(),
+            "gas_used": h.gas_used,
+            "gas_limit": h.gas_limit,
+            "timestamp": h.timestamp,
+            "tx_count": len(blk.transactions),
+        }
+
+    def base_fee(self) -> int:
+        hdr = self._work_header if self._work_header is not None else self._evm.header
+        return int(getattr(hdr, "base_fee_per_gas", 0) or 0)
+
+
+# --------------------------------------------------------------------------------------------
+# JSON-RPC backend
+# --------------------------------------------------------------------------------------------
+
+ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+"""Anvil's/hardhat's first well-known dev account (public test mnemonic): the dev faucet."""
+
+
+def _classify_rpc_error(message: str) -> type[TransactionRejected] | None:
+    m = message.lower()
+    if "chain id" in m or "chainid" in m or "chain_id" in m:
+        return ChainIdMismatchError
+    if "nonce" in m:
+        return NonceError
+    if "insufficient funds" in m or "lack of funds" in m or "insufficient balance" in m:
+        return InsufficientFundsError
+    return None
+
+
+class RpcChain(ChainBackend):
+    """Any JSON-RPC node. Dev nodes (anvil, hardhat): automine off, one `evm_mine` per mine().
+
+    `dev=None` detects a dev node from web3_clientVersion; real networks wait for receipts
+    (`receipt_timeout_s`) and need `faucet_key` (or env GRIDLEDGER_FAUCET_KEY) to fund agents.
+    A dropped connection never causes a blind resend: the transaction hash is looked up first,
+    and a resend is the same signed bytes (same nonce), which cannot spend twice.
+    """
+
+    kind = "rpc"
+
+    def __init__(
+        self,
+        url: str,
+        name: str = "rpc",
+        expected_chain_id: int | None = None,
+        *,
+        dev: bool | None = None,
+        faucet_key: str | None = None,
+        timeout_s: float = 30.0,
+        receipt_timeout_s: float = 120.0,
+        retries: int = 3,
+    ) -> None:
+        import requests
+
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"RPC url must start with http:// or https://, got {url!r}")
+        self.url = url
+        self.timeout_s = timeout_s
+        self.receipt_timeout_s = receipt_timeout_s
+        self.retries = retries
+        self._session = requests.Session()
+        self._ids = itertools.count(1)
+        chain_id = int(self._rpc("eth_chainId", []), 16)
+        if expected_chain_id is not None and chain_id != int(expected_chain_id):
+            raise ChainIdMismatchError(
+                f"node at {url} reports chain id {chain_id}, expected {expected_chain_id}"
+            )
+        super().__init__(name, chain_id)
+        client = str(self._rpc("web3_clientVersion", []))
+        self.client_version = client
+        self.dev = dev if dev is not None else client.lower().startswith(("anvil", "hardhat"))
+        if self.dev:
+            self._rpc("evm_setAutomine", [False])
+        key = (
+            faucet_key
+            or os.environ.get("GRIDLEDGER_FAUCET_KEY")
+            or (ANVIL_DEV_KEY if self.dev else None)
+        )
+        self._faucet = Account.from_key(key) if key else None
+        self._base_fee: int | None = None
+
+    # ---- transport ----
+    def _post(self, payload: Any) -> Any:
+        import requests
+
+        try:
+            resp = self._session.post(self.url, json=payload, timeout=self.timeout_s)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ChainConnectionError(f"no answer from {self.url}: {exc}") from exc
+        if resp.status_code != 200:
+            raise RpcError(str(payload)[:80], f"HTTP {resp.status_code}: {resp.text}", self.url)
+        return resp.json()
+
+    def _rpc(self, method: str, params: list[Any]) -> Any:
+        """One read-type call; connection errors are retried (reads are idempotent)."""
+        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        for attempt in range(self.retries + 1):
+            try:
+                out = self._post(payload)
+                break
+            except ChainConnectionError:
+                if attempt == self.retries:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+        if "error" in out:
+            raise RpcError(method, out["error"], self.url)
+        return out["result"]
+
+    def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        """JSON-RPC batch; returns the raw answers (result or error) in call order."""
+        if not calls:
+            return []
+        start = next(self._ids)
+        payload = [
+            {"jsonrpc": "2.0", "id": start + i, "method": m, "params": p}
+            for i, (m, p) in enumerate(calls)
+        ]
+        self._ids = itertools.count(start + len(calls))
+        out = self._post(payload)
+        if isinstance(out, dict):  # some nodes answer a whole-batch error with one object
+            raise RpcError("batch", out.get("error", out), self.url)
+        by_id = {a.get("id"): a for a in out}
+        return [by_id.get(start + i, {"error": "no answer"}) for i in range(len(calls))]
+
+    # ---- submission ----
+    def _rejection(self, ptx: PendingTx, error: Any) -> TransactionRejected:
+        msg = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+        cls = _classify_rpc_error(msg) or TransactionRejected
+        return cls(
+            f"node at {self.url} refused tx {ptx.tx_hash}: {msg}",
+            agent=ptx.agent,
+            contract=ptx.contract,
+            function=ptx.function,
+        )
+
+    def _known(self, tx_hash: str) -> bool:
+        return self._rpc("eth_getTransactionByHash", [tx_hash]) is not None
+
+    def _submit(self, ptx: PendingTx) -> None:
+        self._submit_many([ptx])
+
+    def submit_many(self, ptxs: Sequence[PendingTx]) -> None:
+        """Submit several signed transactions in one HTTP request (JSON-RPC batch)."""
+        for ptx in ptxs:
+            cid = raw_tx_chain_id(ptx.raw)
+            if cid != self.chain_id:
+                raise ChainIdMismatchError(
+                    f"transaction {ptx.tx_hash} was signed for chain id {cid}, but chain "
+                    f"{self.name!r} has chain id {self.chain_id}",
+                    agent=ptx.agent,
+                    contract=ptx.contract,
+                    function=ptx.function,
+                )
+        self._submit_many(ptxs)
+
+    def _submit_many(self, ptxs: Sequence[PendingTx]) -> None:
+        calls = [("eth_sendRawTransaction", ["0x" + p.raw.hex()]) for p in ptxs]
+        for attempt in range(self.retries + 1):
+            try:
+                answers = self._batch(calls)
+                break
+            except ChainConnectionError:
+                # Never resend blindly: keep only those the node does not know yet. Resending
+                # the same signed bytes (same nonce) cannot spend twice.
+                if attempt == self.retries:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+                known = {p.tx_hash for p in ptxs if self._known(p.tx_hash)}
+                for p in ptxs:
+                    if p.tx_hash in known:
+                        self._pending[p.tx_hash] = p
+                keep = [(c, p) for c, p in zip(calls, ptxs, strict=True) if p.tx_hash not in known]
+                calls = [c for c, _ in keep]
+                ptxs = [p for _, p in keep]
+                if not calls:
+                    return
+        first_error: TransactionRejected | None = None
+        for ptx, ans in zip(ptxs, answers, strict=True):
+            err = ans.get("error")
+            if err is not None:
+                msg = str(err.get("message", err) if isinstance(err, dict) else err).lower()
+                if "already known" in msg or "already imported" in msg:
+                    self._pending[ptx.tx_hash] = ptx
+                    continue
+                if first_error is None:
+                    first_error = self._rejection(ptx, err)
+                continue
+            self._pending[ptx.tx_hash] = ptx
+        if first_error is not None:
+            raise first_error
+
+    # ---- mining and receipts ----
+    def _receipts(self, hashes: list[str]) -> list[dict[str, Any] | None]:
+        answers = self._batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+        return [a.get("result") for a in answers]
+
+    def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
+        hashes = [p.tx_hash for p in pending]
+        if self.dev:
+            self._rpc("evm_mine", [])
+            receipts = self._receipts(hashes)
+        else:
+            deadline = time.monotonic() + self.receipt_timeout_s
+            receipts = self._receipts(hashes)
+            while any(r is None for r in receipts):
+                if time.monotonic() > deadline:
+                    missing = [h for h, r in zip(hashes, receipts, strict=True) if r is None]
+                    raise ReceiptTimeoutError(
+                        f"no receipt after {self.receipt_timeout_s:.0f} s on chain {self.name!r} "
+                        f"({self.url}) for {len(missing)} tx, e.g. {missing[0]}"
+                    )
+                time.sleep(0.25)
+                receipts = self._receipts(hashes)
+        self._base_fee = None
+        results = []
+        for p, r in zip(pending, receipts, strict=True):
+            if r is None:  # dev node: stuck behind a nonce gap -> drop it, report it
+                with contextlib.suppress(RpcError):
+                    self._rpc("anvil_dropTransaction", [p.tx_hash])
+                res = TxResult(
+                    chain=self.name,
+                    tx_hash=p.tx_hash,
+                    sender=p.sender,
+                    agent=p.agent,
+                    contract=p.contract,
+                    function=p.function,
+                    nonce=p.nonce,
+                    gas_limit=p.gas_limit,
+                    block_number=-1,
+                    block_hash="",
+                    gas_used=0,
+                    status=0,
+                )
+                res.error = NonceError(  # type: ignore[assignment]
+                    f"tx {p.tx_hash} with nonce {p.nonce} was not mined (nonce gap); dropped",
+                    agent=p.agent,
+                    contract=p.contract,
+                    function=p.function,
+                )
+                results.append(res)
+                continue
+            results.append(self._result(p, r))
+        return results
+
+    def _result(self, p: PendingTx, r: dict[str, Any]) -> TxResult:
+        logs = tuple(
+            Log(
+                address=to_checksum_address(lg["address"]),
+                topics=tuple(bytes.fromhex(t[2:]) for t in lg["topics"]),
+                data=bytes.fromhex(lg["data"][2:]),
+                log_index=int(lg["logIndex"], 16),
+            )
+            for lg in r.get("logs", [])
+        )
+        res = TxResult(
+            chain=self.name,
+            tx_hash=p.tx_hash,
+            sender=p.sender,
+            agent=p.agent,
+            contract=p.contract,
+            function=p.function,
+            nonce=p.nonce,
+            gas_limit=p.gas_limit,
+            block_number=int(r["blockNumber"], 16),
+            block_hash=r["blockHash"],
+            gas_used=int(r["gasUsed"], 16),
+            status=int(r.get("status", "0x1"), 16),
+            logs=logs,
+            contract_address=(
+                to_checksum_address(r["contractAddress"]) if r.get("contractAddress") else None
+            ),
+        )
+        if res.status == 0:
+            oog, reason = self._failure_reason(p, res)
+            res.error = _failure(self.name, p, out_of_gas=oog, reason=reason)
+        return res
+
+    def _failure_reason(self, p: PendingTx, res: TxResult) -> tuple[bool, str]:
+        """(out_of_gas, reason) of a mined failed tx: trace it, else replay with eth_call."""
+        with contextlib.suppress(RpcError, ChainConnectionError):
+            tr = self._rpc("debug_traceTransaction", [p.tx_hash, {"tracer": "callTracer"}])
+            err = str(tr.get("error", ""))
+            if "gas" in err.lower() and "out" in err.lower():
+                return True, err
+            out = tr.get("output") or "0x"
+            return False, decode_revert_reason(bytes.fromhex(out[2:]))
+        if res.gas_used >= p.gas_limit:
+            return True, "out of gas"
+        tx = {"from": p.sender, "data": "0x", "gas": hex(p.gas_limit)}
+        try:
+            raw_tx = self._rpc("eth_getTransactionByHash", [p.tx_hash])
+            tx.update(to=raw_tx.get("to"), data=raw_tx.get("input", "0x"), value=raw_tx["value"])
+            self._rpc("eth_call", [tx, hex(res.block_number - 1)])
+        except RpcError as exc:
+            e = exc.error if isinstance(exc.error, dict) else {}
+            data = e.get("data")
+            if isinstance(data, dict):
+                data = data.get("data")
+            if isinstance(data, str) and data.startswith("0x"):
+                return False, decode_revert_reason(bytes.fromhex(data[2:]))
+            return False, str(e.get("message", exc.error))
+        return False, ""
+
+    # ---- reads ----
+    @staticmethod
+    def _tag(block: int | str) -> str:
+        return hex(block) if isinstance(block, int) else block
+
+    def call(
+        self,
+        to: str,
+        data: bytes,
+        *,
+        sender: str | None = None,
+        block: int | str = "latest",
+        value: int = 0,
+    ) -> bytes:
+        tx: dict[str, Any] = {"to": to, "data": "0x" + bytes(data).hex(), "gas": hex(CALL_GAS)}
+        if sender:
+            tx["from"] = sender
+        if value:
+            tx["value"] = hex(value)
+        try:
+            out = self._rpc("eth_call", [tx, self._tag(block)])
+        except RpcError as exc:
+            e = exc.error if isinstance(exc.error, dict) else {}
+            data_hex = e.get("data")
+            if isinstance(data_hex, dict):
+                data_hex = data_hex.get("data")
+            if isinstance(data_hex, str) and data_hex.startswith("0x"):
+                raise CallReverted(decode_revert_reason(bytes.fromhex(data_hex[2:]))) from exc
+            raise CallReverted(str(e.get("message", exc.error))) from exc
+        return bytes.fromhex(out[2:])
+
+    def nonce(self, address: str, block: int | str = "pending") -> int:
+        return int(self._rpc("eth_getTransactionCount", [address, self._tag(block)]), 16)
+
+    def balance(self, address: str, block: int | str = "latest") -> int:
+        return int(self._rpc("eth_getBalance", [address, self._tag(block)]), 16)
+
+    def block_number(self) -> int:
+        return int(self._rpc("eth_blockNumber", []), 16)
+
+    def get_block(self, number: int | str = "latest") -> dict[str, Any]:
+        b = self._rpc("eth_getBlockByNumber", [self._tag(number), False])
+        if b is None:
+            raise ValueError(f"block {number!r} not found on chain {self.name!r}")
+        return {
+            "number": int(b["number"], 16),
+            "hash": b["hash"],
+            "parent_hash": b["parentHash"],
+            "gas_used": int(b["gasUsed"], 16),
+            "gas_limit": int(b["gasLimit"], 16),
+            "timestamp": int(b["timestamp"], 16),
+            "tx_count": len(b["transactions"]),
+        }
+
+    def base_fee(self) -> int:
+        if self._base_fee is None:
+            b = self._rpc("eth_getBlockByNumber", ["latest", False])
+            self._base_fee = int(b.get("baseFeePerGas", "0x0"), 16)
+        return self._base_fee
+
+    @property
+    def faucet(self) -> LocalAccount:
+        if self._faucet is None:
+            raise ChainError(
+                f"chain {self.name!r} ({self.url}) is not a dev node: pass faucet_key= or set "
+                "GRIDLEDGER_FAUCET_KEY to the private key of a funded account"
+            )
+        return self._faucet
+
+    def close(self) -> None:
+        self._session.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Factory
+# --------------------------------------------------------------------------------------------
+
+
+def make_chain(spec: str, name: str, chain_id: int) -> ChainBackend:
+    """'embedded' -> EmbeddedChain(chain_id, name); an http(s) URL -> RpcChain checked for it."""
+    if spec == "embedded":
+        return EmbeddedChain(chain_id, name)
+    if spec.startswith(("http://", "https://")):
+        return RpcChain(spec, name, expected_chain_id=chain_id)
+    raise ValueError(f"chain spec must be 'embedded' or an http(s):// URL, got {spec!r}")
+
+
+def iter_results(ptxs: Sequence[PendingTx]) -> Iterator[TxResult]:
+    """Results of mined pending transactions (raises if one is not mined yet)."""
+    for p in ptxs:
+        if p.result is None:
+            raise ChainError(f"transaction {p.tx_hash} on {p.chain} is not mined yet")
+        yield p.result
+
+
+def parse_chain_spec(spec: str) -> dict[str, str]:
+    """The `--chain` value -> {'letb': spec, 'retb': spec}.
+
+    Accepted: 'embedded' (two in-process chains); 'URL_LETB,URL_RETB' (what `gridledger node`
+    prints, e.g. 'http://127.0.0.1:8545,http://127.0.0.1:8546'); 'letb=URL,retb=URL'.
+    """
+    spec = spec.strip()
+    if spec == "embedded":
+        return dict.fromkeys(CHAIN_NAMES, "embedded")
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if len(parts) != len(CHAIN_NAMES):
+        raise ValueError(
+            f"--chain must be 'embedded' or two URLs 'URL_LETB,URL_RETB' (one node per chain, "
+            f"e.g. from `gridledger node`), got {spec!r}"
+        )
+    if all("=" in p for p in parts):
+        named = dict(p.split("=", 1) for p in parts)
+        if set(named) != set(CHAIN_NAMES):
+            raise ValueError(f"--chain names must be {CHAIN_NAMES}, got {sorted(named)}")
+        out = {k: named[k].strip() for k in CHAIN_NAMES}
+    else:
+        out = dict(zip(CHAIN_NAMES, parts, strict=True))
+    for k, url in out.items():
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"--chain: {k} URL must start with http:// or https://, got {url!r}")
+    if out["letb"] == out["retb"]:
+        raise ValueError(f"--chain: LETB and RETB need two different nodes, got {url!r} twice")
+    return out
+
+
+def make_chains(
+    spec: str = "embedded", chain_ids: dict[str, int] | None = None
+) -> dict[str, ChainBackend]:
+    """Both ledgers from a `--chain` value: {'letb': ChainBackend, 'retb': ChainBackend}.
+
+    RPC nodes must report the expected chain ids (default DEFAULT_CHAIN_IDS).
+    """
+    ids = dict(DEFAULT_CHAIN_IDS if chain_ids is None else chain_ids)
+    if ids.get("letb") == ids.get("retb"):
+        raise ValueError(f"chain ids of LETB and RETB must differ, got {ids}")
+    return {k: make_chain(s, k, ids[k]) for k, s in parse_chain_spec(spec).items()}

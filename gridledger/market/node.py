@@ -1,0 +1,214 @@
+"""Local anvil dev nodes: find the pinned binary, start one process per chain, stop cleanly.
+
+`start_anvil(chain_id)` is a context manager used by tests and benchmarks; `main_node(args)` backs
+the `gridledger node` CLI subcommand (one anvil for the LETB chain, one for the RETB chain).
+The binary comes from `scripts/install-anvil` (npm package @foundry-rs/anvil, pinned version):
+$GRIDLEDGER_ANVIL, then <project>/.tools/anvil/bin/anvil, then `anvil` on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from gridledger.market.chain import DEFAULT_CHAIN_IDS, DEV_BLOCK_GAS_LIMIT, ChainError
+
+__all__ = [
+    "AnvilNode",
+    "AnvilNotFoundError",
+    "AnvilStartError",
+    "add_node_arguments",
+    "find_anvil",
+    "main_node",
+    "start_anvil",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+LOCAL_ANVIL = PROJECT_ROOT / ".tools" / "anvil" / "bin" / "anvil"
+
+
+class AnvilNotFoundError(ChainError):
+    """No anvil binary in $GRIDLEDGER_ANVIL, .tools/anvil/bin/anvil or PATH."""
+
+
+class AnvilStartError(ChainError):
+    """anvil did not answer JSON-RPC in time (its output is in the message)."""
+
+
+def find_anvil() -> Path:
+    """Path of the anvil binary: $GRIDLEDGER_ANVIL, then .tools/anvil/bin/anvil, then PATH."""
+    env = os.environ.get("GRIDLEDGER_ANVIL")
+    if env:
+        p = Path(env)
+        if p.is_file() and os.access(p, os.X_OK):
+            return p
+        raise AnvilNotFoundError(
+            f"GRIDLEDGER_ANVIL={env} is not an executable file; run `scripts/install-anvil "
+            ".tools/anvil` (or `make tools`) or unset it"
+        )
+    if LOCAL_ANVIL.is_file() and os.access(LOCAL_ANVIL, os.X_OK):
+        return LOCAL_ANVIL
+    found = shutil.which("anvil")
+    if found:
+        return Path(found)
+    raise AnvilNotFoundError(
+        "anvil not found: run `scripts/install-anvil .tools/anvil` (or `make tools`), "
+        "or set GRIDLEDGER_ANVIL to the binary"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on `host`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class AnvilNode:
+    """A running anvil process bound to 127.0.0.1 (stop() or use as a context manager)."""
+
+    chain_id: int
+    port: int
+    process: subprocess.Popen[bytes] = field(repr=False)
+    host: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """SIGTERM, wait, then SIGKILL this process only."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout_s)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> AnvilNode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_anvil(
+    chain_id: int,
+    port: int | None = None,
+    *,
+    block_gas_limit: int = DEV_BLOCK_GAS_LIMIT,
+    balance_eth: int = 1_000_000,
+    startup_timeout_s: float = 20.0,
+    binary: Path | None = None,
+) -> AnvilNode:
+    """Start anvil on 127.0.0.1 with `chain_id`, wait until it answers, return the node.
+
+    No automatic mining (`--no-mining`: blocks are mined by `evm_mine`, one per market hour or
+    phase), FIFO transaction order (a batch lands in submission order), a large block gas limit.
+    """
+    if not 0 < int(chain_id) < 2**64:
+        raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
+    exe = binary or find_anvil()
+    port = port or free_port()
+    cmd = [
+        str(exe),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--chain-id", str(int(chain_id)),
+        "--gas-limit", str(int(block_gas_limit)),
+        "--balance", str(int(balance_eth)),
+        "--accounts", "2",
+        "--no-mining",
+        "--order", "fifo",
+        "--silent",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    node = AnvilNode(chain_id=int(chain_id), port=port, process=proc)
+    deadline = time.monotonic() + startup_timeout_s
+    payload = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    while True:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            node.stop()
+            raise AnvilStartError(
+                f"anvil exited with code {proc.returncode} (port {port}, chain id {chain_id}): "
+                f"{err.strip()[-2000:]}"
+            )
+        with contextlib.suppress(requests.RequestException, ValueError):
+            r = requests.post(node.url, json=payload, timeout=1.0)
+            if r.status_code == 200 and int(r.json()["result"], 16) == int(chain_id):
+                return node
+        if time.monotonic() > deadline:
+            node.stop()
+            raise AnvilStartError(
+                f"anvil on {node.url} (chain id {chain_id}) did not answer within "
+                f"{startup_timeout_s:.0f} s"
+            )
+        time.sleep(0.05)
+
+
+def add_node_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `gridledger node` (the CLI calls this on its subparser)."""
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8545,
+        help="port of the LETB chain; the RETB chain uses port+1 (default 8545)",
+    )
+    parser.add_argument("--letb-chain-id", type=int, default=DEFAULT_CHAIN_IDS["letb"])
+    parser.add_argument("--retb-chain-id", type=int, default=DEFAULT_CHAIN_IDS["retb"])  # fmt: skip
+
+
+def main_node(args: argparse.Namespace) -> int:
+    """`gridledger node`: start one anvil per chain, print the --chain value, wait for Ctrl-C.
+
+    `args` needs `port`, `letb_chain_id`, `retb_chain_id` (see `add_node_arguments`).
+    Returns the process exit code (0 after Ctrl-C, 1 if a node failed).
+    """
+    port = int(getattr(args, "port", 8545))
+    ids = (int(getattr(args, "letb_chain_id", DEFAULT_CHAIN_IDS["letb"])),
+           int(getattr(args, "retb_chain_id", DEFAULT_CHAIN_IDS["retb"])))  # fmt: skip
+    if ids[0] == ids[1]:
+        print(f"gridledger node: the two chains need distinct chain ids, got {ids[0]} twice",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    nodes: list[AnvilNode] = []
+    try:
+        for i, cid in enumerate(ids):
+            nodes.append(start_anvil(cid, port + i))
+        spec = ",".join(n.url for n in nodes)
+        print(f"LETB chain: {nodes[0].url}  (chain id {ids[0]})")
+        print(f"RETB chain: {nodes[1].url}  (chain id {ids[1]})")
+        print(f"run with:   gridledger run --chain {spec}")
+        print("Ctrl-C stops both nodes.", flush=True)
+        while all(n.alive() for n in nodes):
+            time.sleep(0.5)
+        print("gridledger node: an anvil process exited", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except ChainError as exc:
+        print(f"gridledger node: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for n in nodes:
+            n.stop()
