@@ -1,0 +1,199 @@
+"""Fixtures for the contract tests: one real EVM (py-evm via eth-tester) per test module with the
+token, one LETB and one RETB deployed and participants registered; every test starts from a
+snapshot of that state and is reverted afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from eth_tester import EthereumTester, PyEVMBackend
+from web3 import EthereumTesterProvider, Web3
+from web3.contract import Contract
+
+from gridledger.contracts import load_artifact
+
+TX_GAS = 5_000_000
+USD = 10**18
+PER_MWH = 10**12  # token base units per Wh for 1 $/MWh
+N_ACCOUNTS = 230
+
+
+class Reverted(AssertionError):
+    """A transaction reverted; `reason` is the contract's revert string."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc.args[0]) if exc.args else str(exc)
+    return text.removeprefix("execution reverted: ")
+
+
+@dataclass
+class Chain:
+    """A real in-process EVM with unlocked accounts; transactions mined one per block."""
+
+    tester: EthereumTester
+    w3: Web3
+    accounts: list[str]
+    gas_log: list[tuple[str, int]] = field(default_factory=list)
+
+    @classmethod
+    def fresh(cls, n_accounts: int = N_ACCOUNTS) -> Chain:
+        genesis = PyEVMBackend.generate_genesis_state(num_accounts=n_accounts)
+        tester = EthereumTester(PyEVMBackend(genesis_state=genesis))
+        w3 = Web3(EthereumTesterProvider(tester))
+        return cls(tester, w3, list(w3.eth.accounts))
+
+    def deploy(self, name: str, *args: Any, sender: str | None = None) -> Contract:
+        art = load_artifact(name)
+        factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        tx = factory.constructor(*args).transact({"from": sender or self.accounts[0]})
+        receipt = self.w3.eth.get_transaction_receipt(tx)
+        assert receipt.status == 1, f"deploying {name} failed"
+        return self.w3.eth.contract(address=receipt.contractAddress, abi=art["abi"])
+
+    def send(self, call: Any, sender: str, label: str | None = None) -> Any:
+        """Send a contract call as `sender`; returns the receipt or raises Reverted(reason)."""
+        tx = call.transact({"from": sender, "gas": TX_GAS})
+        receipt = self.w3.eth.get_transaction_receipt(tx)
+        if receipt.status != 1:
+            try:
+                call.call({"from": sender})
+            except Exception as exc:  # the replay names the revert reason
+                raise Reverted(_reason(exc)) from None
+            raise Reverted("reverted without reason")
+        if label:
+            self.gas_log.append((label, receipt.gasUsed))
+        return receipt
+
+    def snapshot(self) -> int:
+        return self.tester.take_snapshot()
+
+    def revert(self, snap: int) -> None:
+        self.tester.revert_to_snapshot(snap)
+
+
+def revert_reason(chain: Chain, call: Any, sender: str) -> str:
+    """The revert reason of `call` sent by `sender` (fails the test if it succeeds)."""
+    try:
+        chain.send(call, sender)
+    except Reverted as exc:
+        return exc.reason
+    raise AssertionError("transaction did not revert")
+
+
+@dataclass
+class Market:
+    """Deployed contracts and named participants (see `deploy_market`)."""
+
+    chain: Chain
+    token: Contract
+    letb: Contract
+    retb: Contract
+    admin: str
+    operator: str
+    tdno: str
+    producers: list[str]
+    consumers: list[str]
+    reps: list[str]
+    prosumer: str
+    outsider: str
+    buses: dict[str, int]
+    params: dict[str, int]
+
+
+LETB_BOND = 0
+INITIAL_REP = 400
+RETB_PARAMS = {"log_base_k": 10, "scale_wh": 1_000_000, "stable_ref_hours": 24}
+
+
+def commitment(account: str) -> bytes:
+    return Web3.keccak(text=f"identity:{account}")
+
+
+def deploy_market(
+    chain: Chain, n_producers: int = 6, n_consumers: int = 5, n_reps: int = 2
+) -> Market:
+    """Token + LETB + RETB, roles set, everyone funded, approved and registered."""
+    acc = chain.accounts
+    admin, operator, tdno = acc[0], acc[1], acc[2]
+    producers = acc[3 : 3 + n_producers]
+    consumers = acc[3 + n_producers : 3 + n_producers + n_consumers]
+    k = 3 + n_producers + n_consumers
+    reps = acc[k : k + n_reps]
+    prosumer, outsider = acc[k + n_reps], acc[k + n_reps + 1]
+    token = chain.deploy("EnergyToken", 10**12 * USD, sender=admin)
+    letb = chain.deploy("LETB", token.address, 1, operator, tdno, INITIAL_REP, LETB_BOND)
+    retb = chain.deploy(
+        "RETB",
+        token.address,
+        1,
+        operator,
+        tdno,
+        INITIAL_REP,
+        0,
+        RETB_PARAMS["log_base_k"],
+        RETB_PARAMS["scale_wh"],
+        RETB_PARAMS["stable_ref_hours"],
+    )
+    chain.send(token.functions.set_minter(retb.address, True), admin)
+    for market in (letb, retb):
+        chain.send(token.functions.transfer(market.address, 1), admin)
+    buses: dict[str, int] = {}
+    for i, who in enumerate([*producers, *consumers, *reps, prosumer, outsider]):
+        buses[who] = 10 + i
+        chain.send(token.functions.transfer(who, 10**6 * USD), admin)
+        for market in (letb, retb):
+            chain.send(token.functions.approve(market.address, 2**256 - 1), who)
+    for who in producers:
+        chain.send(letb.functions.register(who, commitment(who), buses[who], 1), operator)
+    for who in consumers:
+        for market in (letb, retb):
+            chain.send(market.functions.register(who, commitment(who), buses[who], 2), operator)
+    chain.send(
+        letb.functions.register(prosumer, commitment(prosumer), buses[prosumer], 3), operator
+    )
+    for who in reps:
+        chain.send(retb.functions.register(who, commitment(who), buses[who], 1), operator)
+    return Market(
+        chain,
+        token,
+        letb,
+        retb,
+        admin,
+        operator,
+        tdno,
+        producers,
+        consumers,
+        reps,
+        prosumer,
+        outsider,
+        buses,
+        {"initial_rep": INITIAL_REP, **RETB_PARAMS},
+    )
+
+
+@pytest.fixture(scope="module")
+def chain() -> Chain:
+    return Chain.fresh()
+
+
+@pytest.fixture(scope="module")
+def market_base_state(chain: Chain) -> tuple[Market, int]:
+    market = deploy_market(chain)
+    return market, chain.snapshot()
+
+
+@pytest.fixture
+def market(market_base_state: tuple[Market, int]) -> Iterator[Market]:
+    """The deployed market, reverted to its pristine state after the test."""
+    m, snap = market_base_state
+    m.chain.revert(snap)
+    yield m
+    m.chain.revert(snap)
