@@ -1,0 +1,621 @@
+"""Typed Python wrappers over the compiled contracts: the one place that knows their ABIs.
+
+Calldata is encoded with eth_abi directly (no web3 contract objects, no node round trips), so a
+wrapper method returns a `TxRequest` that any `Signer` can sign and send, alone or in a batch:
+
+    token = EnergyToken.deploy(admin, initial_supply=10**24)
+    admin.transact(token.transfer(user.address, 5 * 10**18))
+    send_many([(u, letb.request(t, demand_wh, rt)) for u, ... in ...])   # one block
+
+Units follow gridledger/contracts/README.md: energy in Wh, prices in token base units per Wh,
+money in token base units (18 decimals), hours as integer indexes, reputation 0..1000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+
+from gridledger.contracts import load_artifact
+from gridledger.market.chain import (
+    DEFAULT_GAS_LIMIT,
+    CallReverted,
+    ChainBackend,
+    ChainError,
+    Log,
+    Signer,
+    TxRequest,
+    TxResult,
+)
+
+__all__ = [
+    "GAS_LIMITS",
+    "LETB",
+    "MAX_UINT256",
+    "RETB",
+    "AbiMismatchError",
+    "ContractAbi",
+    "DeployedContract",
+    "EnergyToken",
+    "Event",
+    "MarketContract",
+    "price_to_base_units_per_wh",
+]
+
+MAX_UINT256 = 2**256 - 1
+DEPLOY_GAS_LIMIT = 10_000_000
+GAS_LIMITS: dict[str, int] = {
+    "open_hour": 3_000_000,
+    "request": 3_000_000,
+    "settle": 2_000_000,
+    "feedback": 2_000_000,
+    "post_offer": 1_000_000,
+    "register": 500_000,
+}
+"""Explicit gas limit per function name (others: chain.DEFAULT_GAS_LIMIT)."""
+
+
+def price_to_base_units_per_wh(price_usd_per_mwh: float) -> int:
+    """$/MWh -> token base units per Wh (1 $/MWh = 10**12), the agreed on-chain price unit."""
+    return round(price_usd_per_mwh * 10**12)
+
+
+class AbiMismatchError(ChainError):
+    """An artifact lacks a function/event a wrapper needs, or arguments do not fit the ABI."""
+
+
+# --------------------------------------------------------------------------------------------
+# ABI codec
+# --------------------------------------------------------------------------------------------
+
+
+def _type_str(param: Mapping[str, Any]) -> str:
+    t = str(param["type"])
+    if t.startswith("tuple"):
+        inner = ",".join(_type_str(c) for c in param["components"])
+        return f"({inner}){t[len('tuple') :]}"
+    return t
+
+
+def _to_abi_value(param: Mapping[str, Any], value: Any) -> Any:
+    """Python value -> what eth_abi encodes: dicts/dataclass-like become tuples for structs."""
+    t = str(param["type"])
+    if t.startswith("tuple"):
+        comps = param["components"]
+        if t.endswith("]"):
+            elem = dict(param, type=t[: t.rindex("[")])
+            return [_to_abi_value(elem, v) for v in value]
+        if isinstance(value, Mapping):
+            return tuple(_to_abi_value(c, value[c["name"]]) for c in comps)
+        return tuple(_to_abi_value(c, v) for c, v in zip(comps, value, strict=True))
+    if t.endswith("]"):
+        elem = dict(param, type=t[: t.rindex("[")])
+        return [_to_abi_value(elem, v) for v in value]
+    if t == "address" and isinstance(value, str):
+        return to_checksum_address(value)
+    return value
+
+
+def _from_abi_value(param: Mapping[str, Any], value: Any) -> Any:
+    """Decoded value -> Python: structs become dicts by component name, addresses checksummed."""
+    t = str(param["type"])
+    if t.endswith("]"):
+        elem = dict(param, type=t[: t.rindex("[")])
+        return [_from_abi_value(elem, v) for v in value]
+    if t.startswith("tuple"):
+        comps = param["components"]
+        if all(c.get("name") for c in comps):
+            return {c["name"]: _from_abi_value(c, v) for c, v in zip(comps, value, strict=True)}
+        return tuple(_from_abi_value(c, v) for c, v in zip(comps, value, strict=True))
+    if t == "address":
+        return to_checksum_address(value)
+    return value
+
+
+@dataclass(frozen=True)
+class AbiFunction:
+    name: str
+    inputs: tuple[Mapping[str, Any], ...]
+    outputs: tuple[Mapping[str, Any], ...]
+    selector: bytes
+    mutability: str
+
+    @property
+    def input_types(self) -> list[str]:
+        return [_type_str(p) for p in self.inputs]
+
+    @property
+    def output_types(self) -> list[str]:
+        return [_type_str(p) for p in self.outputs]
+
+
+@dataclass(frozen=True)
+class AbiEvent:
+    name: str
+    inputs: tuple[Mapping[str, Any], ...]
+    topic0: bytes
+
+
+@dataclass(frozen=True)
+class Event:
+    """A decoded event log."""
+
+    chain: str
+    contract: str
+    address: str
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+
+
+class ContractAbi:
+    """Function selectors, calldata encoding, output and event decoding for one ABI."""
+
+    def __init__(self, abi: Sequence[Mapping[str, Any]], name: str) -> None:
+        self.name = name
+        self.abi = list(abi)
+        self.functions: dict[str, list[AbiFunction]] = {}
+        self.events: dict[str, AbiEvent] = {}
+        self.events_by_topic: dict[bytes, AbiEvent] = {}
+        self.constructor_inputs: tuple[Mapping[str, Any], ...] = ()
+        for item in self.abi:
+            kind = item.get("type")
+            inputs = tuple(item.get("inputs", ()))
+            sig = f"{item.get('name')}({','.join(_type_str(p) for p in inputs)})"
+            if kind == "function":
+                fn = AbiFunction(
+                    name=item["name"],
+                    inputs=inputs,
+                    outputs=tuple(item.get("outputs", ())),
+                    selector=keccak(text=sig)[:4],
+                    mutability=item.get("stateMutability", "nonpayable"),
+                )
+                self.functions.setdefault(fn.name, []).append(fn)
+            elif kind == "event":
+                ev = AbiEvent(name=item["name"], inputs=inputs, topic0=keccak(text=sig))
+                self.events[ev.name] = ev
+                self.events_by_topic[ev.topic0] = ev
+            elif kind == "constructor":
+                self.constructor_inputs = inputs
+
+    def function(self, name: str, n_args: int) -> AbiFunction:
+        cands = self.functions.get(name)
+        if not cands:
+            raise AbiMismatchError(f"{self.name} has no function {name!r}")
+        for fn in cands:
+            if len(fn.inputs) == n_args:
+                return fn
+        arities = sorted(len(f.inputs) for f in cands)
+        raise AbiMismatchError(
+            f"{self.name}.{name} takes {arities} argument(s), {n_args} were given"
+        )
+
+    def encode_call(self, name: str, args: Sequence[Any]) -> bytes:
+        fn = self.function(name, len(args))
+        values = [_to_abi_value(p, a) for p, a in zip(fn.inputs, args, strict=True)]
+        try:
+            return fn.selector + abi_encode(fn.input_types, values)
+        except Exception as exc:  # eth_abi raises several encoding error types
+            raise AbiMismatchError(f"{self.name}.{name}{tuple(args)!r}: {exc}") from exc
+
+    def encode_constructor(self, args: Sequence[Any]) -> bytes:
+        if len(args) != len(self.constructor_inputs):
+            raise AbiMismatchError(
+                f"{self.name} constructor takes {len(self.constructor_inputs)} argument(s) "
+                f"({[p['name'] for p in self.constructor_inputs]}), {len(args)} were given"
+            )
+        if not args:
+            return b""
+        types = [_type_str(p) for p in self.constructor_inputs]
+        values = [_to_abi_value(p, a) for p, a in zip(self.constructor_inputs, args, strict=True)]
+        return abi_encode(types, values)
+
+    def decode_output(self, name: str, n_args: int, data: bytes) -> Any:
+        fn = self.function(name, n_args)
+        if not fn.outputs:
+            return None
+        values = abi_decode(fn.output_types, data)
+        out = [_from_abi_value(p, v) for p, v in zip(fn.outputs, values, strict=True)]
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def decode_log(self, log: Log) -> tuple[AbiEvent, dict[str, Any]] | None:
+        """(event, args) of a log emitted by this contract, or None if the topic is unknown."""
+        if not log.topics:
+            return None
+        ev = self.events_by_topic.get(log.topics[0])
+        if ev is None:
+            return None
+        indexed = [p for p in ev.inputs if p.get("indexed")]
+        plain = [p for p in ev.inputs if not p.get("indexed")]
+        args: dict[str, Any] = {}
+        for p, topic in zip(indexed, log.topics[1:], strict=True):
+            t = _type_str(p)
+            if t in ("string", "bytes") or t.endswith("]") or t.startswith("("):
+                args[p["name"]] = topic  # hashed in the topic
+            else:
+                args[p["name"]] = _from_abi_value(p, abi_decode([t], topic)[0])
+        if plain:
+            values = abi_decode([_type_str(p) for p in plain], log.data)
+            for p, v in zip(plain, values, strict=True):
+                args[p["name"]] = _from_abi_value(p, v)
+        return ev, {p["name"]: args[p["name"]] for p in ev.inputs}
+
+
+# --------------------------------------------------------------------------------------------
+# Generic deployed contract
+# --------------------------------------------------------------------------------------------
+
+
+class DeployedContract:
+    """A contract at `address` on `chain`, with the ABI of artifact `artifact`.
+
+    `tx(fn, *args)` -> TxRequest (sign/send it with a Signer); `call(fn, *args)` -> decoded
+    return value of a view; `decode_logs(result)` -> Events of this contract in a result.
+    """
+
+    artifact: ClassVar[str] = ""
+    required_functions: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        chain: ChainBackend,
+        address: str,
+        *,
+        artifact: str | None = None,
+        abi: Sequence[Mapping[str, Any]] | None = None,
+        label: str | None = None,
+    ) -> None:
+        name = artifact or self.artifact
+        if not name:
+            raise ValueError("DeployedContract needs an artifact name")
+        self.chain = chain
+        self.address = to_checksum_address(address)
+        self.name = name
+        self.label = label or name
+        self.abi = ContractAbi(abi if abi is not None else load_artifact(name)["abi"], name)
+        missing = [f for f in self.required_functions if f not in self.abi.functions]
+        if missing:
+            raise AbiMismatchError(f"artifact {name} lacks functions {missing} this wrapper needs")
+
+    # ---- deployment ----
+    @classmethod
+    def deploy(
+        cls,
+        signer: Signer,
+        *args: Any,
+        artifact: str | None = None,
+        gas: int = DEPLOY_GAS_LIMIT,
+        label: str | None = None,
+    ) -> Self:
+        """Deploy from `signer` (mines one block) and wrap the new contract."""
+        req = cls.deploy_request(*args, artifact=artifact, gas=gas, label=label)
+        res = signer.transact(req)
+        return cls.at_result(signer.chain, res, artifact=artifact, label=label)
+
+    @classmethod
+    def deploy_request(
+        cls,
+        *args: Any,
+        artifact: str | None = None,
+        gas: int = DEPLOY_GAS_LIMIT,
+        label: str | None = None,
+    ) -> TxRequest:
+        """The creation transaction (to batch several deployments in one block)."""
+        name = artifact or cls.artifact
+        art = load_artifact(name)
+        code = bytes.fromhex(art["bytecode"].removeprefix("0x"))
+        data = code + ContractAbi(art["abi"], name).encode_constructor(args)
+        return TxRequest(to=None, data=data, gas=gas, contract=label or name, function="deploy")
+
+    @classmethod
+    def at_result(
+        cls,
+        chain: ChainBackend,
+        result: TxResult,
+        *,
+        artifact: str | None = None,
+        label: str | None = None,
+    ) -> Self:
+        """Wrap the contract created by a mined deployment result."""
+        result.raise_for_error()
+        if result.contract_address is None:
+            raise ChainError(f"transaction {result.tx_hash} created no contract")
+        return cls(chain, result.contract_address, artifact=artifact, label=label)
+
+    # ---- transactions and calls ----
+    def tx(
+        self, fn: str, *args: Any, gas: int | None = None, value: int = 0, op: str | None = None
+    ) -> TxRequest:
+        """TxRequest calling `fn(*args)`; `op` relabels the operation in the ledger."""
+        data = self.abi.encode_call(fn, args)
+        limit = gas if gas is not None else GAS_LIMITS.get(fn, DEFAULT_GAS_LIMIT)
+        return TxRequest(
+            to=self.address,
+            data=data,
+            gas=limit,
+            value=value,
+            contract=self.label,
+            function=op or fn,
+        )
+
+    def call(
+        self, fn: str, *args: Any, block: int | str = "latest", sender: str | None = None
+    ) -> Any:
+        """Decoded return value of `fn(*args)` (eth_call); CallReverted names the function."""
+        data = self.abi.encode_call(fn, args)
+        try:
+            out = self.chain.call(self.address, data, sender=sender, block=block)
+        except CallReverted as exc:
+            raise CallReverted(exc.reason, contract=self.label, function=fn) from exc
+        return self.abi.decode_output(fn, len(args), out)
+
+    def decode_logs(self, result: TxResult | Iterable[TxResult]) -> list[Event]:
+        """Events this contract emitted in one or several mined results."""
+        results = [result] if isinstance(result, TxResult) else list(result)
+        events = []
+        for res in results:
+            for log in res.logs:
+                if log.address != self.address:
+                    continue
+                decoded = self.abi.decode_log(log)
+                if decoded is None:
+                    continue
+                ev, args = decoded
+                events.append(
+                    Event(
+                        chain=res.chain,
+                        contract=self.label,
+                        address=self.address,
+                        name=ev.name,
+                        args=args,
+                        block_number=res.block_number,
+                        block_hash=res.block_hash,
+                        tx_hash=res.tx_hash,
+                        log_index=log.log_index,
+                    )
+                )
+        return events
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.label!r} at {self.address} on {self.chain.name!r})"
+
+
+# --------------------------------------------------------------------------------------------
+# EnergyToken
+# --------------------------------------------------------------------------------------------
+
+
+class EnergyToken(DeployedContract):
+    """ERC-20 payment and incentive token (18 decimals, 1 token = 1 USD; amounts in base units)."""
+
+    artifact = "EnergyToken"
+    required_functions = ("transfer", "transferFrom", "approve", "mint", "set_minter", "balanceOf")
+
+    @classmethod
+    def deploy(  # type: ignore[override]
+        cls, signer: Signer, initial_supply: int, *, gas: int = DEPLOY_GAS_LIMIT, **kw: Any
+    ) -> EnergyToken:
+        """Deploy with `initial_supply` base units minted to the deployer (admin)."""
+        return super().deploy(signer, initial_supply, gas=gas, **kw)
+
+    def transfer(self, to: str, amount: int, *, op: str | None = None) -> TxRequest:
+        return self.tx("transfer", to, amount, op=op)
+
+    def transfer_from(self, owner: str, to: str, amount: int) -> TxRequest:
+        return self.tx("transferFrom", owner, to, amount)
+
+    def approve(self, spender: str, amount: int = MAX_UINT256) -> TxRequest:
+        """Allowance for `spender` (default: the never-decremented 'infinite' allowance)."""
+        return self.tx("approve", spender, amount)
+
+    def mint(self, to: str, amount: int) -> TxRequest:
+        return self.tx("mint", to, amount)
+
+    def set_minter(self, minter: str, enabled: bool = True) -> TxRequest:
+        return self.tx("set_minter", minter, enabled)
+
+    def balance_of(self, account: str, block: int | str = "latest") -> int:
+        return int(self.call("balanceOf", account, block=block))
+
+    def allowance(self, owner: str, spender: str) -> int:
+        return int(self.call("allowance", owner, spender))
+
+    def total_supply(self) -> int:
+        return int(self.call("totalSupply"))
+
+    def is_minter(self, account: str) -> bool:
+        return bool(self.call("is_minter", account))
+
+
+# --------------------------------------------------------------------------------------------
+# Market contracts (LETB per area, RETB per zone) -- functions per contracts/README.md
+# --------------------------------------------------------------------------------------------
+
+
+class MarketContract(DeployedContract):
+    """Functions LETB and RETB share (roles, registration, hours, caps, reputation)."""
+
+    def set_operator(self, account: str) -> TxRequest:
+        return self.tx("set_operator", account)
+
+    def set_tdno(self, account: str) -> TxRequest:
+        return self.tx("set_tdno", account)
+
+    def register(self, account: str, commitment: bytes, bus: int, role: int) -> TxRequest:
+        """Operator registers a participant: 32-byte identity commitment, feeder bus, role mask
+        (1 producer, 2 consumer, 3 both)."""
+        return self.tx("register", account, commitment, bus, role)
+
+    def open_hour(
+        self, t: int, feed_in_floor: int, buses: Sequence[int], caps: Sequence[int]
+    ) -> TxRequest:
+        """Operator opens market hour `t` with the feed-in floor and DLMP caps (base units/Wh)."""
+        return self.tx("open_hour", t, feed_in_floor, list(buses), list(caps))
+
+    def current_hour(self) -> int:
+        return int(self.call("current_hour"))
+
+    def feed_in_floor(self) -> int:
+        return int(self.call("feed_in_floor"))
+
+    def cap_of(self, bus: int) -> tuple[int, int]:
+        """(hour the cap was posted for, cap in base units per Wh)."""
+        return tuple(self.call("cap_of", bus))  # type: ignore[return-value]
+
+    def reputation_of(self, account: str, block: int | str = "latest") -> int:
+        return int(self.call("reputation_of", account, block=block))
+
+
+class LETB(MarketContract):
+    """Local energy trading contract of one area (offer book + cheapest-first matching)."""
+
+    artifact = "LETB"
+    required_functions = (
+        "register", "open_hour", "post_offer", "request", "settle", "feedback", "hint_for",
+    )  # fmt: skip
+
+    @classmethod
+    def deploy(  # type: ignore[override]
+        cls,
+        signer: Signer,
+        token: str,
+        area_id: int,
+        operator: str,
+        tdno: str,
+        initial_reputation: int,
+        bond: int = 0,
+        *,
+        gas: int = DEPLOY_GAS_LIMIT,
+        label: str | None = None,
+    ) -> LETB:
+        return super().deploy(
+            signer, token, area_id, operator, tdno, initial_reputation, bond,
+            gas=gas, label=label,
+        )  # fmt: skip
+
+    def post_offer(
+        self, t: int, e_wh: int, price: int, hint_prev_id: int | None = None
+    ) -> TxRequest:
+        """Producer's offer for hour t; hint = predecessor's producer id (None: ask the chain)."""
+        hint = self.hint_for(price) if hint_prev_id is None else hint_prev_id
+        return self.tx("post_offer", t, e_wh, price, hint)
+
+    def request(self, t: int, demand_wh: int, rt: int) -> TxRequest:
+        """User's demand for hour t with reliability threshold rt (0..1000)."""
+        return self.tx("request", t, demand_wh, rt)
+
+    def settle(
+        self,
+        buyer: str,
+        nonce: int,
+        t: int,
+        fills: Sequence[Mapping[str, Any]],
+        delivered_wh: Sequence[int],
+    ) -> TxRequest:
+        """TDNO settles a request: fills = its Trade events' (producer_id, seller, e_wh, price)."""
+        return self.tx("settle", buyer, nonce, t, [_fill(f) for f in fills], list(delivered_wh))
+
+    def feedback(
+        self,
+        buyer: str,
+        nonce: int,
+        t: int,
+        fills: Sequence[Mapping[str, Any]],
+        scores: Sequence[int],
+    ) -> TxRequest:
+        return self.tx("feedback", buyer, nonce, t, [_fill(f) for f in fills], list(scores))
+
+    def hint_for(self, price: int, block: int | str = "latest") -> int:
+        return int(self.call("hint_for", price, block=block))
+
+    def head(self) -> int:
+        return int(self.call("head"))
+
+    def book(self) -> list[int]:
+        return [int(x) for x in self.call("book")]
+
+    def offer_of(self, producer_id: int) -> dict[str, Any]:
+        """Offer by producer id: seller, price, e_wh, next_id, t, reputation, bus."""
+        return dict(zip(LETB_OFFER_FIELDS, self.call("offer_of", producer_id), strict=True))
+
+    def producer_id(self, account: str) -> int:
+        return int(self.call("producer_id", account))
+
+
+LETB_OFFER_FIELDS = ("seller", "price", "e_wh", "next_id", "t", "reputation", "bus")
+
+
+def _fill(f: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: f[k] for k in ("producer_id", "seller", "e_wh", "price")}
+
+
+RETB_OFFER_FIELDS = (
+    "price", "remaining_wh", "start", "end", "reputation", "bus", "stable_hours",
+)  # fmt: skip
+RETB_TRADE_FIELDS = (
+    "buyer", "nonce", "t", "start", "end", "rep", "e_wh", "price", "stable_hours",
+)  # fmt: skip
+
+
+class RETB(MarketContract):
+    """Renewable energy trading contract of one zone (REP offers, operator-ranked matching,
+    settlement and incentive minting)."""
+
+    artifact = "RETB"
+    required_functions = ("register", "open_hour", "post_offer", "request", "settle", "feedback")
+
+    @classmethod
+    def deploy(  # type: ignore[override]
+        cls,
+        signer: Signer,
+        token: str,
+        zone_id: int,
+        operator: str,
+        tdno: str,
+        initial_reputation: int,
+        bond: int,
+        log_base_k: int,
+        scale_wh: int,
+        stable_ref_hours: int,
+        *,
+        gas: int = DEPLOY_GAS_LIMIT,
+        label: str | None = None,
+    ) -> RETB:
+        return super().deploy(
+            signer, token, zone_id, operator, tdno, initial_reputation, bond, log_base_k,
+            scale_wh, stable_ref_hours, gas=gas, label=label,
+        )  # fmt: skip
+
+    def post_offer(
+        self, t: int, start: int, end: int, capacity_wh: int, price: int, stable_hours: int
+    ) -> TxRequest:
+        return self.tx("post_offer", t, start, end, capacity_wh, price, stable_hours)
+
+    def request(
+        self, t: int, shortage_wh: int, start: int, end: int, rt: int, rep: str
+    ) -> TxRequest:
+        """User's shortage for window [start, end); `rep` = the operator's ranking hint."""
+        return self.tx("request", t, shortage_wh, start, end, rt, rep)
+
+    def settle(self, trade: Mapping[str, Any], delivered_wh: int) -> TxRequest:
+        """TDNO settles a trade (the fields of its Trade event)."""
+        return self.tx("settle", _retb_trade(trade), delivered_wh)
+
+    def feedback(self, trade: Mapping[str, Any], delivered_wh: int, score: int) -> TxRequest:
+        return self.tx("feedback", _retb_trade(trade), delivered_wh, score)
+
+    def rep_offer(self, rep: str) -> dict[str, Any]:
+        """REP's offer: price, remaining_wh, start, end, reputation, bus, stable_hours."""
+        return dict(zip(RETB_OFFER_FIELDS, self.call("rep_offer", rep), strict=True))
+
+
+def _retb_trade(trade: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: trade[k] for k in RETB_TRADE_FIELDS}

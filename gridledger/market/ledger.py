@@ -1,0 +1,220 @@
+"""The ledger: every mined transaction and decoded event as tidy pandas frames.
+
+`Ledger.attach(chain)` subscribes to a chain's mined results; `Ledger.watch(contract)` makes its
+events decodable. The model sets `ledger.t` (market hour) and optionally `ledger.phase` before
+each phase; every row records them. Frames:
+
+* `gas()` -- one row per transaction: chain, contract, operation, sender, agent, gas_used, block,
+  block_hash, tx_hash, t, phase, status, nonce, gas_limit, to (feeds Results.gas / the paper's
+  Fig. 3),
+* `events(name=None)` -- one row per decoded event (its arguments as columns),
+* `trades()`, `settlements()`, `feedback()`, `reputations()`, `incentives()`, `funding()`.
+
+`chain_capacity(gas_per_hour)` compares the gas a market hour needs with a consortium chain's
+budget (block gas limit / block period, e.g. 30M gas per 5 s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from gridledger.market.chain import ChainBackend, TxResult
+from gridledger.market.contracts import DeployedContract, Event
+
+__all__ = [
+    "GAS_COLUMNS",
+    "ChainCapacity",
+    "Ledger",
+    "chain_capacity",
+]
+
+GAS_COLUMNS = [
+    "chain", "contract", "operation", "sender", "agent", "gas_used", "block", "block_hash",
+    "tx_hash", "t", "phase", "status", "nonce", "gas_limit", "to",
+]  # fmt: skip
+EVENT_BASE_COLUMNS = [
+    "chain", "contract", "address", "event", "block", "block_hash", "tx_hash", "log_index", "t",
+    "phase",
+]  # fmt: skip
+FUNDING_OPERATIONS = ("fund_gas", "fund_tokens")
+
+
+class Ledger:
+    """Collects mined transactions and their decoded events across chains."""
+
+    def __init__(self) -> None:
+        self.t: int | None = None
+        self.phase: str = ""
+        self._tx_rows: list[dict[str, Any]] = []
+        self._event_rows: list[dict[str, Any]] = []
+        self._contracts: dict[tuple[str, str], DeployedContract] = {}
+        self._chains: list[ChainBackend] = []
+
+    # ---- wiring ----
+    def attach(self, chain: ChainBackend) -> Ledger:
+        """Record every result `chain.mine()` produces from now on."""
+        if any(c is chain for c in self._chains):
+            return self
+        self._chains.append(chain)
+        chain.add_listener(self.record)
+        return self
+
+    def watch(self, *contracts: DeployedContract) -> Ledger:
+        """Decode the events of these contracts (logs of unwatched addresses are skipped)."""
+        for c in contracts:
+            self._contracts[(c.chain.name, c.address)] = c
+        return self
+
+    # ---- recording ----
+    def record(self, results: Iterable[TxResult]) -> None:
+        """Add mined results (called by the chains; may be called directly)."""
+        for r in results:
+            self._tx_rows.append(
+                {
+                    "chain": r.chain,
+                    "contract": r.contract or "native",
+                    "operation": r.function,
+                    "sender": r.sender,
+                    "agent": r.agent,
+                    "gas_used": r.gas_used,
+                    "block": r.block_number,
+                    "block_hash": r.block_hash,
+                    "tx_hash": r.tx_hash,
+                    "t": self.t,
+                    "phase": self.phase,
+                    "status": r.status,
+                    "nonce": r.nonce,
+                    "gas_limit": r.gas_limit,
+                    "to": r.contract_address or "",
+                }
+            )
+            for contract in {self._contracts.get((r.chain, lg.address)) for lg in r.logs} - {None}:
+                assert contract is not None
+                for ev in contract.decode_logs(r):
+                    self._event_rows.append(self._event_row(ev))
+
+    def _event_row(self, ev: Event) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "chain": ev.chain,
+            "contract": ev.contract,
+            "address": ev.address,
+            "event": ev.name,
+            "block": ev.block_number,
+            "block_hash": ev.block_hash,
+            "tx_hash": ev.tx_hash,
+            "log_index": ev.log_index,
+            "t": self.t,
+            "phase": self.phase,
+        }
+        for k, v in ev.args.items():  # an event's own `t` (market hour) wins over the ledger's
+            row[k] = v.hex() if isinstance(v, bytes) else v
+        return row
+
+    # ---- frames ----
+    def gas(self) -> pd.DataFrame:
+        """One row per mined transaction (columns GAS_COLUMNS)."""
+        df = pd.DataFrame(self._tx_rows, columns=GAS_COLUMNS)
+        return df.astype({"gas_used": "int64", "block": "int64", "status": "int64"})
+
+    def events(self, name: str | None = None, contract: str | None = None) -> pd.DataFrame:
+        """Decoded events, optionally of one event name and/or contract label."""
+        rows = [
+            r
+            for r in self._event_rows
+            if (name is None or r["event"] == name)
+            and (contract is None or r["contract"] == contract)
+        ]
+        if not rows:
+            return pd.DataFrame(columns=EVENT_BASE_COLUMNS)
+        return pd.DataFrame(rows)
+
+    def _named(self, name: str, rename: Mapping[str, str] | None = None) -> pd.DataFrame:
+        df = self.events(name)
+        if rename:
+            df = df.rename(columns={k: v for k, v in rename.items() if k in df.columns})
+        return df.reset_index(drop=True)
+
+    def trades(self) -> pd.DataFrame:
+        """Trade events of LETB (seller) and RETB (rep -> seller): buyer, seller, e_wh, price."""
+        return self._named("Trade", {"rep": "seller"})
+
+    def settlements(self) -> pd.DataFrame:
+        return self._named("Settled", {"rep": "seller"})
+
+    def feedback(self) -> pd.DataFrame:
+        return self._named("Rated", {"rep": "seller"})
+
+    def reputations(self) -> pd.DataFrame:
+        """Reputation of each seller after each rating: chain, contract, seller, t, reputation."""
+        df = self.feedback()
+        cols = ["chain", "contract", "seller", "t", "block", "reputation"]
+        if df.empty:
+            return pd.DataFrame(columns=cols)
+        return df[cols].reset_index(drop=True)
+
+    def incentives(self) -> pd.DataFrame:
+        return self._named("IncentiveMinted", {"rep": "seller"})
+
+    def funding(self) -> pd.DataFrame:
+        """Set-up funding transactions (gas coin and tokens) recorded as such."""
+        df = self.gas()
+        return df[df["operation"].isin(FUNDING_OPERATIONS)].reset_index(drop=True)
+
+    def gas_per_hour(self, chain: str | None = None) -> pd.Series:
+        """Total gas used per market hour t (set-up rows with t=None are left out)."""
+        df = self.gas()
+        if chain is not None:
+            df = df[df["chain"] == chain]
+        df = df[df["t"].notna()]
+        return df.groupby("t")["gas_used"].sum().astype("int64")
+
+
+@dataclass(frozen=True)
+class ChainCapacity:
+    """How much of a consortium chain's hourly gas budget the market needs."""
+
+    block_gas_limit: int
+    block_period_s: float
+    budget_gas_per_hour: float
+    peak_gas_per_hour: int
+    mean_gas_per_hour: float
+    peak_utilisation: float
+    mean_utilisation: float
+    max_markets_at_peak: float
+    """How many copies of this market (areas/feeders) one chain could carry at peak."""
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.__dict__.items()}
+
+
+def chain_capacity(
+    gas_per_hour: pd.Series | Iterable[int],
+    *,
+    block_gas_limit: int = 30_000_000,
+    block_period_s: float = 5.0,
+) -> ChainCapacity:
+    """Gas needed per market hour vs the budget `block_gas_limit * 3600 / block_period_s`."""
+    if block_gas_limit <= 0:
+        raise ValueError(f"block_gas_limit must be > 0, got {block_gas_limit}")
+    if block_period_s <= 0:
+        raise ValueError(f"block_period_s must be > 0, got {block_period_s}")
+    values = [
+        int(v) for v in (gas_per_hour.values if hasattr(gas_per_hour, "values") else gas_per_hour)
+    ]
+    budget = block_gas_limit * 3600.0 / block_period_s
+    peak = max(values, default=0)
+    mean = sum(values) / len(values) if values else 0.0
+    return ChainCapacity(
+        block_gas_limit=block_gas_limit,
+        block_period_s=block_period_s,
+        budget_gas_per_hour=budget,
+        peak_gas_per_hour=peak,
+        mean_gas_per_hour=mean,
+        peak_utilisation=peak / budget,
+        mean_utilisation=mean / budget,
+        max_markets_at_peak=budget / peak if peak else float("inf"),
+    )
