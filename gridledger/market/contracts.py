@@ -31,6 +31,7 @@ from gridledger.market.chain import (
     Signer,
     TxRequest,
     TxResult,
+    send_many,
 )
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "EnergyToken",
     "Event",
     "MarketContract",
+    "fund_agents",
     "price_to_base_units_per_wh",
 ]
 
@@ -619,3 +621,23 @@ class RETB(MarketContract):
 
 def _retb_trade(trade: Mapping[str, Any]) -> dict[str, Any]:
     return {k: trade[k] for k in RETB_TRADE_FIELDS}
+
+
+def fund_agents(
+    token: EnergyToken,
+    admin: Signer,
+    addresses: Sequence[str],
+    *,
+    gas_wei: int,
+    token_units: int,
+) -> list[TxResult]:
+    """Set-up funding: `gas_wei` of the native coin from the chain's faucet and `token_units`
+    EnergyToken base units from `admin` to every address (two blocks; ledger operations
+    'fund_gas' and 'fund_tokens')."""
+    if token_units < 0:
+        raise ValueError(f"fund_agents: token_units must be >= 0, got {token_units}")
+    results = token.chain.fund(addresses, gas_wei) if gas_wei else []
+    if token_units:
+        items = [(admin, token.transfer(a, token_units, op="fund_tokens")) for a in addresses]
+        results += send_many(items)
+    return results

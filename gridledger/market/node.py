@@ -117,6 +117,7 @@ def start_anvil(
     *,
     block_gas_limit: int = DEV_BLOCK_GAS_LIMIT,
     balance_eth: int = 1_000_000,
+    block_time_s: int | None = None,
     startup_timeout_s: float = 20.0,
     binary: Path | None = None,
 ) -> AnvilNode:
@@ -124,6 +125,7 @@ def start_anvil(
 
     No automatic mining (`--no-mining`: blocks are mined by `evm_mine`, one per market hour or
     phase), FIFO transaction order (a batch lands in submission order), a large block gas limit.
+    `block_time_s` instead mines a block every so many seconds, like a real network.
     """
     if not 0 < int(chain_id) < 2**64:
         raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
@@ -137,7 +139,7 @@ def start_anvil(
         "--gas-limit", str(int(block_gas_limit)),
         "--balance", str(int(balance_eth)),
         "--accounts", "2",
-        "--no-mining",
+        *(["--block-time", str(int(block_time_s))] if block_time_s else ["--no-mining"]),
         "--order", "fifo",
         "--silent",
     ]  # fmt: skip

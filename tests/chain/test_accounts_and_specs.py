@@ -1,0 +1,77 @@
+"""Pure parts of the chain layer: key derivation, --chain parsing, capacity estimate."""
+
+from __future__ import annotations
+
+import pytest
+
+from gridledger.market.accounts import derive_account
+from gridledger.market.chain import (
+    DEFAULT_CHAIN_IDS,
+    EmbeddedChain,
+    make_chain,
+    make_chains,
+    parse_chain_spec,
+)
+from gridledger.market.ledger import chain_capacity
+
+
+def test_derived_accounts_are_reproducible_and_distinct():
+    a = derive_account(42, "user", 3)
+    assert a.address == derive_account(42, "user", 3).address
+    assert a.key == derive_account(42, "user", 3).key
+    variants = [(43, "user", 3), (42, "producer", 3), (42, "user", 4), (42, "user", 30)]
+    others = {derive_account(s, r, i).address for s, r, i in variants}
+    assert a.address not in others and len(others) == 4
+    # pinned: a change of the derivation would silently change every scenario's addresses
+    assert derive_account(0, "admin", 0).address == PINNED_ADMIN_0
+
+
+PINNED_ADMIN_0 = "0x7437EFe4a34d91e6a3F5655f1f5A6a30675b11bC"  # keccak("gridledger/v1/0/admin/0")
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [((-1, "user", 0), "seed"), ((1.5, "user", 0), "seed"), ((1, "", 0), "role"),
+     ((1, "a/b", 0), "role"), ((1, "user", -2), "index"), ((True, "user", 0), "seed")],
+)  # fmt: skip
+def test_bad_derivation_inputs_are_named(args, field):
+    with pytest.raises(ValueError, match=field):
+        derive_account(*args)
+
+
+def test_chain_spec_forms():
+    assert parse_chain_spec("embedded") == {"letb": "embedded", "retb": "embedded"}
+    urls = {"letb": "http://127.0.0.1:8545", "retb": "http://127.0.0.1:8546"}
+    assert parse_chain_spec("http://127.0.0.1:8545,http://127.0.0.1:8546") == urls
+    assert parse_chain_spec("retb=http://127.0.0.1:8546, letb=http://127.0.0.1:8545") == urls
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["http://127.0.0.1:8545", "ws://a,ws://b", "x=http://a,y=http://b", "http://a,http://a", ""],
+)
+def test_bad_chain_specs_are_refused(spec):
+    with pytest.raises(ValueError, match="--chain"):
+        parse_chain_spec(spec)
+
+
+def test_make_chains_embedded_gives_two_chains_with_distinct_ids():
+    chains = make_chains("embedded")
+    assert {k: c.chain_id for k, c in chains.items()} == DEFAULT_CHAIN_IDS
+    assert all(isinstance(c, EmbeddedChain) for c in chains.values())
+    with pytest.raises(ValueError, match="chain spec"):
+        make_chain("anvil", "letb", 1)
+    with pytest.raises(ValueError, match="must differ"):
+        make_chains("embedded", {"letb": 5, "retb": 5})
+
+
+def test_chain_capacity():
+    cap = chain_capacity([3_000_000, 6_000_000], block_gas_limit=30_000_000, block_period_s=5.0)
+    assert cap.budget_gas_per_hour == 30_000_000 * 720
+    assert cap.peak_gas_per_hour == 6_000_000
+    assert cap.peak_utilisation == pytest.approx(6e6 / 21.6e9)
+    assert cap.mean_utilisation == pytest.approx(4.5e6 / 21.6e9)
+    assert cap.max_markets_at_peak == pytest.approx(3600.0)
+    assert set(cap.as_dict()) >= {"peak_utilisation", "budget_gas_per_hour"}
+    with pytest.raises(ValueError, match="block_period_s"):
+        chain_capacity([1], block_period_s=0)
