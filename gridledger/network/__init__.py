@@ -9,6 +9,16 @@ from gridledger.network.devices import (
     ZIPLoad,
 )
 from gridledger.network.feeder import BUNDLED_FEEDERS, Feeder, FeederDataError, load_feeder
+from gridledger.network.opf import (
+    HourlyOPF,
+    OPFError,
+    OPFExactness,
+    OPFInexactWarning,
+    OPFInfeasibleError,
+    OPFResult,
+    delivery_charge_usd_per_mwh,
+    solve_opf,
+)
 from gridledger.network.powerflow import PowerFlowDivergedError, PowerFlowResult, run_power_flow
 from gridledger.network.profiles import (
     DayProfiles,
@@ -27,6 +37,12 @@ __all__ = [
     "EVCharger",
     "Feeder",
     "FeederDataError",
+    "HourlyOPF",
+    "OPFError",
+    "OPFExactness",
+    "OPFInexactWarning",
+    "OPFInfeasibleError",
+    "OPFResult",
     "PVPlant",
     "PowerFlowDivergedError",
     "PowerFlowResult",
@@ -34,11 +50,13 @@ __all__ = [
     "Storage",
     "ZIPLoad",
     "default_day",
+    "delivery_charge_usd_per_mwh",
     "feed_in_tariff",
     "load_feeder",
     "load_shape",
     "pv_shape",
     "run_power_flow",
+    "solve_opf",
     "tou_tariff",
     "wholesale_price",
 ]

@@ -90,6 +90,8 @@ def run_power_flow(
     include_pv: bool = True,
     pv_kw: pd.Series | np.ndarray | None = None,
     zip: ZIPLoad | Mapping[int, ZIPLoad] | None = None,
+    p_gen_kw: pd.Series | np.ndarray | None = None,
+    q_gen_kvar: pd.Series | np.ndarray | None = None,
     v0_pu: float = 1.0,
     tol_pu: float = 1e-10,
     max_iter: int = 100,
@@ -100,6 +102,8 @@ def run_power_flow(
         feeder's table values (`feeder.buses.p_kw` / `q_kvar`). ZIP coefficients apply to them.
     include_shunts: capacitors `feeder.buses.shunt_kvar` as constant impedance.
     include_pv: subtract PV output, `pv_kw` (per bus) or the feeder's nameplate `pv_kw` if None.
+    p_gen_kw, q_gen_kvar: further constant-power injections per bus (generators, storage),
+        not subject to ZIP.
     Raises PowerFlowDivergedError if |ΔV| > tol_pu after max_iter sweeps (or V collapses).
     """
     topo = feeder.topology
@@ -114,6 +118,8 @@ def run_power_flow(
         pv = pv / base_kva
     else:
         pv = np.zeros(len(p))
+    pv = pv + bus_vector(feeder, p_gen_kw, "p_gen_kw") / base_kva
+    qg = bus_vector(feeder, q_gen_kvar, "q_gen_kvar") / base_kva
     z_bus = np.zeros(len(p), dtype=complex)
     k_line = topo.line_of_bus
     has = k_line >= 0
@@ -131,7 +137,7 @@ def run_power_flow(
         s = (
             p0 * (zc[0] * vm2 + zc[1] * vm + zc[2])
             - pv
-            + 1j * (q0 * (zc[3] * vm2 + zc[4] * vm + zc[5]) - shunt * vm2)
+            + 1j * (q0 * (zc[3] * vm2 + zc[4] * vm + zc[5]) - shunt * vm2 - qg)
         )
         i_bus = np.conj(s / v)
         j = a @ i_bus
@@ -154,7 +160,7 @@ def run_power_flow(
     vm = np.abs(v)
     vm2 = vm * vm
     p_drawn = p0 * (zc[0] * vm2 + zc[1] * vm + zc[2]) - pv
-    q_drawn = q0 * (zc[3] * vm2 + zc[4] * vm + zc[5]) - shunt * vm2
+    q_drawn = q0 * (zc[3] * vm2 + zc[4] * vm + zc[5]) - shunt * vm2 - qg
     # final currents consistent with the final voltages
     j = a @ np.conj((p_drawn + 1j * q_drawn) / v)
     s_sub = v0_pu * np.conj(j[topo.root])
