@@ -66,8 +66,8 @@ class Scenario:
     """Keep the feeder's original 5 MW PV at bus 45 (the paper leaves it out)."""
     rep_plants: tuple[RepPlant, ...] = (RepPlant(53, 1000.0), RepPlant(19, 800.0))
     """Renewable energy producers (PV plants) trading on RETB."""
-    v_min_pu: float = 0.95
-    v_max_pu: float = 1.05
+    v_min_pu: float = 0.9
+    v_max_pu: float = 1.1
     opf_mode: str = "day_ahead"
     """day_ahead: one multi-period OPF before hour 0 prices the day; hourly: re-solve each hour."""
 
@@ -81,9 +81,9 @@ class Scenario:
     """1 = one user agent per load bus; n > 1 splits each bus's load into n households."""
     prosumer_share: float = 0.5
     """Share of load buses (households) with rooftop PV and a home battery (local producers)."""
-    rooftop_pv_kw_per_peak_kw: float = 0.6
+    rooftop_pv_kw_per_peak_kw: float = 1.4
     """Rooftop PV nameplate per kW of the household's peak load."""
-    battery_kwh_per_pv_kw: float = 3.0
+    battery_kwh_per_pv_kw: float = 2.0
     """Home battery capacity per kW of rooftop PV."""
     battery_c_rate: float = 0.5
     """Battery power limit per kWh of capacity (1/h)."""
@@ -118,11 +118,11 @@ class Scenario:
     """PV output = clear-sky bell x seeded clearness factor in [1 - cloudiness, 1]."""
 
     # --- prices
-    tariff_offpeak_usd_per_mwh: float = 120.0
-    tariff_midpeak_usd_per_mwh: float = 180.0
-    tariff_onpeak_usd_per_mwh: float = 320.0
-    tariff_onpeak_periods: tuple[tuple[int, ...], ...] = ((7, 10), (17, 22))
-    tariff_midpeak_periods: tuple[tuple[int, ...], ...] = ((10, 17),)
+    tariff_offpeak_usd_per_mwh: float = 130.0
+    tariff_midpeak_usd_per_mwh: float = 160.0
+    tariff_onpeak_usd_per_mwh: float = 400.0
+    tariff_onpeak_periods: tuple[tuple[int, ...], ...] = ((17, 22),)
+    tariff_midpeak_periods: tuple[tuple[int, ...], ...] = ((7, 17),)
     """Retail time-of-use tariff (grid = supplier of last resort); periods are [start, end)."""
     feed_in_tariff_usd_per_mwh: float = 40.0
     """Price the grid pays for exported energy; floor of every local offer."""
@@ -150,10 +150,14 @@ class Scenario:
     """Reputation of a newly registered producer (0..REPUTATION_MAX)."""
     feedback_tolerance: float = 0.02
     """Smart meter: a trade delivered within this relative shortfall earns the top score."""
-    incentive_c_reg_usd_per_mwh: float = 10.0
-    """C_REG of the RETB incentive C_d = C_REG·[1 + log_k(x + 1)]."""
-    incentive_log_base: float = 10.0
-    """k of the RETB incentive."""
+    incentive_log_base: int = 10
+    """k of the RETB incentive I = C_REG·log_k(1 + x), C_REG = the trade's payment (contracts)."""
+    incentive_scale_kwh: float = 1000.0
+    """Reference plant-hour energy of the incentive's production-scale factor."""
+    incentive_stable_ref_hours: int = 6
+    """Reference cumulative stable time of the incentive's stable-time factor."""
+    registration_bond_usd: float = 0.0
+    """Tokens locked per market registration (Sybil mitigation; 0 = none)."""
     user_initial_usd: float = 1000.0
     """Tokens (1 token = 1 USD) granted to each user at set-up for payments."""
 
@@ -166,8 +170,8 @@ class Scenario:
     """Std of the REPs' relative forecast error (actual vs posted capacity)."""
 
     # --- chains
-    letb_chain_id: int = 4201
-    retb_chain_id: int = 4202
+    letb_chain_id: int = 31401
+    retb_chain_id: int = 31402
     chain_block_gas_limit: int = 30_000_000
     """Consortium chain budget for the capacity estimate: gas per block ..."""
     chain_block_period_s: float = 5.0
@@ -348,7 +352,8 @@ def _validate(s: Scenario) -> None:
         "battery_c_rate",
         "ev_energy_kwh",
         "user_initial_usd",
-        "incentive_c_reg_usd_per_mwh",
+        "registration_bond_usd",
+        "incentive_scale_kwh",
     ):
         v = getattr(s, name)
         _check(v >= 0.0, name, v, "must be non-negative")
@@ -469,10 +474,16 @@ def _validate(s: Scenario) -> None:
         v = getattr(s, name)
         _check(0 <= v <= REPUTATION_MAX, name, v, f"must be in 0..{REPUTATION_MAX}")
     _check(
-        s.incentive_log_base > 1.0,
+        s.incentive_stable_ref_hours >= 1,
+        "incentive_stable_ref_hours",
+        s.incentive_stable_ref_hours,
+        "must be >= 1",
+    )
+    _check(
+        s.incentive_log_base > 1,
         "incentive_log_base",
         s.incentive_log_base,
-        "log base k must be > 1",
+        "log base k must be an integer > 1",
     )
     _check(
         s.letb_chain_id != s.retb_chain_id,

@@ -45,7 +45,7 @@ def test_frozen() -> None:
         ("retb_chain_id", 4201, "distinct chain ids"),
         ("include_feeder_pv", 1, "true or false"),
         ("rep_plants", (RepPlant(53, -1.0),), "p_kw must be positive"),
-        ("incentive_log_base", 1.0, "> 1"),
+        ("incentive_log_base", 1, "> 1"),
     ],
 )
 def test_invalid_values_name_field_value_reason(field: str, value: object, reason: str) -> None:

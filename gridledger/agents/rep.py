@@ -1,0 +1,104 @@
+"""REP: a renewable energy producer (utility PV plant) trading on RETB.
+
+Each hour the plant posts (stable window, capacity m_d in Wh, price C_d, cumulative stable time
+t_d). Its forecast follows the day's PV profile; the real output differs by a seeded relative
+forecast error. The stable window is the run of hours whose forecast output is at least
+`rep_stable_fraction` of nameplate; outside it the plant does not post on RETB and exports all
+output to the grid. Price: C_d = FiT + f·(DLMP cap of its bus − FiT), within the caps the contract
+enforces. Energy sold beyond what it really produces is delivered pro rata (TDNO meters it); the
+rest of its output is exported to the grid at the feed-in tariff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mesa
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RepPost:
+    """A REP's hourly RETB post: window [start, end) in market hours, capacity, price."""
+
+    window_start: int
+    window_end: int
+    capacity_wh: int
+    price_usd_per_mwh: float
+    stable_hours: int
+
+
+def stable_window(forecast_kw: np.ndarray, nameplate_kw: float, fraction: float) -> tuple[int, int]:
+    """Longest run of hours with forecast >= fraction·nameplate, as [start, end); (0, 0) if none."""
+    ok = np.asarray(forecast_kw) >= fraction * nameplate_kw
+    best = (0, 0)
+    start = None
+    for t, flag in enumerate([*ok.tolist(), False]):
+        if flag and start is None:
+            start = t
+        elif not flag and start is not None:
+            if t - start > best[1] - best[0]:
+                best = (start, t)
+            start = None
+    return best
+
+
+class RepAgent(mesa.Agent):
+    """A PV plant selling on the RETB zone."""
+
+    role = "rep"
+
+    def __init__(
+        self,
+        model: mesa.Model,
+        *,
+        bus: int,
+        index: int,
+        nameplate_kw: float,
+        forecast_kw: np.ndarray,
+        actual_kw: np.ndarray,
+        stable_fraction: float,
+    ) -> None:
+        super().__init__(model)
+        self.bus = bus
+        self.index = index
+        self.nameplate_kw = nameplate_kw
+        self.forecast_kw = np.asarray(forecast_kw, dtype=float)
+        self.actual_kw = np.asarray(actual_kw, dtype=float)
+        self.window = stable_window(self.forecast_kw, nameplate_kw, stable_fraction)
+        self.reputation: int | None = None
+        self.stable_hours = 0
+        self.cost_usd = 0.0
+        self.post: RepPost | None = None
+        self.sold_wh = 0
+        self.delivered_wh = 0
+        self.exported_kwh = 0.0
+        self.incentive_usd = 0.0
+
+    def in_window(self, t: int) -> bool:
+        return self.window[0] <= t < self.window[1]
+
+    def make_post(
+        self, t: int, cap_usd_per_mwh: float, fit_usd_per_mwh: float, fraction: float, dt_h: float
+    ) -> RepPost | None:
+        """Stage 1 on RETB: post for hour t, or None outside the stable window / below FiT."""
+        self.sold_wh = self.delivered_wh = 0
+        self.exported_kwh = 0.0
+        capacity_wh = int(self.forecast_kw[t] * dt_h * 1000.0)
+        if not self.in_window(t) or cap_usd_per_mwh < fit_usd_per_mwh or capacity_wh <= 0:
+            self.post = None
+            return None
+        price = fit_usd_per_mwh + fraction * (cap_usd_per_mwh - fit_usd_per_mwh)
+        self.post = RepPost(self.window[0], self.window[1], capacity_wh, price, self.stable_hours)
+        return self.post
+
+    def produced_wh(self, t: int, dt_h: float) -> int:
+        return int(self.actual_kw[t] * dt_h * 1000.0)
+
+    def settle(self, t: int, delivered_wh: int, dt_h: float) -> None:
+        """After metering: the rest of the real output is exported; a fully delivered window
+        hour adds to the cumulative stable time t_d."""
+        self.delivered_wh = delivered_wh
+        self.exported_kwh = max(0.0, self.actual_kw[t] * dt_h - delivered_wh / 1000.0)
+        if self.in_window(t) and delivered_wh >= self.sold_wh:
+            self.stable_hours += 1
