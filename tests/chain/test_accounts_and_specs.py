@@ -1,8 +1,10 @@
-"""Pure parts of the chain layer: key derivation, --chain parsing, capacity estimate."""
+"""Pure parts of the chain layer: key derivation, signing, --chain parsing, capacity estimate."""
 
 from __future__ import annotations
 
+import coincurve
 import pytest
+from eth_account import Account
 
 from gridledger.market.accounts import derive_account
 from gridledger.market.chain import (
@@ -11,6 +13,8 @@ from gridledger.market.chain import (
     make_chain,
     make_chains,
     parse_chain_spec,
+    raw_tx_chain_id,
+    sign_eip1559,
 )
 from gridledger.market.ledger import chain_capacity
 
@@ -75,3 +79,29 @@ def test_chain_capacity():
     assert set(cap.as_dict()) >= {"peak_utilisation", "budget_gas_per_hour"}
     with pytest.raises(ValueError, match="block_period_s"):
         chain_capacity([1], block_period_s=0)
+
+
+@pytest.mark.parametrize(
+    ("chain_id", "nonce", "to", "value", "data"),
+    [
+        (31401, 0, derive_account(5, "user", 1).address, 0, bytes.fromhex("a9059cbb") + bytes(64)),
+        (31402, 7, derive_account(5, "user", 2).address, 10**18, b""),
+        (1, 2**40, None, 0, bytes(range(256)) * 3),  # contract creation
+    ],
+)
+def test_fast_signing_is_byte_identical_to_eth_account(chain_id, nonce, to, value, data):
+    account = derive_account(5, "user", 0)
+    fields = dict(nonce=nonce, gas=123_456, maxFeePerGas=3 * 10**9 + 1, maxPriorityFeePerGas=10**9)
+    ref_tx = dict(type=2, chainId=chain_id, value=value, data=data, **fields)
+    if to is not None:
+        ref_tx["to"] = to
+    ref = account.sign_transaction(ref_tx)
+    to_b = b"" if to is None else bytes.fromhex(to[2:])
+    raw, tx_hash = sign_eip1559(
+        coincurve.PrivateKey(bytes(account.key)), chain_id, nonce, 10**9, 3 * 10**9 + 1,
+        123_456, to_b, value, data,
+    )  # fmt: skip
+    assert raw == bytes(ref.raw_transaction)
+    assert tx_hash == bytes(ref.hash)
+    assert Account.recover_transaction(raw) == account.address
+    assert raw_tx_chain_id(raw) == chain_id
