@@ -1,3 +1,28 @@
-"""gridledger: blockchain-based peer-to-peer electricity trading on a real distribution feeder."""
+"""gridledger: blockchain-based peer-to-peer electricity trading on a real distribution feeder.
+
+Public API (imported lazily so that `import gridledger` stays light):
+`Scenario`, `ScenarioError`, `EnergyMarketModel`, `run_scenario`, `Results`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Scenario": "gridledger.scenario",
+    "ScenarioError": "gridledger.scenario",
+    "EnergyMarketModel": "gridledger.model",
+    "run_scenario": "gridledger.model",
+    "Results": "gridledger.results",
+}
+__all__ = ["EnergyMarketModel", "Results", "Scenario", "ScenarioError", "run_scenario"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'gridledger' has no attribute {name!r}")

@@ -83,7 +83,7 @@ class Scenario:
     """Share of load buses (households) with rooftop PV and a home battery (local producers)."""
     rooftop_pv_kw_per_peak_kw: float = 1.4
     """Rooftop PV nameplate per kW of the household's peak load."""
-    battery_kwh_per_pv_kw: float = 2.0
+    battery_kwh_per_pv_kw: float = 3.0
     """Home battery capacity per kW of rooftop PV."""
     battery_c_rate: float = 0.5
     """Battery power limit per kWh of capacity (1/h)."""
@@ -134,7 +134,7 @@ class Scenario:
     """Local producers' offer strategy (agents/producer.py): "price_peak" or "greedy"."""
     producer_price_fraction: float = 0.8
     """Offer price v_p = FiT + f·(DLMP cap − FiT)."""
-    producer_peak_hours: int = 5
+    producer_peak_hours: int = 4
     """"price_peak": battery energy is spread over this many highest-DLMP hours ahead."""
     rep_price_fraction: float = 0.9
     """REP price C_d = FiT + f·(DLMP cap of its bus − FiT)."""

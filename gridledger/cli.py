@@ -1,0 +1,148 @@
+"""Command line: `gridledger run | report | node | batch | viz`.
+
+Each sub-command is added by a small `add_*_parser(subparsers)` function that sets
+`func=<callable(args) -> int>`; `batch` and `viz` live in the surfaces helper's modules
+(gridledger.batch, gridledger.viz_server), whose heavy imports happen only when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def add_run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("run", help="run a market day, write results and figures")
+    p.add_argument("--scenario", type=Path, help="scenario TOML file (default: the paper's day)")
+    p.add_argument("--hours", type=int, help="override the number of market hours")
+    p.add_argument("--seed", type=int, help="override the scenario seed")
+    p.add_argument(
+        "--chain",
+        default="embedded",
+        help="'embedded' (default) or two JSON-RPC URLs 'URL_LETB,URL_RETB' (gridledger node)",
+    )
+    p.add_argument("--out", type=Path, default=Path("results/default"), help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+    return p
+
+
+def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("report", help="redraw the figures of a results folder")
+    p.add_argument("dir", type=Path, help="folder written by `gridledger run`")
+    p.set_defaults(func=cmd_report)
+    return p
+
+
+def add_node_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from gridledger.market.node import add_node_arguments, main_node
+
+    p = sub.add_parser("node", help="start local anvil nodes (one per chain) and print URLs")
+    add_node_arguments(p)
+    p.set_defaults(func=main_node)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gridledger",
+        description="Blockchain P2P electricity trading on a distribution feeder (Mesa model).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_run_parser(sub)
+    add_report_parser(sub)
+    add_node_parser(sub)
+    from gridledger.batch import add_batch_parser
+    from gridledger.viz_server import add_viz_parser
+
+    add_batch_parser(sub)
+    add_viz_parser(sub)
+    return parser
+
+
+def _load_scenario(args: argparse.Namespace) -> Any:
+    from gridledger.scenario import Scenario
+
+    sc = Scenario.from_toml(args.scenario) if args.scenario else Scenario()
+    changes: dict[str, Any] = {}
+    if args.hours is not None:
+        changes["hours"] = args.hours
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    return sc.replace(**changes) if changes else sc
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The short end-of-run summary printed by `gridledger run`."""
+    s = summary
+    lines = [
+        f"hours {s['hours']}, users {s['users']}, producers {s['producers']}, REPs {s['reps']}, "
+        f"LETB areas {s['letb_areas']}, chain {s['chain']}",
+        f"cost saving        {s['cost_saving_pct']:6.1f} %  "
+        f"(${s['user_cost_usd_baseline']:,.0f} -> ${s['user_cost_usd']:,.0f})",
+        f"grid energy saved  {s['grid_energy_saved_kwh']:8,.0f} kWh "
+        f"({s['grid_energy_saved_pct']:.1f} %)",
+        f"local / renewable  {s['local_kwh']:8,.0f} / {s['renewable_kwh']:,.0f} kWh; "
+        f"incentives ${s['incentives_usd']:,.2f}",
+        f"transactions       {s['tx_count']:8,d}, gas {s['total_gas']:,d}",
+        "gas per operation (mean):",
+    ]
+    for op, g in sorted(s["gas_by_operation"].items()):
+        lines.append(f"  {op:<28} {g['mean']:>10,.0f} x {g['count']}")
+    cap = s["chain_capacity_used_pct"]
+    b = s["chain_budget"]
+    lines.append(
+        f"chain capacity used (peak hour vs {b['block_gas_limit']:,} gas per "
+        f"{b['block_period_s']} s block): " + ", ".join(f"{k} {v:.3f} %" for k, v in cap.items())
+    )
+    lines.append(
+        f"OPF ({s['opf_mode']}): max relaxation gap {s['opf_max_relaxation_gap']:.2e}, "
+        f"max |V_OPF - V_AC| {s['opf_max_v_error_pu']:.2e} p.u.; "
+        f"voltages {s['v_min_pu']:.4f}..{s['v_max_pu']:.4f} p.u."
+    )
+    tm = s.get("timing_s", {})
+    lines.append("wall time: " + ", ".join(f"{k} {v:.1f}" for k, v in tm.items()))
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gridledger.model import run_scenario
+    from gridledger.report import write_figures
+
+    scenario = _load_scenario(args)
+    results = run_scenario(scenario, chain=args.chain, progress=not args.no_progress)
+    out = results.save(args.out)
+    figs = write_figures(results, out / "figures")
+    print(format_summary(results.summary))
+    print(f"wrote {out}/{{hourly,trades,gas,agents}}.parquet, summary.json, {len(figs)} figures")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from gridledger.report import write_figures
+    from gridledger.results import Results
+
+    results = Results.load(args.dir)
+    for path in write_figures(results, Path(args.dir) / "figures"):
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from gridledger.results import ResultsError
+    from gridledger.scenario import ScenarioError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ScenarioError, ResultsError) as exc:
+        print(f"gridledger {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
