@@ -71,8 +71,13 @@ class Ledger:
 
     # ---- recording ----
     def record(self, results: Iterable[TxResult]) -> None:
-        """Add mined results (called by the chains; may be called directly)."""
+        """Add mined results (called by the chains; may be called directly).
+
+        Transactions a dev node dropped unmined (block -1, see RpcChain) are not on chain and
+        are left out."""
         for r in results:
+            if r.block_number < 0:
+                continue
             self._tx_rows.append(
                 {
                     "chain": r.chain,

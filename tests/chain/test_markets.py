@@ -1,7 +1,10 @@
-"""One LETB market hour end to end through the chain layer, on both backends: set-up and
-funding, caps, offers, matching, settlement, feedback; decoded into the ledger's frames."""
+"""One LETB market hour and one RETB trade end to end through the chain layer, on both
+backends: set-up and funding, caps, offers, matching, settlement, feedback, incentives; decoded
+into the ledger's frames."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 from eth_utils import keccak
@@ -10,6 +13,7 @@ from gridledger.market.accounts import derive_account
 from gridledger.market.chain import ChainBackend, Signer, TransactionReverted, send_many
 from gridledger.market.contracts import (
     LETB,
+    RETB,
     EnergyToken,
     fund_agents,
     price_to_base_units_per_wh,
@@ -144,3 +148,55 @@ def test_letb_refusals_are_named(market):
     )  # fmt: skip
     with pytest.raises(TransactionReverted, match="unauthorised: operator only"):
         u0.transact(area.open_hour(1, price(30), [], []))
+
+
+def test_one_retb_trade_with_incentive(letb: ChainBackend):
+    chain = letb
+    ledger = Ledger().attach(chain)
+    admin, operator, tdno = (signers(chain, r, 1)[0] for r in ("admin", "operator", "tdno"))
+    (rep,), (user,) = signers(chain, "rep", 1), signers(chain, "user", 1)
+    chain.fund([admin.address], 10**20)
+    token = EnergyToken.deploy(admin, 10**9 * USD)
+    k, scale_wh, ref_h = 10, 1_000_000, 24
+    zone = RETB.deploy(admin, token.address, 1, operator.address, tdno.address, REP0, 0,
+                       k, scale_wh, ref_h)  # fmt: skip
+    ledger.watch(token, zone)
+    fund_agents(token, admin, [s.address for s in (operator, tdno, rep, user)],
+                gas_wei=10**19, token_units=100 * USD)  # fmt: skip
+    send_many(
+        [
+            (admin, token.set_minter(zone.address)),
+            (admin, token.transfer(zone.address, 1)),
+            (rep, token.approve(zone.address)),
+            (user, token.approve(zone.address)),
+        ]
+    )
+    send_many(
+        [
+            (operator, zone.register(rep.address, keccak(text="rep"), 53, 1)),
+            (operator, zone.register(user.address, keccak(text="user"), 12, 2)),
+        ]
+    )
+    price = price_to_base_units_per_wh
+    ledger.t = 0
+    operator.transact(zone.open_hour(0, price(30), [53], [price(90)]))
+    rep.transact(zone.post_offer(0, 0, 4, 5000, price(60), 10))
+    assert zone.rep_offer(rep.address)["remaining_wh"] == 5000
+    user.transact(zone.request(0, 2000, 0, 2, 300, rep.address))
+    (trade,) = ledger.trades().to_dict("records")
+    assert (trade["buyer"], trade["seller"], trade["e_wh"], trade["price"]) == (
+        user.address, rep.address, 2000, price(60),
+    )  # fmt: skip
+    assert zone.rep_offer(rep.address)["remaining_wh"] == 3000
+    trade_args = {**trade, "rep": trade["seller"]}
+    tdno.transact(zone.settle(trade_args, 1800))
+    user.transact(zone.feedback(trade_args, 1800, 5))
+    (inc,) = ledger.incentives().to_dict("records")
+    c_reg = 1800 * price(60)
+    x = (1800 / scale_wh) * (1800 / 2000) * (10 / ref_h)
+    assert inc["incentive"] == pytest.approx(c_reg * math.log(1 + x, k), rel=1e-6)
+    assert token.balance_of(rep.address) == 100 * USD + c_reg + inc["incentive"]
+    assert token.balance_of(user.address) == 100 * USD - c_reg
+    assert ledger.reputations()["reputation"].tolist() == [(7 * REP0 + 200 * 5) // 8]
+    with pytest.raises(TransactionReverted, match="already rated"):
+        user.transact(zone.feedback(trade_args, 1800, 5))
