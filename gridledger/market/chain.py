@@ -254,7 +254,8 @@ class TxResult:
     status: int
     logs: tuple[Log, ...] = ()
     contract_address: str | None = None
-    error: TransactionFailed | None = None
+    error: ChainError | None = None
+    """TransactionFailed (reverted / out of gas), or NonceError for a tx a dev node dropped."""
 
     @property
     def ok(self) -> bool:
@@ -1049,10 +1050,28 @@ class RpcChain(ChainBackend):
         answers = self._batch([("eth_getTransactionReceipt", [h]) for h in hashes])
         return [a.get("result") for a in answers]
 
+    def _evm_mine_once(self) -> None:
+        """evm_mine exactly once: after a dropped connection, look at the head before retrying."""
+        before = self.block_number()
+        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": "evm_mine", "params": []}
+        for attempt in range(self.retries + 1):
+            try:
+                out = self._post(payload)
+            except ChainConnectionError:
+                if attempt == self.retries:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+                if self.block_number() > before:
+                    return
+                continue
+            if "error" in out:
+                raise RpcError("evm_mine", out["error"], self.url)
+            return
+
     def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
         hashes = [p.tx_hash for p in pending]
         if self.dev:
-            self._rpc("evm_mine", [])
+            self._evm_mine_once()
             receipts = self._receipts(hashes)
         else:
             deadline = time.monotonic() + self.receipt_timeout_s
@@ -1086,7 +1105,7 @@ class RpcChain(ChainBackend):
                     gas_used=0,
                     status=0,
                 )
-                res.error = NonceError(  # type: ignore[assignment]
+                res.error = NonceError(
                     f"tx {p.tx_hash} with nonce {p.nonce} was not mined (nonce gap); dropped",
                     agent=p.agent,
                     contract=p.contract,

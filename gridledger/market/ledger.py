@@ -197,19 +197,32 @@ class ChainCapacity:
 
 
 def chain_capacity(
-    gas_per_hour: pd.Series | Iterable[int],
+    gas: pd.DataFrame | pd.Series | Iterable[int],
     *,
+    chain: str | None = None,
     block_gas_limit: int = 30_000_000,
     block_period_s: float = 5.0,
 ) -> ChainCapacity:
-    """Gas needed per market hour vs the budget `block_gas_limit * 3600 / block_period_s`."""
+    """Gas needed per market hour vs the budget `block_gas_limit * 3600 / block_period_s`.
+
+    `gas` is either gas per hour (Series/iterable) or a gas frame with columns `t`, `gas_used`
+    (and `chain`: pass `chain=` to look at one ledger, since each chain has its own budget);
+    rows without an hour (set-up) are left out.
+    """
     if block_gas_limit <= 0:
         raise ValueError(f"block_gas_limit must be > 0, got {block_gas_limit}")
     if block_period_s <= 0:
         raise ValueError(f"block_period_s must be > 0, got {block_period_s}")
-    values = [
-        int(v) for v in (gas_per_hour.values if hasattr(gas_per_hour, "values") else gas_per_hour)
-    ]
+    if isinstance(gas, pd.DataFrame):
+        missing = {"t", "gas_used"} - set(gas.columns)
+        if missing:
+            raise ValueError(f"chain_capacity: gas frame lacks columns {sorted(missing)}")
+        if chain is not None:
+            gas = gas[gas["chain"] == chain]
+        gas = gas[gas["t"].notna()].groupby("t")["gas_used"].sum()
+    elif chain is not None:
+        raise ValueError("chain_capacity: chain= needs a gas frame with a 'chain' column")
+    values = [int(v) for v in (gas.to_numpy() if isinstance(gas, pd.Series) else gas)]
     budget = block_gas_limit * 3600.0 / block_period_s
     peak = max(values, default=0)
     mean = sum(values) / len(values) if values else 0.0

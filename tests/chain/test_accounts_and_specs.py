@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import coincurve
+import pandas as pd
 import pytest
 from eth_account import Account
 
@@ -79,6 +80,15 @@ def test_chain_capacity():
     assert set(cap.as_dict()) >= {"peak_utilisation", "budget_gas_per_hour"}
     with pytest.raises(ValueError, match="block_period_s"):
         chain_capacity([1], block_period_s=0)
+    frame = pd.DataFrame(
+        {"chain": ["letb", "letb", "retb", "letb"], "t": [None, 0, 0, 1],
+         "gas_used": [10**9, 2_000_000, 7_000_000, 4_000_000]}
+    )  # fmt: skip
+    letb = chain_capacity(frame, chain="letb")
+    assert (letb.peak_gas_per_hour, letb.mean_gas_per_hour) == (4_000_000, 3_000_000)
+    assert chain_capacity(frame).peak_gas_per_hour == 9_000_000
+    with pytest.raises(ValueError, match="gas_used"):
+        chain_capacity(frame.drop(columns="gas_used"))
 
 
 @pytest.mark.parametrize(
