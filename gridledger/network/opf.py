@@ -51,9 +51,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from gridledger.network.conic import ConicHourly
 from gridledger.network.devices import EVCharger, PVPlant, RegulatedPlant, Storage, ZIPLoad
 from gridledger.network.feeder import Feeder
-from gridledger.network.powerflow import bus_vector, run_power_flow, zip_arrays
+from gridledger.network.powerflow import _sweep_matrices, bus_vector, sweep, zip_arrays
 
 __all__ = [
     "HourlyOPF",
@@ -384,13 +385,29 @@ class _Model:
             raise OPFError(f"Clarabel failed on feeder {self.feeder.name!r}: {exc}") from exc
         return self.problem.status, float(self.problem.solver_stats.solve_time or 0.0)
 
+    def values(self) -> dict[str, Any]:
+        out = {name: getattr(self, name).value for name in ("P", "Q", "L", "V", "p0", "q0")}
+        out["y_p"] = np.asarray(self.bal_p.dual_value).reshape(self.pd0.shape)
+        out["y_q"] = np.asarray(self.bal_q.dual_value).reshape(self.pd0.shape)
+        out["objective"] = float(self.problem.value)
+        for name in ("pg", "qg", "ppv", "pch", "pdis", "E", "pev"):
+            if hasattr(self, name):
+                out[name] = getattr(self, name).value
+        if self.pv_buses:
+            out["qpv"] = self.qpv.value if hasattr(self, "qpv") else np.zeros_like(out["ppv"])
+        return out
 
-def _get_model(feeder: Feeder, o: _Options, zip_coef: np.ndarray) -> _Model:
+
+def _get_model(feeder: Feeder, o: _Options, zip_coef: np.ndarray, kind: str = "cvxpy") -> Any:
+    """The compiled model for these options, cached on the feeder (built once)."""
     cache: dict = feeder.__dict__.setdefault("_opf_cache", {})
-    model = cache.get(o)
+    model = cache.get((kind, o))
     if model is None:
-        model = _Model(feeder, o, zip_coef)
-        cache[o] = model
+        if kind == "cvxpy":
+            model = _Model(feeder, o, zip_coef)
+        else:
+            model = ConicHourly(feeder, o, zip_coef, tol=_CLARABEL_OPTS["tol_feas"])
+        cache[(kind, o)] = model
     return model
 
 
@@ -460,7 +477,10 @@ class HourlyOPF:
         export_limit_kw: float | None = None,
         dt_h: float = 1.0,
         hours: int = 1,
+        backend: str = "clarabel",
     ) -> None:
+        if backend not in ("clarabel", "cvxpy"):
+            raise ValueError(f"backend must be 'clarabel' or 'cvxpy', got {backend!r}")
         if not 0 < v_min_pu < v_max_pu:
             raise ValueError(f"need 0 < v_min_pu < v_max_pu, got {v_min_pu}, {v_max_pu}")
         if not v_min_pu <= v0_pu <= v_max_pu:
@@ -497,7 +517,30 @@ class HourlyOPF:
             export_limit_kw=None if export_limit_kw is None else float(export_limit_kw),
             dt_h=float(dt_h),
         )
-        self.model = _get_model(feeder, self.options, self.zip_coef)
+        self.backend = backend if hours == 1 else "cvxpy"
+        self.engine = _get_model(feeder, self.options, self.zip_coef, self.backend)
+        self._sol: dict[str, Any] = {}
+
+    @property
+    def model(self) -> _Model:
+        """The cvxpy (DPP) model of these options: the reference formulation."""
+        return _get_model(self.feeder, self.options, self.zip_coef, "cvxpy")
+
+    def _run(self, p, q, price, pen, avail) -> tuple[str, float]:
+        """Set the hour's data on the engine, solve, keep the values."""
+        kva = self.feeder.base_mva * 1e3
+        eng = self.engine
+        av = None if avail is None else avail / kva
+        if self.backend == "clarabel":
+            eng.set(
+                p[:, 0] / kva, q[:, 0] / kva, price[0], pen[0], None if av is None else av[:, 0]
+            )
+        else:
+            eng.set(p / kva, q / kva, price, pen, av)
+        status, t = eng.solve()
+        if status in ("optimal", "optimal_inaccurate"):
+            self._sol = eng.values()
+        return status, t
 
     def solve(
         self,
@@ -525,7 +568,6 @@ class HourlyOPF:
             hours = pd.Index([hour], name="hour")
         if len(hours) != o.hours:
             raise ValueError(f"this model is compiled for {o.hours} hour(s), got {len(hours)}")
-        kva = feeder.base_mva * 1e3
         p = _frame(feeder, p_kw, hours, "p_kw")
         q = _frame(feeder, q_kvar, hours, "q_kvar")
         price = _per_hour(price_usd_per_mwh, hours, "price_usd_per_mwh")
@@ -533,9 +575,7 @@ class HourlyOPF:
         if np.any(pen < 0):
             raise ValueError("loss_penalty_usd_per_mwh must be >= 0")
         avail = self._pv_available(pv_kw, hours)
-        m = self.model
-        m.set(p / kva, q / kva, price, pen, None if avail is None else avail / kva)
-        status, t_solver = m.solve()
+        status, t_solver = self._run(p, q, price, pen, avail)
         if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
             raise self._diagnose(p, q, price, pen, avail, hours)
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
@@ -547,8 +587,7 @@ class HourlyOPF:
             extra = remedy_loss_penalty_usd_per_mwh
             for _ in range(4):
                 used_pen = pen + extra
-                m.set(p / kva, q / kva, price, used_pen, None if avail is None else avail / kva)
-                status, t2 = m.solve()
+                status, t2 = self._run(p, q, price, used_pen, avail)
                 t_solver += t2
                 new_gap = self._gap()
                 tried.append((extra, float(new_gap.max())))
@@ -643,11 +682,12 @@ class HourlyOPF:
         return full[pos]
 
     def _gap(self) -> pd.Series:
-        m = self.model
-        P, Q, L, V = m.P.value, m.Q.value, m.L.value, m.V.value
+        s = self._sol
+        P, Q, L, V = s["P"], s["Q"], s["L"], s["V"]
         vf = V[self.feeder.topology.line_from]
         g = L - (P * P + Q * Q) / vf
-        live = (m.r + m.x) > 0
+        lines = self.feeder.lines
+        live = (lines.r_pu.to_numpy() + lines.x_pu.to_numpy()) > 0
         g = np.abs(g[live]) if live.any() else np.zeros((1, L.shape[1]))
         return pd.Series(g.max(axis=0), name="gap")
 
@@ -663,22 +703,26 @@ class HourlyOPF:
         wall0: float,
         check: bool,
     ) -> OPFResult:
-        f, m, o = self.feeder, self.model, self.options
+        f, o, sol = self.feeder, self.options, self._sol
         kva = f.base_mva * 1e3
         dt_mw = o.dt_h * f.base_mva
         buses = f.buses.index
         T = len(hours)
-        # cvxpy's dual of (lhs == rhs) is d(cost)/d(rhs) with a minus sign (Lagrangian
-        # f + y·(lhs - rhs)): DLMP = -y / (dt·base) in $/MWh
-        lam_p = -np.asarray(m.bal_p.dual_value).reshape(f.n_buses, T) / dt_mw
-        lam_q = -np.asarray(m.bal_q.dual_value).reshape(f.n_buses, T) / dt_mw
-        v = np.sqrt(np.maximum(m.V.value, 0.0))
+        # both backends return the balance duals y with Lagrangian f + y·(lhs - rhs), so
+        # d(cost)/d(load) = -y; per MWh: DLMP = -y / (dt·base)
+        lam_p = -np.asarray(sol["y_p"]).reshape(f.n_buses, T) / dt_mw
+        lam_q = -np.asarray(sol["y_q"]).reshape(f.n_buses, T) / dt_mw
+        v = np.sqrt(np.maximum(sol["V"], 0.0))
         frame = lambda a: pd.DataFrame(a.T, index=hours, columns=buses)  # noqa: E731
         # net injections of devices per bus (kW), for the AC check and reporting
         gen_p = np.zeros((f.n_buses, T))
         gen_q = np.zeros((f.n_buses, T))
         dispatch: dict[str, pd.DataFrame] = {}
         pos = f.topology.pos
+        devs = o.devices
+        gens = [d for d in devs if isinstance(d, RegulatedPlant)]
+        stores = [d for d in devs if isinstance(d, Storage)]
+        evs = [d for d in devs if isinstance(d, EVCharger)]
 
         def add(name: str, devs: Sequence[Any], val: np.ndarray, sign: float, q_val=None) -> None:
             labels = [f"{type(d).__name__}@{d.bus}#{i}" for i, d in enumerate(devs)]
@@ -688,45 +732,59 @@ class HourlyOPF:
                 if q_val is not None:
                     gen_q[pos[d.bus]] += q_val[i] * kva
 
-        if m.gens:
-            add("gen_p_kw", m.gens, m.pg.value, 1.0, m.qg.value)
+        if gens:
+            add("gen_p_kw", gens, sol["pg"], 1.0, sol["qg"])
             dispatch["gen_q_kvar"] = pd.DataFrame(
-                m.qg.value.T * kva, index=hours, columns=dispatch["gen_p_kw"].columns
+                sol["qg"].T * kva, index=hours, columns=dispatch["gen_p_kw"].columns
             )
-        if m.pv_buses:
-            ppv = m.ppv.value
-            qpv = m.qpv.value if hasattr(m, "qpv") else np.zeros_like(ppv)
-            dispatch["pv_p_kw"] = pd.DataFrame(ppv.T * kva, index=hours, columns=m.pv_buses)
-            dispatch["pv_q_kvar"] = pd.DataFrame(qpv.T * kva, index=hours, columns=m.pv_buses)
-            for i, b in enumerate(m.pv_buses):
-                gen_p[pos[b]] += ppv[i] * kva
-                gen_q[pos[b]] += qpv[i] * kva
-        if m.stores:
-            add("storage_p_kw", m.stores, m.pdis.value - m.pch.value, 1.0)
+        if o.pv_buses:
+            ppv, qpv = sol["ppv"], sol["qpv"]
+            dispatch["pv_p_kw"] = pd.DataFrame(ppv.T * kva, index=hours, columns=list(o.pv_buses))
+            dispatch["pv_q_kvar"] = pd.DataFrame(qpv.T * kva, index=hours, columns=list(o.pv_buses))
+            pv_pos = f.topology.positions(o.pv_buses)
+            gen_p[pv_pos] += ppv * kva
+            gen_q[pv_pos] += qpv * kva
+        if stores:
+            add("storage_p_kw", stores, sol["pdis"] - sol["pch"], 1.0)
             dispatch["storage_e_kwh"] = pd.DataFrame(
-                m.E.value[:, 1:].T, index=hours, columns=dispatch["storage_p_kw"].columns
+                sol["E"][:, 1:].T, index=hours, columns=dispatch["storage_p_kw"].columns
             )
-        if m.evs:
-            add("ev_p_kw", m.evs, m.pev.value, -1.0)
-        r = m.r
-        loss = (r @ m.L.value) * kva
+        if evs:
+            add("ev_p_kw", evs, sol["pev"], -1.0)
+        loss = (f.lines.r_pu.to_numpy() @ sol["L"]) * kva
         v_ac = np.full((f.n_buses, T), np.nan)
         p_ac = np.full(T, np.nan)
         if check:
+            # the same sweep as run_power_flow, on arrays (exact ZIP, shunts, injections)
+            zc = self.zip_coef
+            shunt = f.buses.shunt_kvar.to_numpy() / kva if o.include_shunts else np.zeros(f.n_buses)
+            _z_bus, anc, _ = _sweep_matrices(f)
+            root = f.topology.root
             for t in range(T):
-                ac = run_power_flow(
+                vc, _ = sweep(
                     f,
-                    p[:, t],
-                    q[:, t],
-                    include_shunts=o.include_shunts,
-                    include_pv=False,
-                    zip=self.zip,
-                    p_gen_kw=gen_p[:, t],
-                    q_gen_kvar=gen_q[:, t],
-                    v0_pu=o.v0_pu,
+                    p[:, t] / kva,
+                    q[:, t] / kva,
+                    zc,
+                    shunt,
+                    gen_p[:, t] / kva,
+                    gen_q[:, t] / kva,
+                    o.v0_pu,
                 )
-                v_ac[:, t] = ac.v_pu.to_numpy()
-                p_ac[t] = ac.p_substation_kw
+                vm = np.abs(vc)
+                v_ac[:, t] = vm
+                load = (
+                    p[:, t] / kva * (zc[0] * vm * vm + zc[1] * vm + zc[2])
+                    - gen_p[:, t] / kva
+                    + 1j
+                    * (
+                        q[:, t] / kva * (zc[3] * vm * vm + zc[4] * vm + zc[5])
+                        - shunt * vm * vm
+                        - gen_q[:, t] / kva
+                    )
+                )
+                j_root = (anc @ np.conj(load / vc))[root]
+                p_ac[t] = float((o.v0_pu * np.conj(j_root)).real * kva)
         verr = np.abs(v - v_ac).max(axis=0)
         gap.index = hours
         exact = OPFExactness(
@@ -740,10 +798,10 @@ class HourlyOPF:
             dlmp_q_usd_per_mvarh=frame(lam_q),
             v_pu=frame(v),
             v_ac_pu=frame(v_ac),
-            p_substation_kw=pd.Series(m.p0.value[0] * kva, index=hours, name="p_substation_kw"),
-            q_substation_kvar=pd.Series(m.q0.value[0] * kva, index=hours, name="q_substation_kvar"),
+            p_substation_kw=pd.Series(sol["p0"][0] * kva, index=hours, name="p_substation_kw"),
+            q_substation_kvar=pd.Series(sol["q0"][0] * kva, index=hours, name="q_substation_kvar"),
             loss_kw=pd.Series(loss, index=hours, name="loss_kw"),
-            objective_usd=float(m.problem.value),
+            objective_usd=float(sol["objective"]),
             exactness=exact,
             status=status,
             dispatch=dispatch,

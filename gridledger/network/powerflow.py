@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -81,6 +82,69 @@ def zip_arrays(feeder: Feeder, zip: ZIPLoad | Mapping[int, ZIPLoad] | None) -> n
     return out
 
 
+def _sweep_matrices(feeder: Feeder) -> tuple[np.ndarray, Any, Any]:
+    """z of the line feeding each bus, ancestor matrix and its transpose (cached per feeder)."""
+    cache = feeder.__dict__.get("_sweep_cache")
+    if cache is None:
+        topo = feeder.topology
+        z_bus = np.zeros(feeder.n_buses, dtype=complex)
+        k_line = topo.line_of_bus
+        has = k_line >= 0
+        r, x = feeder.lines.r_pu.to_numpy(), feeder.lines.x_pu.to_numpy()
+        z_bus[has] = r[k_line[has]] + 1j * x[k_line[has]]
+        a = topo.ancestor
+        cache = (z_bus, a, a.T.tocsr())
+        feeder.__dict__["_sweep_cache"] = cache
+    return cache
+
+
+def sweep(
+    feeder: Feeder,
+    p0: np.ndarray,
+    q0: np.ndarray,
+    zc: np.ndarray,
+    shunt: np.ndarray,
+    pv: np.ndarray,
+    qg: np.ndarray,
+    v0_pu: float = 1.0,
+    tol_pu: float = 1e-10,
+    max_iter: int = 100,
+) -> tuple[np.ndarray, int]:
+    """Backward/forward sweep on per-unit arrays in bus order; complex voltages, sweeps.
+
+    p0/q0: ZIP loads at 1 p.u. (coefficients zc, 6 × n); shunt: capacitor susceptance;
+    pv/qg: constant-power injections."""
+    z_bus, a, at = _sweep_matrices(feeder)
+    v = np.full(len(p0), complex(v0_pu))
+    err = np.inf
+    it = 0
+    for it in range(1, max_iter + 1):
+        vm = np.abs(v)
+        vm2 = vm * vm
+        s = (
+            p0 * (zc[0] * vm2 + zc[1] * vm + zc[2])
+            - pv
+            + 1j * (q0 * (zc[3] * vm2 + zc[4] * vm + zc[5]) - shunt * vm2 - qg)
+        )
+        i_bus = np.conj(s / v)
+        j = a @ i_bus
+        v_new = v0_pu - at @ (z_bus * j)
+        err = float(np.max(np.abs(v_new - v)))
+        v = v_new
+        if not np.all(np.isfinite(v)) or np.min(np.abs(v)) < 0.2:
+            worst = int(np.nanargmin(np.abs(v))) if np.all(np.isfinite(v)) else 0
+            raise PowerFlowDivergedError(
+                f"feeder {feeder.name!r}: voltage collapse after {it} sweeps "
+                f"(bus {feeder.bus_ids[worst]}); the load is beyond the feeder's capability"
+            )
+        if err < tol_pu:
+            return v, it
+    raise PowerFlowDivergedError(
+        f"feeder {feeder.name!r}: no convergence in {max_iter} sweeps "
+        f"(last max |dV| = {err:.3g} p.u.)"
+    )
+
+
 def run_power_flow(
     feeder: Feeder,
     p_kw: pd.Series | np.ndarray | float | None = None,
@@ -120,43 +184,8 @@ def run_power_flow(
         pv = np.zeros(len(p))
     pv = pv + bus_vector(feeder, p_gen_kw, "p_gen_kw") / base_kva
     qg = bus_vector(feeder, q_gen_kvar, "q_gen_kvar") / base_kva
-    z_bus = np.zeros(len(p), dtype=complex)
-    k_line = topo.line_of_bus
-    has = k_line >= 0
-    z_bus[has] = (
-        feeder.lines.r_pu.to_numpy()[k_line[has]] + 1j * feeder.lines.x_pu.to_numpy()[k_line[has]]
-    )
+    v, it = sweep(feeder, p0, q0, zc, shunt, pv, qg, v0_pu, tol_pu, max_iter)
     a = topo.ancestor
-    at = a.T.tocsr()
-    v = np.full(len(p), complex(v0_pu))
-    err = np.inf
-    it = 0
-    for it in range(1, max_iter + 1):
-        vm = np.abs(v)
-        vm2 = vm * vm
-        s = (
-            p0 * (zc[0] * vm2 + zc[1] * vm + zc[2])
-            - pv
-            + 1j * (q0 * (zc[3] * vm2 + zc[4] * vm + zc[5]) - shunt * vm2 - qg)
-        )
-        i_bus = np.conj(s / v)
-        j = a @ i_bus
-        v_new = v0_pu - at @ (z_bus * j)
-        err = float(np.max(np.abs(v_new - v)))
-        v = v_new
-        if not np.all(np.isfinite(v)) or np.min(np.abs(v)) < 0.2:
-            worst = int(np.nanargmin(np.abs(v))) if np.all(np.isfinite(v)) else 0
-            raise PowerFlowDivergedError(
-                f"feeder {feeder.name!r}: voltage collapse after {it} sweeps "
-                f"(bus {feeder.bus_ids[worst]}); the load is beyond the feeder's capability"
-            )
-        if err < tol_pu:
-            break
-    else:
-        raise PowerFlowDivergedError(
-            f"feeder {feeder.name!r}: no convergence in {max_iter} sweeps "
-            f"(last max |dV| = {err:.3g} p.u.)"
-        )
     vm = np.abs(v)
     vm2 = vm * vm
     p_drawn = p0 * (zc[0] * vm2 + zc[1] * vm + zc[2]) - pv

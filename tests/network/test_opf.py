@@ -251,3 +251,32 @@ def test_bad_inputs_raise(feeder):
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="v0_pu"):
             HourlyOPF(feeder, v0_pu=1.2)
+
+
+@pytest.mark.parametrize(
+    "zip_load", [None, ZIPLoad(z_p=0.2, i_p=0.5, p_p=0.3, z_q=0.3, i_q=0.3, p_q=0.4)]
+)
+def test_direct_clarabel_backend_matches_cvxpy_reference(feeder, day, zip_load):
+    gen = RegulatedPlant(
+        bus=30,
+        p_min_kw=0.0,
+        p_max_kw=400.0,
+        q_min_kvar=-100.0,
+        q_max_kvar=100.0,
+        cost_a_usd_per_mw2h=30.0,
+        cost_b_usd_per_mwh=40.0,
+        cost_c_usd_per_h=2.0,
+    )
+    fast = HourlyOPF(feeder, devices=[gen], zip=zip_load, export_limit_kw=500.0)
+    ref = HourlyOPF(feeder, devices=[gen], zip=zip_load, export_limit_kw=500.0, backend="cvxpy")
+    assert fast.engine is not ref.engine
+    for hour in (3, 12, 20):  # the fast engine is re-used across hours (in-place update)
+        args = (day["p"].loc[hour], day["q"].loc[hour], day["price"][hour])
+        a = fast.solve(*args, pv_kw=day["pv"].loc[hour], hour=hour)
+        b = ref.solve(*args, pv_kw=day["pv"].loc[hour], hour=hour)
+        assert a.objective_usd == pytest.approx(b.objective_usd, rel=1e-6)
+        np.testing.assert_allclose(a.dlmp_usd_per_mwh, b.dlmp_usd_per_mwh, rtol=1e-5)
+        np.testing.assert_allclose(a.dlmp_q_usd_per_mvarh, b.dlmp_q_usd_per_mvarh, atol=1e-3)
+        np.testing.assert_allclose(a.v_pu, b.v_pu, atol=1e-7)
+        np.testing.assert_allclose(a.dispatch["gen_p_kw"], b.dispatch["gen_p_kw"], atol=1e-3)
+        assert a.exactness.max_relaxation_gap <= 1e-6
