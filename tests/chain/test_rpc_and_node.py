@@ -126,3 +126,72 @@ def test_main_node_refuses_equal_chain_ids(capsys):
     args = argparse.Namespace(port=free_port(), letb_chain_id=5, retb_chain_id=5)
     assert main_node(args) == 2
     assert "distinct chain ids" in capsys.readouterr().err
+
+
+class DroppingProxy:
+    """HTTP proxy to a node that forwards a request but drops the answer for chosen methods
+    (the first `drops[method]` times): the client sees a dropped connection although the node
+    executed the call -- the case where a blind resend could spend twice."""
+
+    def __init__(self, target: str, drops: dict[str, int]) -> None:
+        import http.server
+        import threading
+
+        self.drops = dict(drops)
+        self.forwarded: list[str] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                resp = requests.post(
+                    target, data=body, headers={"Content-Type": "application/json"}
+                )
+                text = body.decode()
+                for method, left in proxy.drops.items():
+                    if f'"{method}"' in text:
+                        proxy.forwarded.append(method)
+                        if left > 0:
+                            proxy.drops[method] = left - 1
+                            self.close_connection = True
+                            self.connection.shutdown(2)  # no answer at all
+                            return
+                self.send_response(resp.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(resp.content)))
+                self.end_headers()
+                self.wfile.write(resp.content)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_dropped_connections_never_double_spend_or_double_mine():
+    with start_anvil(4711) as node:
+        proxy = DroppingProxy(node.url, {"eth_sendRawTransaction": 1, "evm_mine": 1})
+        try:
+            chain = RpcChain(proxy.url, "x", retries=2)
+            payer = chain.faucet_signer()
+            to = derive_account(3, "user", 0).address
+            head = chain.block_number()
+            ptx = payer.send(TxRequest(to, b"", gas=21_000, value=999, function="pay"))
+            (res,) = chain.mine()
+            assert proxy.drops == {"eth_sendRawTransaction": 0, "evm_mine": 0}  # both dropped
+            assert proxy.forwarded.count("eth_sendRawTransaction") == 1  # found, not resent
+            assert proxy.forwarded.count("evm_mine") == 1  # mined, not mined again
+            assert res.tx_hash == ptx.tx_hash and res.ok
+            assert chain.block_number() == head + 1
+            assert chain.balance(to) == 999
+            payer.transact(TxRequest(to, b"", gas=21_000, value=1, function="pay"))
+            assert chain.balance(to) == 1000
+        finally:
+            proxy.close()
