@@ -26,14 +26,14 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import coincurve
 import rlp
-from eth_abi import decode as abi_decode
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_canonical_address, to_checksum_address
+
+if TYPE_CHECKING:  # eth_account costs seconds to import; the CLI imports this module early
+    from eth_account.signers.local import LocalAccount
 
 __all__ = [
     "CHAIN_NAMES",
@@ -194,8 +194,16 @@ ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 
 
+def _account_from_key(key: bytes | str) -> LocalAccount:
+    from eth_account import Account
+
+    return Account.from_key(key)
+
+
 def decode_revert_reason(data: bytes) -> str:
     """Revert data -> readable reason: Error(string) text, 'Panic(0x..)', raw hex or ''."""
+    from eth_abi import decode as abi_decode
+
     data = bytes(data or b"")
     if data[:4] == ERROR_SELECTOR:
         with contextlib.suppress(Exception):
@@ -662,7 +670,7 @@ class EmbeddedChain(ChainBackend):
         self._builder = self._evm.get_vm().get_transaction_builder()
         self._vm: Any = None
         self._work_header: Any = None
-        self._faucet = Account.from_key(self.backend.account_keys[0].to_bytes())
+        self._faucet = _account_from_key(self.backend.account_keys[0].to_bytes())
         self._w3: Any = None
 
     @property
@@ -932,7 +940,7 @@ class RpcChain(ChainBackend):
             or os.environ.get("GRIDLEDGER_FAUCET_KEY")
             or (ANVIL_DEV_KEY if self.dev else None)
         )
-        self._faucet = Account.from_key(key) if key else None
+        self._faucet = _account_from_key(key) if key else None
         self._base_fee: int | None = None
 
     # ---- transport ----

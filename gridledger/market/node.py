@@ -20,8 +20,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-
 from gridledger.market.chain import DEFAULT_CHAIN_IDS, DEV_BLOCK_GAS_LIMIT, ChainError
 
 __all__ = [
@@ -127,6 +125,8 @@ def start_anvil(
     phase), FIFO transaction order (a batch lands in submission order), a large block gas limit.
     `block_time_s` instead mines a block every so many seconds, like a real network.
     """
+    import requests
+
     if not 0 < int(chain_id) < 2**64:
         raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
     exe = binary or find_anvil()
