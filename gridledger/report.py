@@ -18,12 +18,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from gridledger.results import Results  # noqa: E402
+from gridledger.results import Results
 
 BEFORE = "#7f7f7f"
 AFTER = "#1f77b4"
@@ -63,6 +63,8 @@ def fig3_gas(results: Results) -> Figure:
     """Mean gas per transaction for each contract operation (paper Fig. 3)."""
     gas = results.gas
     _need(gas, "gas", "contract", "operation", "gas_used")
+    if "t" in gas.columns:  # market operations only (set-up: deployment, funding, registration)
+        gas = gas[gas["t"] >= 0]
     fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
     if gas.empty:
         ax.text(0.5, 0.5, "no transactions", ha="center", va="center", transform=ax.transAxes)
@@ -73,7 +75,7 @@ def fig3_gas(results: Results) -> Figure:
         .reset_index()
         .sort_values(["contract", "mean"], ascending=[True, False])
     )
-    labels = [f"{c}\n{o}" for c, o in zip(stats["contract"], stats["operation"], strict=True)]
+    labels = [f"{c}.{o}" for c, o in zip(stats["contract"], stats["operation"], strict=True)]
     contracts = sorted(stats["contract"].unique())
     palette = plt.get_cmap("tab10")
     colors = [palette(contracts.index(c) % 10) for c in stats["contract"]]
@@ -85,7 +87,7 @@ def fig3_gas(results: Results) -> Figure:
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("gas per transaction (thousands; bar = mean, | = max)")
-    ax.set_title("Gas consumption per contract operation")
+    ax.set_title("Gas per contract operation (market hours)")
     ax.set_xlim(0, stats["max"].max() / 1000.0 * 1.35)
     ax.grid(True, axis="x", alpha=0.3)
     return fig
