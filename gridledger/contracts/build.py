@@ -106,7 +106,12 @@ def build(names: list[str] | None = None, out_dir: Path = ARTIFACTS_DIR) -> list
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: build the contracts named in argv (default all)."""
     args = sys.argv[1:] if argv is None else argv
-    for path in build(args or None):
+    try:
+        written = build(args or None)
+    except BuildError as exc:
+        print(f"build failed: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
         print(f"wrote {path.relative_to(CONTRACTS_DIR.parent.parent)}")
     return 0
 

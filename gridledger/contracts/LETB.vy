@@ -1,0 +1,433 @@
+# pragma version 0.4.3
+"""
+@title LETB — local energy trading (one contract per area)
+@notice Producers post (energy Wh, price base units per Wh) offers for the open market hour into
+        a price-ordered linked list (insertion position from an off-chain hint, verified here);
+        consumers post (demand Wh, reputation threshold) and are filled cheapest-first from
+        offers whose producer reputation >= threshold; payment is escrowed in EnergyToken; the
+        TDNO settles delivered Wh; the buyer rates each fill. See README.md for the full rules.
+"""
+
+import market_base as base
+
+initializes: base
+
+exports: (
+    base.admin,
+    base.operator,
+    base.tdno,
+    base.token,
+    base.bond,
+    base.initial_reputation,
+    base.set_operator,
+    base.set_tdno,
+    base.open_hour,
+    base.current_hour,
+    base.feed_in_floor,
+    base.cap_of,
+    base.account_state,
+)
+
+struct Fill:
+    producer_id: uint256
+    seller: address
+    e_wh: uint256
+    price: uint256
+
+event OfferPosted:
+    producer: indexed(address)
+    producer_id: uint256
+    t: uint256
+    e_wh: uint256
+    price: uint256
+
+event Trade:
+    buyer: indexed(address)
+    seller: indexed(address)
+    nonce: uint256
+    t: uint256
+    index: uint256
+    producer_id: uint256
+    e_wh: uint256
+    price: uint256
+
+event Requested:
+    buyer: indexed(address)
+    nonce: uint256
+    t: uint256
+    demand_wh: uint256
+    filled_wh: uint256
+    rt: uint256
+    paid: uint256
+
+event Settled:
+    buyer: indexed(address)
+    nonce: uint256
+    t: uint256
+    delivered_wh: uint256
+    paid: uint256
+    refunded: uint256
+
+event Rated:
+    buyer: indexed(address)
+    seller: indexed(address)
+    nonce: uint256
+    producer_id: uint256
+    score: uint256
+    reputation: uint256
+
+MAX_FILLS: constant(uint256) = 16
+MAX_VISIT: constant(uint256) = 64
+MAX_WALK: constant(uint256) = 1024
+MAX_BOOK_VIEW: constant(uint256) = 1024
+
+# producer slot: price (96 bits, 160..255) | e_wh left (64, 96..159) | next id (32, 64..95)
+#                | hour + 1 of the offer (32, 32..63) | reputation (16, 16..31) | bus (16, 0..15)
+# The book's head id lives in the aux part of base.hour_state (bits 128..159).
+P_E_SHIFT: constant(uint256) = 96
+P_NEXT_SHIFT: constant(uint256) = 64
+P_HOUR_SHIFT: constant(uint256) = 32
+P_REP_SHIFT: constant(uint256) = 16
+HEAD_SHIFT: constant(uint256) = 128
+
+producers: HashMap[uint256, uint256]
+seller_of: HashMap[uint256, address]
+n_producers: public(uint256)
+area_id: public(uint256)
+
+
+@deploy
+def __init__(
+    token: address,
+    area_id: uint256,
+    operator: address,
+    tdno: address,
+    initial_reputation: uint256,
+    bond: uint256,
+):
+    """
+    @param token EnergyToken address
+    @param area_id area number (informative)
+    @param initial_reputation reputation of a new producer, 0..1000
+    @param bond token base units locked per registration (0 = none)
+    """
+    base.__init__(token, operator, tdno, initial_reputation, bond)
+    self.area_id = area_id
+
+
+@external
+def register(account: address, commitment: bytes32, bus: uint256, role: uint256):
+    """
+    @notice register `account` at feeder `bus` with identity `commitment` and role bit mask
+            (1 producer, 2 consumer, 3 both); operator or admin only
+    """
+    pid: uint256 = 0
+    if role & base.ROLE_PRODUCER != 0:
+        pid = self.n_producers + 1
+    base._register(account, commitment, bus, role, pid)
+    if pid != 0:
+        self.n_producers = pid
+        self.producers[pid] = (base.initial_reputation << P_REP_SHIFT) | bus
+        self.seller_of[pid] = account
+
+
+@external
+def post_offer(t: uint256, e_wh: uint256, price: uint256, hint_prev_id: uint256) -> uint256:
+    """
+    @notice offer `e_wh` Wh at `price` base units per Wh for the open hour `t`; `hint_prev_id`
+            is the producer id of the offer to insert after (0 = at the head), see hint_for()
+    @return the caller's producer id
+    """
+    state: uint256 = base._check_hour(t)
+    acct: uint256 = base.accounts[msg.sender]
+    assert acct & base.F_PRODUCER != 0, "not a producer"
+    pid: uint256 = (acct >> 8) & (2**24 - 1)
+    slot: uint256 = self.producers[pid]
+    tag: uint256 = t + 1
+    assert (slot >> P_HOUR_SHIFT) & base.MASK32 != tag, "offer already posted this hour"
+    assert e_wh >= 1 and e_wh <= base.MAX_E_WH, "energy out of range"
+    base._check_price(state, slot & base.MASK16, price)
+
+    prev: uint256 = hint_prev_id
+    prev_slot: uint256 = 0
+    nxt: uint256 = 0
+    if prev == 0:
+        nxt = (state >> HEAD_SHIFT) & base.MASK32
+    else:
+        prev_slot = self.producers[prev]
+        assert (prev_slot >> P_HOUR_SHIFT) & base.MASK32 == tag, "stale hint"
+        assert (prev_slot >> P_E_SHIFT) & base.MASK64 != 0, "stale hint"
+        assert prev_slot >> 160 <= price, "bad hint"
+        nxt = (prev_slot >> P_NEXT_SHIFT) & base.MASK32
+    for i: uint256 in range(MAX_WALK):
+        if nxt == 0:
+            break
+        next_slot: uint256 = self.producers[nxt]
+        if next_slot >> 160 > price:
+            break
+        assert i + 1 < MAX_WALK, "hint too far"
+        prev = nxt
+        prev_slot = next_slot
+        nxt = (next_slot >> P_NEXT_SHIFT) & base.MASK32
+
+    self.producers[pid] = (
+        (price << 160)
+        | (e_wh << P_E_SHIFT)
+        | (nxt << P_NEXT_SHIFT)
+        | (tag << P_HOUR_SHIFT)
+        | (slot & base.MASK32)
+    )
+    if prev == 0:
+        base.hour_state = (state & ~(base.MASK32 << HEAD_SHIFT)) | (pid << HEAD_SHIFT)
+    else:
+        self.producers[prev] = (prev_slot & ~(base.MASK32 << P_NEXT_SHIFT)) | (
+            pid << P_NEXT_SHIFT
+        )
+    log OfferPosted(producer=msg.sender, producer_id=pid, t=t, e_wh=e_wh, price=price)
+    return pid
+
+
+@internal
+@pure
+def _request_hash(
+    buyer: address, nonce: uint256, t: uint256, fills: DynArray[Fill, MAX_FILLS]
+) -> bytes32:
+    return keccak256(abi_encode(buyer, nonce, t, fills))
+
+
+@external
+def request(t: uint256, demand_wh: uint256, rt: uint256) -> uint256:
+    """
+    @notice buy up to `demand_wh` Wh in the open hour `t` from the cheapest offers whose
+            producer reputation >= `rt` (0..1000); pulls the payment into escrow
+    @return filled energy, Wh
+    """
+    state: uint256 = base._check_hour(t)
+    acct: uint256 = base.accounts[msg.sender]
+    assert acct & base.F_CONSUMER != 0, "not a consumer"
+    assert demand_wh >= 1 and demand_wh <= base.MAX_E_WH, "energy out of range"
+    assert rt <= base.REP_MAX, "threshold out of range"
+    assert acct & base.F_OPEN == 0, "previous request not settled"
+
+    own: uint256 = (acct >> 8) & (2**24 - 1)
+    nonce: uint256 = ((acct >> 32) & base.MASK32) + 1
+    head: uint256 = (state >> HEAD_SHIFT) & base.MASK32
+    new_head: uint256 = head
+    cur: uint256 = head
+    prev: uint256 = 0
+    prev_slot: uint256 = 0
+    remaining: uint256 = demand_wh
+    total: uint256 = 0
+    fills: DynArray[Fill, MAX_FILLS] = []
+    for i: uint256 in range(MAX_VISIT):
+        if cur == 0 or remaining == 0 or len(fills) == MAX_FILLS:
+            break
+        s: uint256 = self.producers[cur]
+        nxt: uint256 = (s >> P_NEXT_SHIFT) & base.MASK32
+        if (s >> P_REP_SHIFT) & base.MASK16 >= rt and cur != own:
+            e: uint256 = (s >> P_E_SHIFT) & base.MASK64
+            q: uint256 = min(e, remaining)
+            p: uint256 = s >> 160
+            seller: address = self.seller_of[cur]
+            log Trade(
+                buyer=msg.sender,
+                seller=seller,
+                nonce=nonce,
+                t=t,
+                index=len(fills),
+                producer_id=cur,
+                e_wh=q,
+                price=p,
+            )
+            fills.append(Fill(producer_id=cur, seller=seller, e_wh=q, price=p))
+            remaining -= q
+            total += q * p
+            s = (s & ~(base.MASK64 << P_E_SHIFT)) | ((e - q) << P_E_SHIFT)
+            self.producers[cur] = s
+            if e == q:  # exhausted: unlink
+                if prev == 0:
+                    new_head = nxt
+                else:
+                    prev_slot = (prev_slot & ~(base.MASK32 << P_NEXT_SHIFT)) | (
+                        nxt << P_NEXT_SHIFT
+                    )
+                    self.producers[prev] = prev_slot
+                cur = nxt
+                continue
+        prev = cur
+        prev_slot = s
+        cur = nxt
+
+    filled: uint256 = demand_wh - remaining
+    if len(fills) > 0:
+        if new_head != head:
+            base.hour_state = (state & ~(base.MASK32 << HEAD_SHIFT)) | (new_head << HEAD_SHIFT)
+        h: bytes32 = self._request_hash(msg.sender, nonce, t, fills)
+        base.accounts[msg.sender] = (
+            base._commit(h)
+            | (nonce << 32)
+            | (acct & (base.MASK32 - base.F_SETTLED))
+            | base.F_OPEN
+        )
+        extcall base.token.transferFrom(msg.sender, self, total)
+    else:
+        nonce -= 1
+    log Requested(
+        buyer=msg.sender, nonce=nonce, t=t, demand_wh=demand_wh, filled_wh=filled, rt=rt, paid=total
+    )
+    return filled
+
+
+@external
+def settle(
+    buyer: address,
+    nonce: uint256,
+    t: uint256,
+    fills: DynArray[Fill, MAX_FILLS],
+    delivered_wh: DynArray[uint256, MAX_FILLS],
+):
+    """
+    @notice TDNO confirms the delivered Wh of each fill of `buyer`'s request `nonce`; pays each
+            seller delivered * price from escrow and refunds the rest to the buyer, once
+    """
+    assert len(fills) == len(delivered_wh), "length mismatch"
+    acct: uint256 = base._settling_account(buyer, self._request_hash(buyer, nonce, t, fills))
+    token: base.EnergyToken = base.token
+    paid: uint256 = 0
+    refunded: uint256 = 0
+    delivered_total: uint256 = 0
+    for i: uint256 in range(MAX_FILLS):
+        if i >= len(fills):
+            break
+        f: Fill = fills[i]
+        d: uint256 = delivered_wh[i]
+        assert d <= f.e_wh, "delivered above schedule"
+        if d > 0:
+            extcall token.transfer(f.seller, d * f.price)
+            paid += d * f.price
+            delivered_total += d
+        refunded += (f.e_wh - d) * f.price
+    if refunded > 0:
+        extcall token.transfer(buyer, refunded)
+    base.accounts[buyer] = (acct ^ base.F_OPEN) | base.F_SETTLED
+    log Settled(
+        buyer=buyer,
+        nonce=nonce,
+        t=t,
+        delivered_wh=delivered_total,
+        paid=paid,
+        refunded=refunded,
+    )
+
+
+@external
+def feedback(
+    buyer: address,
+    nonce: uint256,
+    t: uint256,
+    fills: DynArray[Fill, MAX_FILLS],
+    scores: DynArray[uint256, MAX_FILLS],
+):
+    """
+    @notice the buyer rates each fill of its settled request (score 0..5, one per fill), once;
+            each seller's reputation moves by (7 r + 200 score) // 8
+    """
+    acct: uint256 = base._rating_account(buyer, self._request_hash(buyer, nonce, t, fills))
+    assert len(fills) == len(scores), "length mismatch"
+    for i: uint256 in range(MAX_FILLS):
+        if i >= len(fills):
+            break
+        score: uint256 = scores[i]
+        assert score <= base.SCORE_MAX, "score out of range"
+        pid: uint256 = fills[i].producer_id
+        s: uint256 = self.producers[pid]
+        r: uint256 = base._rep_update((s >> P_REP_SHIFT) & base.MASK16, score)
+        self.producers[pid] = (s & ~(base.MASK16 << P_REP_SHIFT)) | (r << P_REP_SHIFT)
+        log Rated(
+            buyer=buyer,
+            seller=fills[i].seller,
+            nonce=nonce,
+            producer_id=pid,
+            score=score,
+            reputation=r,
+        )
+    base.accounts[buyer] = acct ^ base.F_SETTLED
+
+
+@external
+@view
+def head() -> uint256:
+    """@notice producer id of the cheapest offer of the open hour (0 = empty book)"""
+    return (base.hour_state >> HEAD_SHIFT) & base.MASK32
+
+
+@external
+@view
+def offer_of(
+    producer_id: uint256,
+) -> (address, uint256, uint256, uint256, uint256, uint256, uint256):
+    """
+    @notice (seller, price per Wh, e_wh left, next id, hour index or 2**256-1 if never offered,
+            reputation, bus) of producer `producer_id`
+    """
+    s: uint256 = self.producers[producer_id]
+    tag: uint256 = (s >> P_HOUR_SHIFT) & base.MASK32
+    hour: uint256 = max_value(uint256)
+    if tag != 0:
+        hour = tag - 1
+    return (
+        self.seller_of[producer_id],
+        s >> 160,
+        (s >> P_E_SHIFT) & base.MASK64,
+        (s >> P_NEXT_SHIFT) & base.MASK32,
+        hour,
+        (s >> P_REP_SHIFT) & base.MASK16,
+        s & base.MASK16,
+    )
+
+
+@external
+@view
+def book() -> DynArray[uint256, MAX_BOOK_VIEW]:
+    """@notice producer ids of the open hour's book in matching order"""
+    ids: DynArray[uint256, MAX_BOOK_VIEW] = []
+    cur: uint256 = (base.hour_state >> HEAD_SHIFT) & base.MASK32
+    for i: uint256 in range(MAX_BOOK_VIEW):
+        if cur == 0:
+            break
+        ids.append(cur)
+        cur = (self.producers[cur] >> P_NEXT_SHIFT) & base.MASK32
+    return ids
+
+
+@external
+@view
+def hint_for(price: uint256) -> uint256:
+    """@notice predecessor id for an offer at `price` (last offer with price <= it; 0 = head)"""
+    prev: uint256 = 0
+    cur: uint256 = (base.hour_state >> HEAD_SHIFT) & base.MASK32
+    for i: uint256 in range(MAX_BOOK_VIEW):
+        if cur == 0:
+            break
+        s: uint256 = self.producers[cur]
+        if s >> 160 > price:
+            break
+        prev = cur
+        cur = (s >> P_NEXT_SHIFT) & base.MASK32
+    return prev
+
+
+@external
+@view
+def producer_id(account: address) -> uint256:
+    """@notice producer id of `account` (0 = not a producer)"""
+    return (base.accounts[account] >> 8) & (2**24 - 1)
+
+
+@external
+@view
+def reputation_of(account: address) -> uint256:
+    """@notice reputation (0..1000) of producer `account`"""
+    pid: uint256 = (base.accounts[account] >> 8) & (2**24 - 1)
+    assert pid != 0, "not a producer"
+    return (self.producers[pid] >> P_REP_SHIFT) & base.MASK16

@@ -1,0 +1,248 @@
+# pragma version 0.4.3
+"""
+@title market_base
+@notice Module shared by LETB and RETB: roles (admin, operator, tdno), participant accounts,
+        the open market hour with its feed-in floor, DLMP caps per bus, the reputation rule and
+        request commitments. Units: energy in Wh, prices in token base units per Wh, money in
+        token base units, hours are market hour indices, reputation 0..1000.
+"""
+
+interface EnergyToken:
+    def transfer(receiver: address, amount: uint256) -> bool: nonpayable
+    def transferFrom(owner: address, receiver: address, amount: uint256) -> bool: nonpayable
+    def mint(receiver: address, amount: uint256): nonpayable
+
+event RoleSet:
+    role: String[8]
+    account: indexed(address)
+
+event Registered:
+    account: indexed(address)
+    commitment: bytes32
+    bus: uint256
+    role: uint256
+    producer_id: uint256
+
+event HourOpened:
+    t: indexed(uint256)
+    feed_in_floor: uint256
+    n_caps: uint256
+
+REP_MAX: constant(uint256) = 1000
+SCORE_MAX: constant(uint256) = 5
+MAX_HOUR: constant(uint256) = 65534
+MAX_PRICE: constant(uint256) = 2**96 - 1
+MAX_E_WH: constant(uint256) = 10**12
+MAX_BUS: constant(uint256) = 65535
+MAX_CAPS: constant(uint256) = 64
+ROLE_PRODUCER: constant(uint256) = 1
+ROLE_CONSUMER: constant(uint256) = 2
+
+MASK16: constant(uint256) = 2**16 - 1
+MASK32: constant(uint256) = 2**32 - 1
+MASK48: constant(uint256) = 2**48 - 1
+MASK64: constant(uint256) = 2**64 - 1
+MASK96: constant(uint256) = 2**96 - 1
+
+# account slot: commitment (192 bits, 64..255) | nonce (32, 32..63) | producer id (24, 8..31)
+#               | flags (8, 0..7)
+COMMIT_MASK: constant(uint256) = max_value(uint256) - (2**64 - 1)
+F_REGISTERED: constant(uint256) = 1
+F_PRODUCER: constant(uint256) = 2
+F_CONSUMER: constant(uint256) = 4
+F_OPEN: constant(uint256) = 8
+F_SETTLED: constant(uint256) = 16
+
+# hour slot: hour + 1 (32 bits, 0..31; 0 = none opened) | feed-in floor (96, 32..127)
+#            | aux (128, 128..255, owned by the importing contract; zeroed when an hour opens)
+# cap slot per bus: hour + 1 (32, 0..31) | cap (224, 32..255)
+
+admin: public(address)
+operator: public(address)
+tdno: public(address)
+token: public(EnergyToken)
+bond: public(uint256)
+initial_reputation: public(uint256)
+accounts: HashMap[address, uint256]
+hour_state: uint256
+caps: HashMap[uint256, uint256]
+
+
+@deploy
+def __init__(
+    token: address, operator: address, tdno: address, initial_reputation: uint256, bond: uint256
+):
+    assert token != empty(address), "zero address"
+    assert initial_reputation <= REP_MAX, "reputation out of range"
+    self.admin = msg.sender
+    self.token = EnergyToken(token)
+    self.operator = operator
+    self.tdno = tdno
+    self.initial_reputation = initial_reputation
+    self.bond = bond
+
+
+@internal
+@view
+def _only_operator():
+    assert msg.sender == self.operator or msg.sender == self.admin, (
+        "unauthorised: operator only"
+    )
+
+
+@external
+def set_operator(account: address):
+    """@notice replace the operator; admin only"""
+    assert msg.sender == self.admin, "unauthorised: admin only"
+    self.operator = account
+    log RoleSet(role="operator", account=account)
+
+
+@external
+def set_tdno(account: address):
+    """@notice replace the TDNO (settlement) account; admin only"""
+    assert msg.sender == self.admin, "unauthorised: admin only"
+    self.tdno = account
+    log RoleSet(role="tdno", account=account)
+
+
+@internal
+def _register(account: address, commitment: bytes32, bus: uint256, role: uint256, pid: uint256):
+    """checks, bond, account slot and event of a registration (caller adds role data)"""
+    self._only_operator()
+    assert account != empty(address), "zero address"
+    assert self.accounts[account] == 0, "already registered"
+    assert commitment != empty(bytes32), "commitment is zero"
+    assert bus >= 1 and bus <= MAX_BUS, "bus out of range"
+    assert role >= 1 and role <= 3, "bad role"
+    flags: uint256 = F_REGISTERED
+    if role & ROLE_PRODUCER != 0:
+        flags |= F_PRODUCER
+    if role & ROLE_CONSUMER != 0:
+        flags |= F_CONSUMER
+    self.accounts[account] = (pid << 8) | flags
+    if self.bond > 0:
+        extcall self.token.transferFrom(account, self, self.bond)
+    log Registered(account=account, commitment=commitment, bus=bus, role=role, producer_id=pid)
+
+
+@external
+def open_hour(
+    t: uint256,
+    feed_in_floor: uint256,
+    buses: DynArray[uint256, MAX_CAPS],
+    caps: DynArray[uint256, MAX_CAPS],
+):
+    """
+    @notice open market hour `t` (hour index) with the feed-in floor and DLMP caps (token base
+            units per Wh) of the listed buses; operator or admin only
+    """
+    self._only_operator()
+    state: uint256 = self.hour_state
+    assert t <= MAX_HOUR, "hour too large"
+    assert t + 1 > state & MASK32, "hour not increasing"
+    assert len(buses) == len(caps), "caps length mismatch"
+    assert feed_in_floor <= MAX_PRICE, "price out of range"
+    tag: uint256 = t + 1
+    for i: uint256 in range(MAX_CAPS):
+        if i >= len(buses):
+            break
+        bus: uint256 = buses[i]
+        cap: uint256 = caps[i]
+        assert bus >= 1 and bus <= MAX_BUS, "bus out of range"
+        assert cap >= 1 and cap <= MAX_PRICE, "cap out of range"
+        assert cap >= feed_in_floor, "cap below feed-in floor"
+        self.caps[bus] = (cap << 32) | tag
+    self.hour_state = (feed_in_floor << 32) | tag
+    log HourOpened(t=t, feed_in_floor=feed_in_floor, n_caps=len(buses))
+
+
+@internal
+@view
+def _check_hour(t: uint256) -> uint256:
+    """hour slot, reverting unless `t` is the open hour"""
+    state: uint256 = self.hour_state
+    assert state & MASK32 == t + 1, "wrong hour"
+    return state
+
+
+@internal
+@view
+def _check_price(state: uint256, bus: uint256, price: uint256):
+    """offer price within [feed-in floor, DLMP cap of `bus`] of the open hour"""
+    assert price >= 1 and price <= MAX_PRICE, "price out of range"
+    cap: uint256 = self.caps[bus]
+    assert cap & MASK32 == state & MASK32, "no DLMP cap for bus this hour"
+    assert price <= cap >> 32, "price above DLMP cap"
+    assert price >= (state >> 32) & MASK96, "price below feed-in floor"
+
+
+@internal
+@pure
+def _rep_update(reputation: uint256, score: uint256) -> uint256:
+    """bounded reputation rule: (7 r + 200 score) // 8, stays in [0, 1000]"""
+    return (7 * reputation + 200 * score) // 8
+
+
+@internal
+@pure
+def _commit(h: bytes32) -> uint256:
+    """the 192-bit commitment part of a hash, aligned to the account slot"""
+    return convert(h, uint256) & COMMIT_MASK
+
+
+@internal
+@view
+def _rating_account(buyer: address, h: bytes32) -> uint256:
+    """account slot of `buyer` after the common feedback checks on commitment `h`"""
+    assert msg.sender == buyer, "only the buyer may rate"
+    acct: uint256 = self.accounts[buyer]
+    assert acct & F_OPEN == 0, "request not settled"
+    assert acct & COMMIT_MASK == self._commit(h), "unknown request"
+    assert acct & F_SETTLED != 0, "already rated"
+    return acct
+
+
+@internal
+@view
+def _settling_account(buyer: address, h: bytes32) -> uint256:
+    """account slot of `buyer` after the common settlement checks on commitment `h`"""
+    assert msg.sender == self.tdno, "unauthorised: tdno only"
+    acct: uint256 = self.accounts[buyer]
+    assert acct & COMMIT_MASK == self._commit(h), "unknown request"
+    assert acct & F_OPEN != 0, "already settled"
+    return acct
+
+
+@external
+@view
+def current_hour() -> uint256:
+    """@notice the open market hour index"""
+    tag: uint256 = self.hour_state & MASK32
+    assert tag != 0, "no hour open"
+    return tag - 1
+
+
+@external
+@view
+def feed_in_floor() -> uint256:
+    """@notice feed-in floor of the open hour, token base units per Wh"""
+    return (self.hour_state >> 32) & MASK96
+
+
+@external
+@view
+def cap_of(bus: uint256) -> (uint256, uint256):
+    """@notice (hour index, DLMP cap in base units per Wh) last posted for `bus`"""
+    cap: uint256 = self.caps[bus]
+    if cap == 0:
+        return max_value(uint256), 0
+    return (cap & MASK32) - 1, cap >> 32
+
+
+@external
+@view
+def account_state(account: address) -> (uint256, uint256, uint256, uint256):
+    """@notice (commitment prefix, nonce, producer id, flags) of `account`"""
+    acct: uint256 = self.accounts[account]
+    return acct & COMMIT_MASK, (acct >> 32) & MASK32, (acct >> 8) & 2**24 - 1, acct & 255
