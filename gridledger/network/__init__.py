@@ -8,7 +8,13 @@ from gridledger.network.devices import (
     Storage,
     ZIPLoad,
 )
-from gridledger.network.feeder import BUNDLED_FEEDERS, Feeder, FeederDataError, load_feeder
+from gridledger.network.feeder import (
+    BUNDLED_FEEDERS,
+    Feeder,
+    FeederDataError,
+    load_feeder,
+    synthetic_feeder,
+)
 from gridledger.network.opf import (
     HourlyOPF,
     OPFError,
@@ -57,6 +63,7 @@ __all__ = [
     "pv_shape",
     "run_power_flow",
     "solve_opf",
+    "synthetic_feeder",
     "tou_tariff",
     "wholesale_price",
 ]

@@ -626,3 +626,40 @@ def load_feeder(source: str | Path = "sce56") -> Feeder:
         name=meta["name"] or folder.name,
         _source=(files["buses"], files["lines"]),
     )
+
+
+def synthetic_feeder(
+    n_buses: int = 1000,
+    *,
+    seed: int = 0,
+    load_kw: float = 4.0,
+    power_factor: float = 0.9,
+    r_pu_range: tuple[float, float] = (2e-4, 1.2e-3),
+    x_over_r: float = 0.8,
+    branching: int = 30,
+    base_kv: float = 12.0,
+    base_mva: float = 1.0,
+) -> Feeder:
+    """A seeded random radial feeder for scale tests and benchmarks.
+
+    Bus 1 is the substation; bus k > 1 hangs off one of the `branching` most recent buses
+    (long laterals, depth grows like n / branching); every bus but the root carries a load of
+    about `load_kw` (uniform in [0.5, 1.5]·load_kw) at `power_factor`."""
+    if n_buses < 2:
+        raise ValueError(f"n_buses must be >= 2, got {n_buses}")
+    rng = np.random.default_rng(seed)
+    buses = np.arange(1, n_buses + 1)
+    parents = np.array(
+        [rng.integers(max(1, k - branching), k) for k in range(2, n_buses + 1)], dtype=np.int64
+    )
+    r = rng.uniform(*r_pu_range, size=n_buses - 1)
+    p = np.concatenate([[0.0], load_kw * rng.uniform(0.5, 1.5, size=n_buses - 1)])
+    q = p * np.tan(np.arccos(power_factor))
+    bus_df = pd.DataFrame(
+        {"p_kw": p, "q_kvar": q, "shunt_kvar": 0.0, "pv_kw": 0.0},
+        index=pd.Index(buses, name="bus"),
+    )
+    line_df = pd.DataFrame(
+        {"from_bus": parents, "to_bus": buses[1:], "r_pu": r, "x_pu": r * x_over_r}
+    )
+    return Feeder(bus_df, line_df, base_kv, base_mva, 1, f"synthetic{n_buses}-seed{seed}")

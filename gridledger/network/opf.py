@@ -43,7 +43,8 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import cvxpy as cp
@@ -92,46 +93,103 @@ class OPFInexactWarning(UserWarning):
     """The SOCP relaxation was not tight; a remedy was applied (see the message)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OPFExactness:
     """How far the relaxed solution is from an AC power flow solution."""
 
     max_relaxation_gap: float  # max (l - (P²+Q²)/v_from), p.u.
     max_v_error_pu: float  # max |V_OPF - V_AC| over buses and hours (nan if not checked)
-    gap_by_hour: pd.Series
-    v_error_by_hour: pd.Series
+    hours: pd.Index = field(repr=False)
+    gap: np.ndarray = field(repr=False)  # per hour
+    v_error: np.ndarray = field(repr=False)  # per hour
+
+    @cached_property
+    def gap_by_hour(self) -> pd.Series:
+        return pd.Series(self.gap, index=self.hours, name="relaxation_gap")
+
+    @cached_property
+    def v_error_by_hour(self) -> pd.Series:
+        return pd.Series(self.v_error, index=self.hours, name="v_error_pu")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OPFResult:
     """OPF solution; frames are indexed hour × bus (hours = the input's index, 0 for a Series).
 
     dlmp_usd_per_mwh / dlmp_q_usd_per_mvarh: locational marginal prices of P and Q.
     v_pu: voltage magnitudes of the OPF; v_ac_pu: those of the AC check at the same injections.
-    p_substation_kw / q_substation_kvar / loss_kw: per hour.
+    p_substation_kw / q_substation_kvar / loss_kw / p_substation_ac_kw: per hour.
+    p_net_kw / q_net_kvar: net bus load at the OPF's dispatch (loads at 1 p.u. minus devices).
     dispatch: per-device frames (hour × device label): gen_p_kw, gen_q_kvar, pv_p_kw, pv_q_kvar,
         storage_p_kw (discharge positive), storage_e_kwh (end of hour), ev_p_kw.
     objective_usd: total cost over the horizon. status: "optimal", "remedied" (loss penalty
-    applied, exact), "inexact" (warned) or the solver's "optimal_inaccurate".
+    applied, exact), "inexact" (warned) or "optimal_inaccurate" (solver's reduced accuracy).
+    The pandas objects are built on first access from the stored arrays (cheap re-solves).
     """
 
-    dlmp_usd_per_mwh: pd.DataFrame
-    dlmp_q_usd_per_mvarh: pd.DataFrame
-    v_pu: pd.DataFrame
-    v_ac_pu: pd.DataFrame
-    p_substation_kw: pd.Series
-    q_substation_kvar: pd.Series
-    loss_kw: pd.Series
+    hours: pd.Index
+    buses: pd.Index = field(repr=False)
     objective_usd: float
     exactness: OPFExactness
     status: str
-    dispatch: dict[str, pd.DataFrame]
     loss_penalty_usd_per_mwh: float
     solver_time_s: float
     wall_time_s: float
-    p_net_kw: pd.DataFrame = field(repr=False)  # net bus load used in the AC check (hour × bus)
-    q_net_kvar: pd.DataFrame = field(repr=False)
-    p_substation_ac_kw: pd.Series = field(repr=False)  # AC check's substation power (nan if off)
+    arrays: dict[str, np.ndarray] = field(repr=False)  # (T, n) bus arrays or (T,) hour arrays
+    dispatch_arrays: dict[str, tuple[list, np.ndarray]] = field(repr=False)
+
+    def _bus_frame(self, key: str) -> pd.DataFrame:
+        return pd.DataFrame(self.arrays[key], index=self.hours, columns=self.buses)
+
+    def _hour_series(self, key: str) -> pd.Series:
+        return pd.Series(self.arrays[key], index=self.hours, name=key)
+
+    @cached_property
+    def dlmp_usd_per_mwh(self) -> pd.DataFrame:
+        return self._bus_frame("dlmp_usd_per_mwh")
+
+    @cached_property
+    def dlmp_q_usd_per_mvarh(self) -> pd.DataFrame:
+        return self._bus_frame("dlmp_q_usd_per_mvarh")
+
+    @cached_property
+    def v_pu(self) -> pd.DataFrame:
+        return self._bus_frame("v_pu")
+
+    @cached_property
+    def v_ac_pu(self) -> pd.DataFrame:
+        return self._bus_frame("v_ac_pu")
+
+    @cached_property
+    def p_net_kw(self) -> pd.DataFrame:
+        return self._bus_frame("p_net_kw")
+
+    @cached_property
+    def q_net_kvar(self) -> pd.DataFrame:
+        return self._bus_frame("q_net_kvar")
+
+    @cached_property
+    def p_substation_kw(self) -> pd.Series:
+        return self._hour_series("p_substation_kw")
+
+    @cached_property
+    def q_substation_kvar(self) -> pd.Series:
+        return self._hour_series("q_substation_kvar")
+
+    @cached_property
+    def loss_kw(self) -> pd.Series:
+        return self._hour_series("loss_kw")
+
+    @cached_property
+    def p_substation_ac_kw(self) -> pd.Series:
+        return self._hour_series("p_substation_ac_kw")
+
+    @cached_property
+    def dispatch(self) -> dict[str, pd.DataFrame]:
+        return {
+            name: pd.DataFrame(values, index=self.hours, columns=labels)
+            for name, (labels, values) in self.dispatch_arrays.items()
+        }
 
 
 # ======================================================================================
@@ -351,7 +409,7 @@ class _Model:
             else:
                 cons.append(p0 >= lim)
         if o.relax:
-            big = 1e6
+            big = 1e4  # $ per p.u.² of slack: dominant yet well conditioned
             cost = cost + big * sum(cp.sum(s) for s in self.slacks.values())
         self.problem = cp.Problem(cp.Minimize(cost), cons)
         assert self.problem.is_dcp(dpp=True)
@@ -620,7 +678,7 @@ class HourlyOPF:
                     )
             warnings.warn(
                 f"OPF on {feeder.name!r}: SOCP relaxation not exact (gap {gap.max():.3g} p.u. "
-                f"> {gap_tol:g}, hour(s) {list(hours[gap.to_numpy() > gap_tol])[:5]}); remedy: "
+                f"> {gap_tol:g}, hour(s) {list(hours[gap > gap_tol])[:5]}); remedy: "
                 f"loss penalty (+$/MWh, gap) {tried}"
                 + ("" if exact else "; STILL INEXACT: prices are approximate"),
                 OPFInexactWarning,
@@ -681,7 +739,7 @@ class HourlyOPF:
             raise ValueError(f"pv_kw at bus {buses[k]} exceeds its capacity {cap[k, 0]:g} kW")
         return full[pos]
 
-    def _gap(self) -> pd.Series:
+    def _gap(self) -> np.ndarray:
         s = self._sol
         P, Q, L, V = s["P"], s["Q"], s["L"], s["V"]
         vf = V[self.feeder.topology.line_from]
@@ -689,14 +747,14 @@ class HourlyOPF:
         lines = self.feeder.lines
         live = (lines.r_pu.to_numpy() + lines.x_pu.to_numpy()) > 0
         g = np.abs(g[live]) if live.any() else np.zeros((1, L.shape[1]))
-        return pd.Series(g.max(axis=0), name="gap")
+        return g.max(axis=0)
 
     def _result(
         self,
         p: np.ndarray,
         q: np.ndarray,
         hours: pd.Index,
-        gap: pd.Series,
+        gap: np.ndarray,
         status: str,
         pen: np.ndarray,
         t_solver: float,
@@ -706,18 +764,16 @@ class HourlyOPF:
         f, o, sol = self.feeder, self.options, self._sol
         kva = f.base_mva * 1e3
         dt_mw = o.dt_h * f.base_mva
-        buses = f.buses.index
         T = len(hours)
         # both backends return the balance duals y with Lagrangian f + y·(lhs - rhs), so
         # d(cost)/d(load) = -y; per MWh: DLMP = -y / (dt·base)
         lam_p = -np.asarray(sol["y_p"]).reshape(f.n_buses, T) / dt_mw
         lam_q = -np.asarray(sol["y_q"]).reshape(f.n_buses, T) / dt_mw
         v = np.sqrt(np.maximum(sol["V"], 0.0))
-        frame = lambda a: pd.DataFrame(a.T, index=hours, columns=buses)  # noqa: E731
         # net injections of devices per bus (kW), for the AC check and reporting
         gen_p = np.zeros((f.n_buses, T))
         gen_q = np.zeros((f.n_buses, T))
-        dispatch: dict[str, pd.DataFrame] = {}
+        dispatch: dict[str, tuple[list, np.ndarray]] = {}
         pos = f.topology.pos
         devs = o.devices
         gens = [d for d in devs if isinstance(d, RegulatedPlant)]
@@ -726,7 +782,7 @@ class HourlyOPF:
 
         def add(name: str, devs: Sequence[Any], val: np.ndarray, sign: float, q_val=None) -> None:
             labels = [f"{type(d).__name__}@{d.bus}#{i}" for i, d in enumerate(devs)]
-            dispatch[name] = pd.DataFrame(val.T * kva, index=hours, columns=labels)
+            dispatch[name] = (labels, val.T * kva)
             for i, d in enumerate(devs):
                 gen_p[pos[d.bus]] += sign * val[i] * kva
                 if q_val is not None:
@@ -734,21 +790,17 @@ class HourlyOPF:
 
         if gens:
             add("gen_p_kw", gens, sol["pg"], 1.0, sol["qg"])
-            dispatch["gen_q_kvar"] = pd.DataFrame(
-                sol["qg"].T * kva, index=hours, columns=dispatch["gen_p_kw"].columns
-            )
+            dispatch["gen_q_kvar"] = (dispatch["gen_p_kw"][0], sol["qg"].T * kva)
         if o.pv_buses:
             ppv, qpv = sol["ppv"], sol["qpv"]
-            dispatch["pv_p_kw"] = pd.DataFrame(ppv.T * kva, index=hours, columns=list(o.pv_buses))
-            dispatch["pv_q_kvar"] = pd.DataFrame(qpv.T * kva, index=hours, columns=list(o.pv_buses))
+            dispatch["pv_p_kw"] = (list(o.pv_buses), ppv.T * kva)
+            dispatch["pv_q_kvar"] = (list(o.pv_buses), qpv.T * kva)
             pv_pos = f.topology.positions(o.pv_buses)
             gen_p[pv_pos] += ppv * kva
             gen_q[pv_pos] += qpv * kva
         if stores:
             add("storage_p_kw", stores, sol["pdis"] - sol["pch"], 1.0)
-            dispatch["storage_e_kwh"] = pd.DataFrame(
-                sol["E"][:, 1:].T, index=hours, columns=dispatch["storage_p_kw"].columns
-            )
+            dispatch["storage_e_kwh"] = (dispatch["storage_p_kw"][0], sol["E"][:, 1:].T)
         if evs:
             add("ev_p_kw", evs, sol["pev"], -1.0)
         loss = (f.lines.r_pu.to_numpy() @ sol["L"]) * kva
@@ -786,31 +838,35 @@ class HourlyOPF:
                 j_root = (anc @ np.conj(load / vc))[root]
                 p_ac[t] = float((o.v0_pu * np.conj(j_root)).real * kva)
         verr = np.abs(v - v_ac).max(axis=0)
-        gap.index = hours
         exact = OPFExactness(
             max_relaxation_gap=float(gap.max()),
             max_v_error_pu=float(verr.max()) if check else float("nan"),
-            gap_by_hour=gap,
-            v_error_by_hour=pd.Series(verr, index=hours, name="v_error_pu"),
+            hours=hours,
+            gap=gap,
+            v_error=verr,
         )
         return OPFResult(
-            dlmp_usd_per_mwh=frame(lam_p),
-            dlmp_q_usd_per_mvarh=frame(lam_q),
-            v_pu=frame(v),
-            v_ac_pu=frame(v_ac),
-            p_substation_kw=pd.Series(sol["p0"][0] * kva, index=hours, name="p_substation_kw"),
-            q_substation_kvar=pd.Series(sol["q0"][0] * kva, index=hours, name="q_substation_kvar"),
-            loss_kw=pd.Series(loss, index=hours, name="loss_kw"),
+            hours=hours,
+            buses=f.buses.index,
             objective_usd=float(sol["objective"]),
             exactness=exact,
             status=status,
-            dispatch=dispatch,
             loss_penalty_usd_per_mwh=float(np.max(pen)),
             solver_time_s=t_solver,
             wall_time_s=time.perf_counter() - wall0,
-            p_net_kw=frame(p - gen_p),
-            q_net_kvar=frame(q - gen_q),
-            p_substation_ac_kw=pd.Series(p_ac, index=hours, name="p_substation_ac_kw"),
+            arrays={
+                "dlmp_usd_per_mwh": lam_p.T,
+                "dlmp_q_usd_per_mvarh": lam_q.T,
+                "v_pu": v.T,
+                "v_ac_pu": v_ac.T,
+                "p_net_kw": (p - gen_p).T,
+                "q_net_kvar": (q - gen_q).T,
+                "p_substation_kw": sol["p0"][0] * kva,
+                "q_substation_kvar": sol["q0"][0] * kva,
+                "loss_kw": loss,
+                "p_substation_ac_kw": p_ac,
+            },
+            dispatch_arrays=dispatch,
         )
 
     def _diagnose(
@@ -825,8 +881,6 @@ class HourlyOPF:
         """Solve with slack on voltage and export limits; name the most violated limit."""
         f, o = self.feeder, self.options
         kva = f.base_mva * 1e3
-        from dataclasses import replace
-
         relaxed = _get_model(f, replace(o, relax=True), self.zip_coef)
         relaxed.set(p / kva, q / kva, price, pen, None if avail is None else avail / kva)
         status, _ = relaxed.solve()
@@ -942,37 +996,34 @@ def solve_opf(
 
 
 def _concat(parts: list[OPFResult], hours: pd.Index, wall0: float) -> OPFResult:
-    cat = lambda name: pd.concat([getattr(r, name) for r in parts])  # noqa: E731
+    """One result of a horizon from independent one-hour results."""
     statuses = [r.status for r in parts]
     status = next(
         (s for s in ("inexact", "remedied", "optimal_inaccurate") if s in statuses), "optimal"
     )
-    gap = pd.concat([r.exactness.gap_by_hour for r in parts])
-    verr = pd.concat([r.exactness.v_error_by_hour for r in parts])
-    keys = parts[0].dispatch.keys()
+    gap = np.concatenate([r.exactness.gap for r in parts])
+    verr = np.concatenate([r.exactness.v_error for r in parts])
+    first = parts[0]
     return OPFResult(
-        dlmp_usd_per_mwh=cat("dlmp_usd_per_mwh").rename_axis(hours.name),
-        dlmp_q_usd_per_mvarh=cat("dlmp_q_usd_per_mvarh").rename_axis(hours.name),
-        v_pu=cat("v_pu"),
-        v_ac_pu=cat("v_ac_pu"),
-        p_substation_kw=cat("p_substation_kw"),
-        q_substation_kvar=cat("q_substation_kvar"),
-        loss_kw=cat("loss_kw"),
+        hours=hours,
+        buses=first.buses,
         objective_usd=float(sum(r.objective_usd for r in parts)),
         exactness=OPFExactness(
             max_relaxation_gap=float(gap.max()),
             max_v_error_pu=float(verr.max()),
-            gap_by_hour=gap,
-            v_error_by_hour=verr,
+            hours=hours,
+            gap=gap,
+            v_error=verr,
         ),
         status=status,
-        dispatch={k: pd.concat([r.dispatch[k] for r in parts]) for k in keys},
         loss_penalty_usd_per_mwh=float(max(r.loss_penalty_usd_per_mwh for r in parts)),
         solver_time_s=float(sum(r.solver_time_s for r in parts)),
         wall_time_s=time.perf_counter() - wall0,
-        p_net_kw=cat("p_net_kw"),
-        q_net_kvar=cat("q_net_kvar"),
-        p_substation_ac_kw=cat("p_substation_ac_kw"),
+        arrays={k: np.concatenate([r.arrays[k] for r in parts]) for k in first.arrays},
+        dispatch_arrays={
+            k: (labels, np.concatenate([r.dispatch_arrays[k][1] for r in parts]))
+            for k, (labels, _) in first.dispatch_arrays.items()
+        },
     )
 
 

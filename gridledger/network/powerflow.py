@@ -50,12 +50,16 @@ def bus_vector(
     if values is None:
         return np.zeros(n)
     if isinstance(values, pd.Series):
-        unknown = values.index.difference(feeder.buses.index)
-        if len(unknown):
-            raise ValueError(
-                f"{name}: unknown bus(es) {list(unknown)[:10]} for feeder {feeder.name!r}"
-            )
-        out = values.reindex(feeder.buses.index, fill_value=0.0).to_numpy(dtype=float)
+        index = feeder.buses.index
+        if values.index.equals(index):
+            out = values.to_numpy(dtype=float, copy=True)
+        else:
+            pos = index.get_indexer(values.index)
+            if (pos < 0).any():
+                unknown = list(values.index[pos < 0])[:10]
+                raise ValueError(f"{name}: unknown bus(es) {unknown} for feeder {feeder.name!r}")
+            out = np.zeros(n)
+            np.add.at(out, pos, values.to_numpy(dtype=float))
     else:
         out = np.broadcast_to(np.asarray(values, dtype=float), (n,)).copy()
     bad = np.flatnonzero(~np.isfinite(out))

@@ -193,3 +193,14 @@ def test_constructor_validates_frames():
     with pytest.raises(FeederDataError, match="not a finite number") as info:
         Feeder(f.buses, lines, 12.0, 1.0, 1)
     assert info.value.row == 4 and info.value.field == "x_pu"
+
+
+def test_synthetic_feeder_is_seeded_radial():
+    from gridledger.network import synthetic_feeder
+
+    a, b = synthetic_feeder(300, seed=3), synthetic_feeder(300, seed=3)
+    pd.testing.assert_frame_equal(a.lines, b.lines)
+    assert (a.n_buses, a.n_lines, a.substation_bus) == (300, 299, 1)
+    assert not synthetic_feeder(300, seed=4).lines.equals(a.lines)
+    with pytest.raises(ValueError, match="n_buses"):
+        synthetic_feeder(1)
