@@ -209,8 +209,8 @@ def _settling_account(buyer: address, h: bytes32) -> uint256:
     """account slot of `buyer` after the common settlement checks on commitment `h`"""
     assert msg.sender == self.tdno, "unauthorised: tdno only"
     acct: uint256 = self.accounts[buyer]
+    assert acct & F_OPEN != 0, "already settled"  # or the buyer never had a matched request
     assert acct & COMMIT_MASK == self._commit(h), "unknown request"
-    assert acct & F_OPEN != 0, "already settled"
     return acct
 
 

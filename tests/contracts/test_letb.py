@@ -360,7 +360,7 @@ def test_settle_reverts(market: Market) -> None:
     assert revert_reason(m.chain, st(u, nonce, 0, forged, [1, 1]), m.tdno) == "unknown request"
     assert revert_reason(m.chain, st(u, nonce + 1, 0, fills, [1, 1]), m.tdno) == "unknown request"
     assert revert_reason(m.chain, st(m.consumers[1], nonce, 0, fills, [1, 1]), m.tdno) == (
-        "unknown request"
+        "already settled"  # consumer 1 has no open request
     )
     over = [fills[0][2], fills[1][2] + 1]
     assert revert_reason(m.chain, st(u, nonce, 0, fills, over), m.tdno) == (
