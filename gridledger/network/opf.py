@@ -22,12 +22,18 @@ the P-DLMP equals the energy price exactly.
 ZIP loads: the constant-current term is linearised as V ≈ (1 + v)/2 (devices.ZIPLoad); the AC
 check uses the exact form, so any linearisation error shows up in `max_v_error_pu`.
 
-Exactness: every result carries `max_relaxation_gap` = max_k,t (l − (P² + Q²)/v_i) in p.u.
-(lines with zero impedance excluded: their l has no physical effect) and `max_v_error_pu` =
+Exactness: every result carries `max_relaxation_gap` = max_k,t |z_k|·|l_k − (P_k² + Q_k²)/v_i|,
+the apparent power (p.u.; 1e-6 = 1 VA on a 1 MVA base) that the relaxation books in a branch
+beyond its physical loss. Weighting by |z_k| makes the measure physical: on low-impedance
+branches the interior-point solver leaves a squared-current slack of ~1e-6 p.u. that costs
+nothing and moves no voltage (zero-impedance ties drop out entirely). The raw slack
+max |l − (P² + Q²)/v_i| is reported too (`max_current_gap_pu`). And `max_v_error_pu` =
 max |V_OPF − V_AC| from `run_power_flow` at the OPF's injections. If the gap exceeds `gap_tol`
 (typical cause: reverse flow with an upper voltage limit binding, or negative prices), the
 solve is repeated with a loss penalty (`remedy_loss_penalty_usd_per_mwh`, ×10 up to three
-times) and `OPFInexactWarning` is issued; if still inexact the status is "inexact" and a
+times) and `OPFInexactWarning` is issued. If it stays inexact and the AC power flow at the
+OPF's dispatch violates a limit, the relaxation met that limit only with fictitious losses:
+`OPFInfeasibleError` names the limit, bus and hour. Otherwise the status is "inexact" and the
 warning says so. Prices from an inexact solution are never returned silently.
 
 Infeasible inputs raise `OPFInfeasibleError`; its message names the binding cause found by a
@@ -97,11 +103,13 @@ class OPFInexactWarning(UserWarning):
 class OPFExactness:
     """How far the relaxed solution is from an AC power flow solution."""
 
-    max_relaxation_gap: float  # max (l - (P²+Q²)/v_from), p.u.
+    max_relaxation_gap: float  # max |z|·|l - (P²+Q²)/v_from|, p.u. power (1e-6 = 1 VA @ 1 MVA)
     max_v_error_pu: float  # max |V_OPF - V_AC| over buses and hours (nan if not checked)
+    max_current_gap_pu: float  # max |l - (P²+Q²)/v_from|, p.u. squared current (raw SOC slack)
     hours: pd.Index = field(repr=False)
     gap: np.ndarray = field(repr=False)  # per hour
     v_error: np.ndarray = field(repr=False)  # per hour
+    current_gap: np.ndarray = field(repr=False)  # per hour
 
     @cached_property
     def gap_by_hour(self) -> pd.Series:
@@ -740,14 +748,21 @@ class HourlyOPF:
         return full[pos]
 
     def _gap(self) -> np.ndarray:
+        """Per hour: max_k |z_k|·|l_k − (P_k² + Q_k²)/v_from| (p.u. power), the apparent power
+        the relaxation books beyond the physical branch losses. Also keeps the raw squared-
+        current gap max_k |l_k − (P_k² + Q_k²)/v_from| in `self._current_gap`."""
         s = self._sol
         P, Q, L, V = s["P"], s["Q"], s["L"], s["V"]
         vf = V[self.feeder.topology.line_from]
-        g = L - (P * P + Q * Q) / vf
+        g = np.abs(L - (P * P + Q * Q) / vf)
         lines = self.feeder.lines
-        live = (lines.r_pu.to_numpy() + lines.x_pu.to_numpy()) > 0
-        g = np.abs(g[live]) if live.any() else np.zeros((1, L.shape[1]))
-        return g.max(axis=0)
+        z = np.hypot(lines.r_pu.to_numpy(), lines.x_pu.to_numpy())
+        live = z > 0  # zero-impedance ties: l has no physical effect
+        if not live.any():
+            self._current_gap = np.zeros(L.shape[1])
+            return np.zeros(L.shape[1])
+        self._current_gap = g[live].max(axis=0)
+        return (z[live][:, None] * g[live]).max(axis=0)
 
     def _result(
         self,
@@ -841,9 +856,11 @@ class HourlyOPF:
         exact = OPFExactness(
             max_relaxation_gap=float(gap.max()),
             max_v_error_pu=float(verr.max()) if check else float("nan"),
+            max_current_gap_pu=float(self._current_gap.max()),
             hours=hours,
             gap=gap,
             v_error=verr,
+            current_gap=self._current_gap,
         )
         return OPFResult(
             hours=hours,
@@ -1003,6 +1020,7 @@ def _concat(parts: list[OPFResult], hours: pd.Index, wall0: float) -> OPFResult:
     )
     gap = np.concatenate([r.exactness.gap for r in parts])
     verr = np.concatenate([r.exactness.v_error for r in parts])
+    cur = np.concatenate([r.exactness.current_gap for r in parts])
     first = parts[0]
     return OPFResult(
         hours=hours,
@@ -1011,9 +1029,11 @@ def _concat(parts: list[OPFResult], hours: pd.Index, wall0: float) -> OPFResult:
         exactness=OPFExactness(
             max_relaxation_gap=float(gap.max()),
             max_v_error_pu=float(verr.max()),
+            max_current_gap_pu=float(cur.max()),
             hours=hours,
             gap=gap,
             v_error=verr,
+            current_gap=cur,
         ),
         status=status,
         loss_penalty_usd_per_mwh=float(max(r.loss_penalty_usd_per_mwh for r in parts)),

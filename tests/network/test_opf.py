@@ -51,6 +51,7 @@ def test_default_day_relaxation_exact_every_hour(default_result):
     assert (r.exactness.gap_by_hour <= 1e-6).all()
     assert (r.exactness.v_error_by_hour <= 1e-6).all()
     assert r.exactness.max_relaxation_gap <= 1e-6 and r.exactness.max_v_error_pu <= 1e-6
+    assert r.exactness.max_current_gap_pu <= 1e-6  # also the raw SOC slack, unweighted
     assert r.dlmp_usd_per_mwh.shape == (24, 56) and r.v_pu.shape == (24, 56)
     assert ((r.v_pu >= 0.95 - 1e-7) & (r.v_pu <= 1.05 + 1e-7)).all().all()
 
@@ -280,3 +281,17 @@ def test_direct_clarabel_backend_matches_cvxpy_reference(feeder, day, zip_load):
         np.testing.assert_allclose(a.v_pu, b.v_pu, atol=1e-7)
         np.testing.assert_allclose(a.dispatch["gen_p_kw"], b.dispatch["gen_p_kw"], atol=1e-3)
         assert a.exactness.max_relaxation_gap <= 1e-6
+
+
+def test_reverse_flow_and_sce47_are_exact_without_remedy():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OPFInexactWarning)
+        raw = load_feeder("sce56")  # original 5 MW PV at bus 45: the feeder exports
+        r = solve_opf(raw, raw.buses.p_kw, raw.buses.q_kvar, price_usd_per_mwh=50.0)
+        assert r.p_substation_kw.iloc[0] < -1000 and r.status == "optimal"
+        assert r.exactness.max_relaxation_gap <= 1e-6 and r.exactness.max_v_error_pu <= 1e-6
+        assert r.dlmp_usd_per_mwh.loc[0, 1] == pytest.approx(50.0, rel=1e-8)
+        f47 = load_feeder("sce47")  # zero-impedance ties to PV buses
+        r = solve_opf(f47, f47.buses.p_kw, f47.buses.q_kvar, price_usd_per_mwh=50.0)
+        assert r.status == "optimal"
+        assert r.exactness.max_relaxation_gap <= 1e-6 and r.exactness.max_v_error_pu <= 1e-6
