@@ -1,0 +1,358 @@
+"""The browser page: a Mesa SolaraViz over EnergyMarketModel (served by ``gridledger viz``).
+
+One model per browser session (created in the page component with ``solara.use_memo``, never at
+module level). The sidebar holds mesa's Step / Play / Reset controls and the scenario parameters;
+Reset builds a new model from the controls' values. The main area shows, updated every step:
+page 0 "Grid" — the feeder coloured by DLMP or voltage with PV plants, prosumers, users and line
+flows, grid import and user price of the trading scheme beside the no-trading baseline, and the
+running totals; page 1 "Market" — battery state of charge, producers' reputations and gas per
+contract operation.
+
+Plots are matplotlib images (no vega), so the page needs only Solara's core assets offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import mesa
+import numpy as np
+import pandas as pd
+import solara
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+from mesa.visualization import SolaraViz, make_plot_component
+from mesa.visualization.user_param import Slider
+from mesa.visualization.utils import update_counter
+
+from gridledger import EnergyMarketModel, Scenario
+from gridledger.viz_draw import draw_feeder
+
+TITLE = "gridledger: P2P energy trading on the SCE 56-bus feeder"
+DEFAULTS = Scenario()
+
+# ----------------------------------------------------------------------------------------------
+# the model as the page builds it
+
+
+def model_params(defaults: Scenario = DEFAULTS) -> dict[str, Any]:
+    """Sidebar controls: Scenario fields passed to the model as keyword overrides on Reset.
+
+    Slider ranges keep every combination valid (the feed-in tariff stays below every tariff).
+    """
+    return {
+        "prosumer_share": Slider("Share of prosumers", defaults.prosumer_share, 0.0, 1.0, 0.05),
+        "reliability_threshold": Slider(
+            "Reliability threshold rt (0..1000)", defaults.reliability_threshold, 0, 1000, 50
+        ),
+        "fault_rate": Slider("Producer fault rate", defaults.fault_rate, 0.0, 0.5, 0.05),
+        "feed_in_tariff_usd_per_mwh": Slider(
+            "Feed-in tariff ($/MWh)", defaults.feed_in_tariff_usd_per_mwh, 0.0, 100.0, 5.0
+        ),
+        "tariff_offpeak_usd_per_mwh": Slider(
+            "Off-peak tariff ($/MWh)", defaults.tariff_offpeak_usd_per_mwh, 110.0, 300.0, 10.0
+        ),
+        "tariff_midpeak_usd_per_mwh": Slider(
+            "Mid-peak tariff ($/MWh)", defaults.tariff_midpeak_usd_per_mwh, 110.0, 400.0, 10.0
+        ),
+        "tariff_onpeak_usd_per_mwh": Slider(
+            "On-peak tariff ($/MWh)", defaults.tariff_onpeak_usd_per_mwh, 110.0, 600.0, 10.0
+        ),
+        "hours": Slider("Market hours", defaults.hours, 1, 24, 1),
+        "seed": Slider("Seed", defaults.seed, 0, 999, 1),
+    }
+
+
+def new_model(**overrides: Any) -> EnergyMarketModel:
+    """The model a new browser session starts with (the controls' initial values).
+
+    Reset re-creates the model with ``EnergyMarketModel(**controls, scenario=<mesa Scenario>)``;
+    the model ignores a scenario that is not a gridledger Scenario (mesa puts its own there).
+    """
+    values = {name: p.value for name, p in model_params().items()}
+    return EnergyMarketModel(**{**values, **overrides})
+
+
+# ----------------------------------------------------------------------------------------------
+# what the model shows (pure functions of the model, used by the components)
+
+
+def participants(model: mesa.Model) -> dict[str, list[int]]:
+    """Buses of the PV plants, prosumers and users (agents' ``role`` and ``bus``)."""
+    kinds = {"rep": "PV plant", "producer": "prosumer", "user": "user"}
+    out: dict[str, set[int]] = {kind: set() for kind in kinds.values()}
+    for agent in model.agents:
+        kind = kinds.get(getattr(agent, "role", ""))
+        if kind is not None:
+            out[kind].add(int(agent.bus))
+    return {kind: sorted(buses) for kind, buses in out.items()}
+
+
+def hour_row(frame: pd.DataFrame | pd.Series | None, t: int) -> pd.Series | None:
+    """Bus values of hour ``t`` from an (hour × bus) frame (clipped to its hours)."""
+    if frame is None:
+        return None
+    if isinstance(frame, pd.Series):
+        return frame.rename(index=int)
+    if frame.empty:
+        return None
+    hours = list(frame.index)
+    row = frame.loc[t] if t in hours else frame.iloc[min(max(t, 0), len(hours) - 1)]
+    return pd.Series(row.to_numpy(dtype=float), index=[int(c) for c in frame.columns])
+
+
+def model_hours_done(model: mesa.Model) -> int:
+    """Market hours done (``model.t``)."""
+    return int(getattr(model, "t", 0))
+
+
+def model_hours(model: mesa.Model) -> int:
+    """Market hours of the model's scenario."""
+    return int(model.params.hours)
+
+
+def shown_hour(model: mesa.Model) -> int:
+    """The market hour the feeder view shows: the last hour done (hour 0 before any step)."""
+    return max(int(getattr(model, "t", 0)) - 1, 0)
+
+
+def bus_values(model: mesa.Model, quantity: str) -> tuple[pd.Series | None, str]:
+    """DLMP ($/MWh) or voltage (p.u.) per bus of the shown hour, from ``model.last_opf``."""
+    opf = getattr(model, "last_opf", None)
+    if opf is None:
+        return None, ""
+    t = shown_hour(model)
+    if quantity == "voltage":
+        return hour_row(opf.v_pu, t), "voltage (p.u.)"
+    return hour_row(opf.dlmp_usd_per_mwh, t), "DLMP ($/MWh)"
+
+
+def line_flows(model: mesa.Model) -> pd.Series | None:
+    """Active power per line (kW, indexed by to_bus) of the last metered hour, if known."""
+    pf = getattr(model, "last_power_flow", None)
+    if pf is None or getattr(pf, "branch", None) is None:
+        return None
+    branch = pf.branch
+    return pd.Series(branch["p_from_kw"].to_numpy(float), index=branch["to_bus"].astype(int))
+
+
+def hourly_frame(model: mesa.Model) -> pd.DataFrame:
+    """One row per hour done (the model's hourly records, a superset of the DataCollector's)."""
+    return pd.DataFrame(model.hourly_rows)
+
+
+def agent_series(model: mesa.Model, variable: str, role: str) -> pd.DataFrame:
+    """(hour × agent) frame of one agent reporter for the agents of one role."""
+    frame = model.datacollector.get_agent_vars_dataframe()
+    if frame.empty or variable not in frame.columns:
+        return pd.DataFrame()
+    ids = {a.unique_id for a in model.agents if getattr(a, "role", None) == role}
+    frame = frame.reset_index()
+    frame = frame[frame["AgentID"].isin(ids)]
+    if frame.empty:
+        return pd.DataFrame()
+    return frame.pivot_table(index="Step", columns="AgentID", values=variable, aggfunc="last")
+
+
+def gas_by_operation(model: mesa.Model) -> pd.DataFrame:
+    """Mean gas per transaction and count by (chain, contract, operation) so far."""
+    gas = pd.DataFrame(model.gas_rows)
+    if not gas.empty:
+        gas = gas[gas["t"] >= 0]  # market hours only (set-up transactions have t = -1)
+    if gas.empty:
+        return pd.DataFrame(columns=["chain", "label", "gas_mean", "count"])
+    grouped = gas.groupby(["chain", "contract", "operation"])["gas_used"].agg(["mean", "count"])
+    grouped = grouped.reset_index().sort_values("mean")
+    grouped["label"] = grouped["contract"] + "." + grouped["operation"]
+    return grouped.rename(columns={"mean": "gas_mean"})[["chain", "label", "gas_mean", "count"]]
+
+
+def totals(model: mesa.Model) -> dict[str, float]:
+    """Running totals of the hours done: energy by source, grid relief, users' cost, gas."""
+    frame = hourly_frame(model)
+
+    def total(column: str) -> float:
+        return float(frame[column].sum()) if column in frame.columns else float("nan")
+
+    return {
+        "demand_kwh": total("demand_kwh"),
+        "local_kwh": total("local_kwh"),
+        "renewable_kwh": total("renewable_kwh"),
+        "grid_import_kwh": total("grid_import_kwh"),
+        "grid_import_kwh_baseline": total("grid_import_kwh_baseline"),
+        "user_cost_usd": total("user_cost_usd"),
+        "user_cost_usd_baseline": total("user_cost_usd_baseline"),
+        "tx_count": total("tx_count"),
+        "gas_used": total("gas_used"),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# components (each takes the model; mesa re-renders them after every step)
+
+
+def _figure(width: float = 6.4, height: float = 4.0) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots()
+
+
+@solara.component
+def FeederView(model: mesa.Model) -> None:
+    """The feeder tree: buses coloured by DLMP or voltage, participants marked, line flows."""
+    update_counter.get()  # re-render after every step (mesa's step counter)
+    quantity, set_quantity = solara.use_state("DLMP")
+    values, label = bus_values(model, "voltage" if quantity == "voltage" else "dlmp")
+    fig, ax = _figure(8.0, 5.0)
+    t = shown_hour(model)
+    draw_feeder(
+        ax,
+        model.feeder,
+        bus_values=values,
+        value_label=label,
+        line_flows=line_flows(model),
+        marks=participants(model),
+        title=f"Feeder at market hour {t}" if model.t else "Feeder (before the first hour)",
+    )
+    with solara.Column(classes=["gl-feeder"]):
+        solara.ToggleButtonsSingle(
+            value=quantity, values=["DLMP", "voltage"], on_value=set_quantity
+        )
+        solara.FigureMatplotlib(fig, format="png")
+
+
+def _time_series_post(title: str, ylabel: str, labels: list[str]) -> Callable[[Any], None]:
+    """Finish one of mesa's time-series plots: title, unit, readable legend, visible points."""
+
+    def post(ax: Any) -> None:
+        for line in ax.get_lines():
+            line.set_marker("o")
+            line.set_markersize(3)
+        ax.legend(ax.get_lines(), labels, loc="best")
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+
+    return post
+
+
+@solara.component
+def AgentLines(model: mesa.Model, variable: str, role: str, title: str, ylabel: str) -> None:
+    """One line per agent of ``role`` for an agent reporter, with the mean in bold."""
+    update_counter.get()  # re-render after every step (mesa's step counter)
+    frame = agent_series(model, variable, role)
+    fig, ax = _figure()
+    if frame.empty:
+        ax.text(0.5, 0.5, "no data yet: press Step", ha="center", va="center")
+    else:
+        ax.plot(frame.index, frame.to_numpy(), color="tab:green", alpha=0.25, lw=0.8)
+        ax.plot(frame.index, frame.mean(axis=1), color="black", lw=2, label="mean")
+        ax.legend(loc="best")
+    ax.set_title(title)
+    ax.set_xlabel("Step")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    with solara.Column(classes=[f"gl-{variable}-chart"]):
+        solara.FigureMatplotlib(fig, format="png")
+
+
+def SocView(model: mesa.Model) -> None:
+    return AgentLines(model, "soc", "producer", "Prosumers' battery state of charge", "SoC")
+
+
+def ReputationView(model: mesa.Model) -> None:
+    return AgentLines(
+        model, "reputation", "producer", "Producers' reputation (LETB)", "reputation (0..1000)"
+    )
+
+
+@solara.component
+def GasView(model: mesa.Model) -> None:
+    """Mean gas per transaction of each contract operation (bars), count on each bar."""
+    update_counter.get()  # re-render after every step (mesa's step counter)
+    table = gas_by_operation(model)
+    fig, ax = _figure(6.4, 4.4)
+    if table.empty:
+        ax.text(0.5, 0.5, "no transactions yet: press Step", ha="center", va="center")
+    else:
+        colours = {c: f"C{i}" for i, c in enumerate(sorted(table["chain"].unique()))}
+        y = np.arange(len(table))
+        ax.barh(y, table["gas_mean"], color=[colours[c] for c in table["chain"]])
+        ax.set_yticks(y, table["label"], fontsize=7)
+        for yi, (g, n) in enumerate(zip(table["gas_mean"], table["count"], strict=True)):
+            ax.text(g, yi, f" ×{n}", va="center", fontsize=7)
+        handles = [Patch(color=colour, label=chain) for chain, colour in colours.items()]
+        ax.legend(handles=handles, title="chain", loc="lower right", fontsize=8)
+    ax.set_title("Gas per operation (mean per transaction)")
+    ax.set_xlabel("gas")
+    with solara.Column(classes=["gl-gas-chart"]):
+        solara.FigureMatplotlib(fig, format="png")
+
+
+@solara.component
+def TotalsView(model: mesa.Model) -> None:
+    """Running totals of the hours done, scheme vs baseline (each value has a CSS class gl-KEY)."""
+    update_counter.get()  # re-render after every step (mesa's step counter)
+    s = totals(model)
+    who = participants(model)
+    relief = s["grid_import_kwh_baseline"] - s["grid_import_kwh"]
+    saving = s["user_cost_usd_baseline"] - s["user_cost_usd"]
+    rows = [
+        ("hours", "Market hours done", f"{model_hours_done(model)} of {model_hours(model)}"),
+        ("prosumers", "Prosumers / users", f"{len(who['prosumer'])} / {len(who['user'])}"),
+        ("demand", "Demand", f"{s['demand_kwh']:.0f} kWh"),
+        ("local", "Bought locally (LETB)", f"{s['local_kwh']:.0f} kWh"),
+        ("renewable", "Bought from PV plants (RETB)", f"{s['renewable_kwh']:.0f} kWh"),
+        ("grid", "Grid import (baseline)",
+         f"{s['grid_import_kwh']:.0f} ({s['grid_import_kwh_baseline']:.0f}) kWh"),
+        ("relief", "Grid relief", f"{relief:.0f} kWh"),
+        ("cost", "Users' cost (baseline)",
+         f"${s['user_cost_usd']:.2f} (${s['user_cost_usd_baseline']:.2f})"),
+        ("saving", "Users' saving", f"${saving:.2f}"),
+        ("gas", "Transactions / gas", f"{s['tx_count']:.0f} / {s['gas_used']:.0f}"),
+    ]  # fmt: skip
+    sc = model.params
+    setting = [
+        ("share", "Share of prosumers", f"{sc.prosumer_share:.2f}"),
+        ("rt", "Reliability threshold rt", f"{sc.reliability_threshold}"),
+        ("faults", "Producer fault rate", f"{sc.fault_rate:.2f}"),
+        ("tariffs", "Tariffs FiT / off / mid / on ($/MWh)",
+         f"{sc.feed_in_tariff_usd_per_mwh:.0f} / {sc.tariff_offpeak_usd_per_mwh:.0f} / "
+         f"{sc.tariff_midpeak_usd_per_mwh:.0f} / {sc.tariff_onpeak_usd_per_mwh:.0f}"),
+        ("seed", "Seed", f"{sc.seed}"),
+    ]  # fmt: skip
+    for title, table in (("Running totals", rows), ("This run's scenario", setting)):
+        with solara.Card(title, classes=["gl-totals"]):
+            for key, label, value in table:
+                with solara.Row(justify="space-between"):
+                    solara.Text(label)
+                    solara.Text(value, classes=[f"gl-{key}"])
+
+
+SCHEME_LABELS = ["P2P trading", "baseline (no trading)"]
+
+COMPONENTS: list[tuple[Callable[[mesa.Model], Any], int]] = [
+    (FeederView, 0),
+    make_plot_component(
+        {"grid_import_kwh": "tab:blue", "grid_import_kwh_baseline": "tab:gray"},
+        post_process=_time_series_post(
+            "Grid import: trading vs baseline", "kWh per hour", SCHEME_LABELS
+        ),
+    ),
+    make_plot_component(
+        {"user_price_usd_per_mwh": "tab:red", "user_price_usd_per_mwh_baseline": "tab:gray"},
+        post_process=_time_series_post("Users' average price", "$/MWh", SCHEME_LABELS),
+    ),
+    (TotalsView, 0),
+    (SocView, 1),
+    (ReputationView, 1),
+    (GasView, 1),
+]
+
+
+@solara.component
+def Page() -> None:
+    """The page ``solara run gridledger.app`` serves; one model per browser session."""
+    model = solara.use_memo(new_model, [])
+    SolaraViz(model, components=COMPONENTS, model_params=model_params(), name=TITLE)
