@@ -107,6 +107,17 @@ class Feeder:
         object.__setattr__(self, "base_mva", float(self.base_mva))
         object.__setattr__(self, "_topo", topo)
 
+    def __repr__(self) -> str:
+        return (
+            f"Feeder(name={self.name!r}, buses={self.n_buses}, lines={self.n_lines}, "
+            f"base_kv={self.base_kv}, base_mva={self.base_mva}, "
+            f"substation_bus={self.substation_bus})"
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the data, not the per-process caches (compiled OPF models, solvers)."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith(("_opf", "_sweep"))}
+
     # ----- sizes and bases -------------------------------------------------------------
     @property
     def n_buses(self) -> int:

@@ -295,3 +295,21 @@ def test_reverse_flow_and_sce47_are_exact_without_remedy():
         r = solve_opf(f47, f47.buses.p_kw, f47.buses.q_kvar, price_usd_per_mwh=50.0)
         assert r.status == "optimal"
         assert r.exactness.max_relaxation_gap <= 1e-6 and r.exactness.max_v_error_pu <= 1e-6
+
+
+def test_feeder_pickles_without_compiled_models(feeder, day):
+    import pickle
+
+    HourlyOPF(feeder).solve(day["p"].loc[20], day["q"].loc[20], 50.0, pv_kw=day["pv"].loc[20])
+    assert "_opf_cache" in feeder.__dict__
+    clone = pickle.loads(pickle.dumps(feeder))
+    assert "_opf_cache" not in clone.__dict__
+    pd.testing.assert_frame_equal(clone.buses, feeder.buses)
+    a = solve_opf(
+        clone, day["p"].loc[20], day["q"].loc[20], price_usd_per_mwh=50.0, pv_kw=day["pv"].loc[20]
+    )
+    b = solve_opf(
+        feeder, day["p"].loc[20], day["q"].loc[20], price_usd_per_mwh=50.0, pv_kw=day["pv"].loc[20]
+    )
+    np.testing.assert_allclose(a.dlmp_usd_per_mwh, b.dlmp_usd_per_mwh, rtol=1e-8)
+    assert repr(feeder).startswith("Feeder(name='sce56', buses=56, lines=55")
