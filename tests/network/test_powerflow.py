@@ -104,3 +104,24 @@ def test_divergence_raises_named_error():
     f = load_feeder("sce56")
     with pytest.raises(PowerFlowDivergedError, match="sce56"):
         run_power_flow(f, 60.0 * f.buses.p_kw, 60.0 * f.buses.q_kvar)
+
+
+def test_from_pandapower_refuses_what_it_cannot_model():
+    from gridledger.network import FeederDataError
+
+    with pytest.raises(FeederDataError, match="transformers"):
+        Feeder.from_pandapower(pn.example_simple())
+    net = pn.case33bw()
+    net.line.loc[0, "c_nf_per_km"] = 10.0
+    with pytest.raises(FeederDataError, match="charging"):
+        Feeder.from_pandapower(net)
+
+
+def test_sce47_zero_impedance_ties_carry_equal_voltages():
+    f = load_feeder("sce47")
+    res = run_power_flow(f)
+    for a, b in [(2, 13), (16, 17), (18, 19), (22, 23), (21, 24)]:
+        assert res.v_pu[a] == pytest.approx(res.v_pu[b], abs=1e-12)
+    assert res.p_substation_kw == pytest.approx(
+        f.buses.p_kw.sum() - f.buses.pv_kw.sum() + res.loss_kw, rel=1e-9
+    )
