@@ -16,8 +16,9 @@ Losses are paid through p0 (energy bought = load + losses); `loss_penalty_usd_pe
 extra weight on losses, 0 by default and the documented remedy for inexactness (below).
 
 DLMP (eq. 24): the dual of bus j's P balance = d(optimal cost)/d(load at j), in $/MWh; the same
-for Q in $/Mvarh. p0 appears only in the root balance and the objective, so at the substation
-the P-DLMP equals the energy price exactly.
+for Q in $/Mvarh. p0 appears only in the root balance and the objective (and in the optional
+export limit), so at the substation the P-DLMP equals the energy price exactly (minus the
+export limit's shadow price in hours where that limit binds).
 
 ZIP loads: the constant-current term is linearised as V ≈ (1 + v)/2 (devices.ZIPLoad); the AC
 check uses the exact form, so any linearisation error shows up in `max_v_error_pu`.
