@@ -31,14 +31,6 @@ import pandas as pd
 from eth_utils import keccak
 
 from gridledger.agents.grid import GridAgent
-from gridledger.agents.market_client import (
-    BASE_UNITS_PER_USD,
-    Deployed,
-    deploy_request,
-    price_from_chain,
-    price_to_chain,
-    usd_from_chain,
-)
 from gridledger.agents.operator import NetworkOperator, derive_letb_areas
 from gridledger.agents.producer import LocalProducer
 from gridledger.agents.rep import RepAgent
@@ -53,6 +45,20 @@ from gridledger.market.chain import (
     make_chains,
     send_many,
 )
+from gridledger.market.contracts import (
+    BASE_UNITS_PER_USD,
+    LETB,
+    RETB,
+    DeployedContract,
+    EnergyToken,
+    MarketContract,
+    price_from_base_units_per_wh,
+    usd_from_base_units,
+)
+from gridledger.market.contracts import (
+    price_to_base_units_per_wh as price_to_chain,
+)
+from gridledger.market.ledger import Ledger
 from gridledger.network import profiles
 from gridledger.network.devices import Storage, ZIPLoad
 from gridledger.network.feeder import Feeder, load_feeder
@@ -63,7 +69,6 @@ from gridledger.scenario import Scenario
 
 MAX_SCORE = 5
 STREAMS = ("load", "pv", "price", "prosumers", "rt", "faults", "forecast", "ev", "order")
-MAX_UINT = 2**256 - 1
 
 
 class ConservationError(RuntimeError):
@@ -107,11 +112,12 @@ class EnergyMarketModel(mesa.Model):
         self._seqs = dict(zip(STREAMS, seqs, strict=True))
         self.hourly_rows: list[dict[str, Any]] = []
         self.trade_rows: list[dict[str, Any]] = []
-        self.gas_rows: list[dict[str, Any]] = []
+        self.ledger = Ledger()
+        self.ledger.t = -1  # set-up transactions (deploy, funding, registration) have t = -1
+        self.ledger.phase = "setup"
         self.agent_rows: list[dict[str, Any]] = []
         self.last_opf: OPFResult | None = None
         self.last_power_flow: PowerFlowResult | None = None
-        self._phase = "setup"
         self._build_network()
         self._build_profiles()
         self._build_agents()
@@ -366,8 +372,8 @@ class EnergyMarketModel(mesa.Model):
         self.chains: dict[str, ChainBackend] = make_chains(
             spec, {"letb": sc.letb_chain_id, "retb": sc.retb_chain_id}
         )
-        for name, ch in self.chains.items():
-            ch.add_listener(self._gas_listener(name))
+        for ch in self.chains.values():
+            self.ledger.attach(ch)
         seed = sc.seed
         acct = {
             "admin": derive_account(seed, "admin", 0),
@@ -411,29 +417,22 @@ class EnergyMarketModel(mesa.Model):
         n_participants = len(self.users) + len(self.producers) + len(self.reps)
         supply = (user_units + bond * 2) * (n_participants + 1) + 10 * BASE_UNITS_PER_USD
         admin = {c: self.signers[("admin", c)] for c in self.chains}
-        res = send_many(
-            [
-                (admin[c], deploy_request("EnergyToken", supply, label="EnergyToken"))
-                for c in self.chains
-            ]
-        )
+        res = send_many([(admin[c], EnergyToken.deploy_request(supply)) for c in self.chains])
         self.tokens = {
-            c: Deployed("EnergyToken", r.contract_address, self.chains[c], "EnergyToken")
+            c: EnergyToken.at_result(self.chains[c], r)
             for c, r in zip(self.chains, res, strict=True)
         }
         op, td = acct["operator"].address, acct["tdno"].address
         reqs = [
             (
                 admin["letb"],
-                deploy_request(
-                    "LETB",
+                LETB.deploy_request(
                     self.tokens["letb"].address,
                     a,
                     op,
                     td,
                     sc.initial_reputation,
                     bond,
-                    label="LETB",
                 ),
             )
             for a in range(self.n_areas)
@@ -441,8 +440,7 @@ class EnergyMarketModel(mesa.Model):
         reqs.append(
             (
                 admin["retb"],
-                deploy_request(
-                    "RETB",
+                RETB.deploy_request(
                     self.tokens["retb"].address,
                     0,
                     op,
@@ -452,35 +450,26 @@ class EnergyMarketModel(mesa.Model):
                     sc.incentive_log_base,
                     round(sc.incentive_scale_kwh * 1000),
                     sc.incentive_stable_ref_hours,
-                    label="RETB",
                 ),
             )
         )
         res = send_many(reqs)
-        self.letb = [
-            Deployed("LETB", r.contract_address, self.chains["letb"], "LETB") for r in res[:-1]
-        ]
-        self.retb = Deployed("RETB", res[-1].contract_address, self.chains["retb"], "RETB")
+        self.letb = [LETB.at_result(self.chains["letb"], r) for r in res[:-1]]
+        self.retb = RETB.at_result(self.chains["retb"], res[-1])
         # minter, escrow seeds, token grants
-        reqs = [(admin["retb"], self.tokens["retb"].tx("set_minter", self.retb.address, True))]
-        reqs += [
-            (admin["letb"], self.tokens["letb"].tx("transfer", m.address, 1)) for m in self.letb
-        ]
-        reqs.append((admin["retb"], self.tokens["retb"].tx("transfer", self.retb.address, 1)))
+        reqs = [(admin["retb"], self.tokens["retb"].set_minter(self.retb.address, True))]
+        reqs += [(admin["letb"], self.tokens["letb"].transfer(m.address, 1)) for m in self.letb]
+        reqs.append((admin["retb"], self.tokens["retb"].transfer(self.retb.address, 1)))
         for u in self.users:
             for c in self.chains:
                 reqs.append(
-                    (admin[c], self.tokens[c].tx("transfer", u.account.address, user_units + bond))
+                    (admin[c], self.tokens[c].transfer(u.account.address, user_units + bond))
                 )
         if bond:
             for p in self.producers:
-                reqs.append(
-                    (admin["letb"], self.tokens["letb"].tx("transfer", p.account.address, bond))
-                )
+                reqs.append((admin["letb"], self.tokens["letb"].transfer(p.account.address, bond)))
             for r in self.reps:
-                reqs.append(
-                    (admin["retb"], self.tokens["retb"].tx("transfer", r.account.address, bond))
-                )
+                reqs.append((admin["retb"], self.tokens["retb"].transfer(r.account.address, bond)))
         send_many(reqs)
         # approvals (each participant signs its own)
         reqs = []
@@ -488,24 +477,20 @@ class EnergyMarketModel(mesa.Model):
             reqs.append(
                 (
                     u.letb_signer,
-                    self.tokens["letb"].tx("approve", self.letb[u.area].address, MAX_UINT),
+                    self.tokens["letb"].approve(self.letb[u.area].address),
                 )
             )
-            reqs.append(
-                (u.retb_signer, self.tokens["retb"].tx("approve", self.retb.address, MAX_UINT))
-            )
+            reqs.append((u.retb_signer, self.tokens["retb"].approve(self.retb.address)))
         if bond:
             for p in self.producers:
                 reqs.append(
                     (
                         p.signer,
-                        self.tokens["letb"].tx("approve", self.letb[p.area].address, MAX_UINT),
+                        self.tokens["letb"].approve(self.letb[p.area].address),
                     )
                 )
             for r in self.reps:
-                reqs.append(
-                    (r.signer, self.tokens["retb"].tx("approve", self.retb.address, MAX_UINT))
-                )
+                reqs.append((r.signer, self.tokens["retb"].approve(self.retb.address)))
         send_many(reqs)
         # registration by the operator (it knows each meter's bus)
         ops = {c: self.signers[("operator", c)] for c in self.chains}
@@ -514,8 +499,7 @@ class EnergyMarketModel(mesa.Model):
             reqs.append(
                 (
                     ops["letb"],
-                    self.letb[p.area].tx(
-                        "register",
+                    self.letb[p.area].register(
                         p.account.address,
                         _commitment(seed, "producer", p.index),
                         p.bus,
@@ -527,54 +511,34 @@ class EnergyMarketModel(mesa.Model):
             reqs.append(
                 (
                     ops["retb"],
-                    self.retb.tx(
-                        "register", r.account.address, _commitment(seed, "rep", r.index), r.bus, 1
+                    self.retb.register(
+                        r.account.address, _commitment(seed, "rep", r.index), r.bus, 1
                     ),
                 )
             )
         for u in self.users:
             com = _commitment(seed, "user", u.index)
-            reqs.append(
-                (ops["letb"], self.letb[u.area].tx("register", u.account.address, com, u.bus, 2))
-            )
-            reqs.append((ops["retb"], self.retb.tx("register", u.account.address, com, u.bus, 2)))
+            reqs.append((ops["letb"], self.letb[u.area].register(u.account.address, com, u.bus, 2)))
+            reqs.append((ops["retb"], self.retb.register(u.account.address, com, u.bus, 2)))
         res = send_many(reqs)
         for p, r in zip(self.producers, res[: len(self.producers)], strict=True):
-            ev = dict(self.letb[p.area].events(r))["Registered"]
+            ev = _event(self.letb[p.area], r, "Registered")
             p.producer_id = int(ev["producer_id"])
             p.reputation = sc.initial_reputation
         for r in self.reps:
             r.reputation = sc.initial_reputation
-        self._supply = {c: self.tokens[c].call("totalSupply") for c in self.chains}
+        self._supply = {c: self.tokens[c].total_supply() for c in self.chains}
         self.timing["chain_s"] += time.perf_counter() - t0
-
-    def _gas_listener(self, chain_name: str) -> Callable[[list[TxResult]], None]:
-        def record(results: list[TxResult]) -> None:
-            for r in results:
-                self.gas_rows.append(
-                    {
-                        "chain": chain_name,
-                        "contract": r.contract or "native",
-                        "operation": r.function,
-                        "sender": r.sender,
-                        "agent": r.agent,
-                        "gas_used": int(r.gas_used),
-                        "block": int(r.block_number),
-                        "block_hash": r.block_hash,
-                        "tx_hash": r.tx_hash,
-                        "t": self.t if self._phase != "setup" else -1,
-                        "phase": self._phase,
-                    }
-                )
-
-        return record
 
     def _send(self, phase: str, items: list[tuple[Signer, TxRequest]]) -> list[TxResult]:
         """One phase = one batch = one block per chain involved (reverts raise, named)."""
-        self._phase = phase
+        self.ledger.phase = phase
         t0 = time.perf_counter()
         out = send_many(items) if items else []
         self.timing["chain_s"] += time.perf_counter() - t0
+        for r in out:
+            self._hour_gas[r.chain] += r.gas_used
+        self._hour_tx += len(out)
         return out
 
     def _view(self, fn: Callable[[], Any]) -> Any:
@@ -594,7 +558,9 @@ class EnergyMarketModel(mesa.Model):
         t = self.t
         t_start = time.perf_counter()
         chain0, opf0 = self.timing["chain_s"], self.timing["opf_s"]
-        n_gas0 = len(self.gas_rows)
+        self.ledger.t = t
+        self._hour_gas = {c: 0 for c in self.chains}
+        self._hour_tx = 0
         for a in (*self.users, self.grid):
             a.reset_hour()
         caps = self._phase1_operator(t)
@@ -604,7 +570,7 @@ class EnergyMarketModel(mesa.Model):
         self._phase5_grid(t)
         metered = self._phase6_tdno(t, letb_req, retb_trades)
         minted = self._phase7_feedback(t, letb_req, retb_trades, metered)
-        row = self._phase8_record(t, offers, minted, n_gas0)
+        row = self._phase8_record(t, offers, minted)
         self.t += 1
         self.timing["python_s"] += (
             (time.perf_counter() - t_start)
@@ -637,7 +603,7 @@ class EnergyMarketModel(mesa.Model):
             items.append(
                 (
                     ops["letb"],
-                    m.tx("open_hour", t, fit, buses, [price_to_chain(caps[b]) for b in buses]),
+                    m.open_hour(t, fit, buses, [price_to_chain(caps[b]) for b in buses]),
                 )
             )
         buses = sorted({r.bus for r in self.reps})
@@ -645,7 +611,7 @@ class EnergyMarketModel(mesa.Model):
         items.append(
             (
                 ops["retb"],
-                self.retb.tx("open_hour", t, fit, buses, [price_to_chain(caps[b]) for b in buses]),
+                self.retb.open_hour(t, fit, buses, [price_to_chain(caps[b]) for b in buses]),
             )
         )
         self._send("open_hour", items)
@@ -669,7 +635,7 @@ class EnergyMarketModel(mesa.Model):
             prev = 0
             for p in prods:
                 m = self.letb[p.area]
-                items.append((p.signer, m.tx("post_offer", t, p.offer.e_wh, p.offer_price, prev)))
+                items.append((p.signer, m.post_offer(t, p.offer.e_wh, p.offer_price, prev)))
                 prev = p.producer_id
                 offered_wh += p.offer.e_wh
         rep_wh = 0
@@ -679,8 +645,7 @@ class EnergyMarketModel(mesa.Model):
                 items.append(
                     (
                         r.signer,
-                        self.retb.tx(
-                            "post_offer",
+                        self.retb.post_offer(
                             t,
                             t,
                             post.window_end,
@@ -703,14 +668,14 @@ class EnergyMarketModel(mesa.Model):
         for u in order:
             u.m_wh = u.demand_wh(t, sc.dt_h)
             if u.m_wh > 0:
-                items.append((u.letb_signer, self.letb[u.area].tx("request", t, u.m_wh, u.rt)))
+                items.append((u.letb_signer, self.letb[u.area].request(t, u.m_wh, u.rt)))
                 who.append(u)
         self._user_order = order
         results = self._send("letb_request", items)
         out: dict[int, dict[str, Any]] = {}
         for u, res in zip(who, results, strict=True):
             fills, req = [], None
-            for name, ev in self.letb[u.area].events(res):
+            for name, ev in _events(self.letb[u.area], res):
                 if name == "Trade":
                     fills.append(ev)
                 elif name == "Requested":
@@ -733,18 +698,16 @@ class EnergyMarketModel(mesa.Model):
         for r in self.reps:
             if r.post is None:
                 continue
-            price, remaining, start, end, rep, _bus, _stable = self._view(
-                lambda r=r: self.retb.call("rep_offer", r.account.address)
-            )
-            r.reputation = int(rep)
+            o = self._view(lambda r=r: self.retb.rep_offer(r.account.address))
+            r.reputation = int(o["reputation"])
             live.append(
                 {
                     "rep": r,
-                    "price": int(price),
-                    "remaining": int(remaining),
-                    "start": int(start),
-                    "end": int(end),
-                    "reputation": int(rep),
+                    "price": int(o["price"]),
+                    "remaining": int(o["remaining_wh"]),
+                    "start": int(o["start"]),
+                    "end": int(o["end"]),
+                    "reputation": int(o["reputation"]),
                 }
             )
         items, who = [], []
@@ -765,15 +728,18 @@ class EnergyMarketModel(mesa.Model):
             ranking = self.operator.rank_reps(
                 t,
                 u.bus,
-                [(i, o["rep"].bus, price_from_chain(o["price"])) for i, o in enumerate(eligible)],
+                [
+                    (i, o["rep"].bus, price_from_base_units_per_wh(o["price"]))
+                    for i, o in enumerate(eligible)
+                ],
             )
             best = eligible[ranking[0]]
             best["remaining"] -= u.shortage_wh
             items.append(
                 (
                     u.retb_signer,
-                    self.retb.tx(
-                        "request", t, u.shortage_wh, t, t + 1, u.rt, best["rep"].account.address
+                    self.retb.request(
+                        t, u.shortage_wh, t, t + 1, u.rt, best["rep"].account.address
                     ),
                 )
             )
@@ -782,7 +748,7 @@ class EnergyMarketModel(mesa.Model):
         out: dict[int, dict[str, Any]] = {}
         reps_by_addr = {r.account.address: r for r in self.reps}
         for u, res in zip(who, results, strict=True):
-            (trade,) = [ev for name, ev in self.retb.events(res) if name == "Trade"]
+            trade = _event(self.retb, res, "Trade")
             u.renewable_wh = int(trade["e_wh"])
             rep = reps_by_addr[trade["rep"]]
             rep.sold_wh += u.renewable_wh
@@ -852,12 +818,11 @@ class EnergyMarketModel(mesa.Model):
             items.append(
                 (
                     td["letb"],
-                    self.letb[u.area].tx(
-                        "settle",
+                    self.letb[u.area].settle(
                         u.account.address,
                         req["nonce"],
                         t,
-                        _fills(req["fills"]),
+                        req["fills"],
                         delivered_letb[uid],
                     ),
                 )
@@ -867,9 +832,7 @@ class EnergyMarketModel(mesa.Model):
             items.append(
                 (
                     td["retb"],
-                    self.retb.tx(
-                        "settle", _retb_trade(retb_trades[uid]["trade"]), delivered_retb[uid]
-                    ),
+                    self.retb.settle(retb_trades[uid]["trade"], delivered_retb[uid]),
                 )
             )
         results = self._send("settle", items)
@@ -878,8 +841,8 @@ class EnergyMarketModel(mesa.Model):
             is_letb = k < len(letb_keys)
             u = (letb_req if is_letb else retb_trades)[uid]["user"]
             market = self.letb[u.area] if is_letb else self.retb
-            (ev,) = [e for name, e in market.events(res) if name == "Settled"]
-            paid = usd_from_chain(int(ev["paid"]))
+            ev = _event(market, res, "Settled")
+            paid = usd_from_base_units(int(ev["paid"]))
             if is_letb:
                 d = sum(delivered_letb[uid])
                 u.local_usd += paid
@@ -951,8 +914,8 @@ class EnergyMarketModel(mesa.Model):
             items.append(
                 (
                     u.letb_signer,
-                    self.letb[u.area].tx(
-                        "feedback", u.account.address, req["nonce"], t, _fills(req["fills"]), scores
+                    self.letb[u.area].feedback(
+                        u.account.address, req["nonce"], t, req["fills"], scores
                     ),
                 )
             )
@@ -961,9 +924,7 @@ class EnergyMarketModel(mesa.Model):
             u = x["user"]
             d = metered["retb"][uid]
             x["score"] = meter_score(int(x["trade"]["e_wh"]), d, sc.feedback_tolerance, MAX_SCORE)
-            items.append(
-                (u.retb_signer, self.retb.tx("feedback", _retb_trade(x["trade"]), d, x["score"]))
-            )
+            items.append((u.retb_signer, self.retb.feedback(x["trade"], d, x["score"])))
             keys.append(("retb", uid))
         results = self._send("feedback", items)
         minted_units = 0
@@ -973,20 +934,20 @@ class EnergyMarketModel(mesa.Model):
             if kind == "letb":
                 req = letb_req[uid]
                 u = req["user"]
-                for name, ev in self.letb[u.area].events(res):
+                for name, ev in _events(self.letb[u.area], res):
                     if name == "Rated":
                         prod_by_addr[ev["seller"]].reputation = int(ev["reputation"])
                 self._trade_rows_letb(t, req, metered["letb"][uid])
             else:
                 x = retb_trades[uid]
                 incentive = 0
-                for name, ev in self.retb.events(res):
+                for name, ev in _events(self.retb, res):
                     if name == "Rated":
                         rep_by_addr[ev["rep"]].reputation = int(ev["reputation"])
                     elif name == "IncentiveMinted":
                         incentive = int(ev["incentive"])
                 minted_units += incentive
-                x["rep"].incentive_usd += usd_from_chain(incentive)
+                x["rep"].incentive_usd += usd_from_base_units(incentive)
                 self._trade_row_retb(t, x, metered["retb"][uid], incentive)
         return minted_units
 
@@ -1007,7 +968,7 @@ class EnergyMarketModel(mesa.Model):
                     "index": int(f["index"]),
                     "e_wh": int(f["e_wh"]),
                     "price": int(f["price"]),
-                    "price_usd_per_mwh": price_from_chain(int(f["price"])),
+                    "price_usd_per_mwh": price_from_base_units_per_wh(int(f["price"])),
                     "delivered_wh": int(d),
                     "feedback": int(s),
                     "incentive_usd": 0.0,
@@ -1031,19 +992,17 @@ class EnergyMarketModel(mesa.Model):
                 "index": 0,
                 "e_wh": int(tr["e_wh"]),
                 "price": int(tr["price"]),
-                "price_usd_per_mwh": price_from_chain(int(tr["price"])),
+                "price_usd_per_mwh": price_from_base_units_per_wh(int(tr["price"])),
                 "delivered_wh": int(delivered),
                 "feedback": int(x["score"]),
-                "incentive_usd": usd_from_chain(incentive),
+                "incentive_usd": usd_from_base_units(incentive),
                 "tx_hash": res.tx_hash,
                 "block": res.block_number,
             }
         )
 
     # --- 8 ----------------------------------------------------------------------------------
-    def _phase8_record(
-        self, t: int, offers: dict[str, float], minted_units: int, n_gas0: int
-    ) -> dict[str, Any]:
+    def _phase8_record(self, t: int, offers: dict[str, float], minted_units: int) -> dict[str, Any]:
         sc = self.params
         tariff = float(self.tariff[t])
         demand = local = ren = grid = 0
@@ -1066,9 +1025,9 @@ class EnergyMarketModel(mesa.Model):
             cost_b += u.hour_cost_usd_baseline
         # tokens: supply change == minted incentives; escrow back to its seed after settlement
         t0 = time.perf_counter()
-        supply = {c: self.tokens[c].call("totalSupply") for c in self.chains}
-        escrow = [self.tokens["letb"].call("balanceOf", m.address) for m in self.letb]
-        escrow.append(self.tokens["retb"].call("balanceOf", self.retb.address))
+        supply = {c: self.tokens[c].total_supply() for c in self.chains}
+        escrow = [self.tokens["letb"].balance_of(m.address) for m in self.letb]
+        escrow.append(self.tokens["retb"].balance_of(self.retb.address))
         self.timing["chain_s"] += time.perf_counter() - t0
         if supply["letb"] != self._supply["letb"]:
             raise ConservationError(
@@ -1091,7 +1050,6 @@ class EnergyMarketModel(mesa.Model):
                 f"units after settlement, expected {[seeds[i] for i in bad]}"
             )
         pf, pfb = self.last_power_flow, self.last_power_flow_baseline
-        gas_hour = self.gas_rows[n_gas0:]
         charge = sum(p.charge_kwh for p in self.producers)
         discharge = sum(p.discharge_kwh for p in self.producers)
         dlmp = self.operator.caps(t)
@@ -1125,7 +1083,7 @@ class EnergyMarketModel(mesa.Model):
             "battery_energy_kwh": float(sum(p.e_kwh for p in self.producers)),
             "exported_kwh": self.grid.hour_bought_kwh,
             **offers,
-            "incentives_usd": usd_from_chain(minted_units),
+            "incentives_usd": usd_from_base_units(minted_units),
             "p_substation_kw": pf.p_substation_kw,
             "p_substation_kw_baseline": pfb.p_substation_kw,
             "loss_kw": pf.loss_kw,
@@ -1138,15 +1096,20 @@ class EnergyMarketModel(mesa.Model):
             "opf_max_v_error_pu": float(
                 opf.exactness.v_error_by_hour.iloc[0 if sc.opf_mode == "hourly" else t]
             ),
-            "tx_count": len(gas_hour),
-            "gas_used": int(sum(g["gas_used"] for g in gas_hour)),
-            "gas_used_letb": int(sum(g["gas_used"] for g in gas_hour if g["chain"] == "letb")),
-            "gas_used_retb": int(sum(g["gas_used"] for g in gas_hour if g["chain"] == "retb")),
+            "tx_count": self._hour_tx,
+            "gas_used": int(sum(self._hour_gas.values())),
+            "gas_used_letb": int(self._hour_gas["letb"]),
+            "gas_used_retb": int(self._hour_gas["retb"]),
         }
         self.hourly_rows.append(row)
         return row
 
-    def _registrations(self, market: Deployed) -> int:
+    @property
+    def gas_rows(self) -> pd.DataFrame:
+        """One row per mined transaction so far (the Ledger's gas frame; set-up rows t = -1)."""
+        return self.ledger.gas()
+
+    def _registrations(self, market: MarketContract) -> int:
         if market is self.retb:
             return len(self.reps) + len(self.users)
         a = self.letb.index(market)
@@ -1187,7 +1150,7 @@ class EnergyMarketModel(mesa.Model):
             hourly = hourly.set_index("t", drop=False)
             hourly.index.name = None
         trades = pd.DataFrame(self.trade_rows, columns=TRADE_COLUMNS)
-        gas = pd.DataFrame(self.gas_rows, columns=GAS_COLUMNS)
+        gas = self.gas_rows
         agents = pd.DataFrame(self.agent_rows, columns=AGENT_COLUMNS)
         return Results(
             hourly=hourly,
@@ -1293,19 +1256,6 @@ TRADE_COLUMNS = (
     "tx_hash",
     "block",
 )
-GAS_COLUMNS = (
-    "chain",
-    "contract",
-    "operation",
-    "sender",
-    "agent",
-    "gas_used",
-    "block",
-    "block_hash",
-    "tx_hash",
-    "t",
-    "phase",
-)
 AGENT_COLUMNS = (
     "t",
     "agent_id",
@@ -1323,24 +1273,20 @@ def _hour_value(key: str) -> Callable[[EnergyMarketModel], Any]:
     return lambda m: m.hour.get(key) if getattr(m, "hour", None) else None
 
 
-def _fills(fills: list[dict[str, Any]]) -> list[tuple[int, str, int, int]]:
-    """Fill structs exactly as the request's Trade events (index order)."""
-    return [(int(f["producer_id"]), f["seller"], int(f["e_wh"]), int(f["price"])) for f in fills]
+def _events(contract: DeployedContract, result: TxResult) -> list[tuple[str, dict[str, Any]]]:
+    """(event name, args) of the contract's logs in a mined result, in log order."""
+    return [(e.name, e.args) for e in contract.decode_logs(result)]
 
 
-def _retb_trade(tr: dict[str, Any]) -> tuple[Any, ...]:
-    """RetbTrade struct from the RETB Trade event."""
-    return (
-        tr["buyer"],
-        int(tr["nonce"]),
-        int(tr["t"]),
-        int(tr["start"]),
-        int(tr["end"]),
-        tr["rep"],
-        int(tr["e_wh"]),
-        int(tr["price"]),
-        int(tr["stable_hours"]),
-    )
+def _event(contract: DeployedContract, result: TxResult, name: str) -> dict[str, Any]:
+    """Arguments of the one event `name` the contract emitted in a mined result."""
+    found = [e.args for e in contract.decode_logs(result) if e.name == name]
+    if len(found) != 1:
+        raise ConservationError(
+            f"{contract.label} transaction {result.tx_hash} emitted {len(found)} {name} events, "
+            "expected exactly one"
+        )
+    return found[0]
 
 
 def run_scenario(

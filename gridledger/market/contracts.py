@@ -35,6 +35,7 @@ from gridledger.market.chain import (
 )
 
 __all__ = [
+    "BASE_UNITS_PER_USD",
     "GAS_LIMITS",
     "LETB",
     "MAX_UINT256",
@@ -46,10 +47,15 @@ __all__ = [
     "Event",
     "MarketContract",
     "fund_agents",
+    "price_from_base_units_per_wh",
     "price_to_base_units_per_wh",
+    "usd_from_base_units",
+    "usd_to_base_units",
 ]
 
 MAX_UINT256 = 2**256 - 1
+BASE_UNITS_PER_USD = 10**18
+"""EnergyToken base units per token (18 decimals, 1 token = 1 USD)."""
 DEPLOY_GAS_LIMIT = 10_000_000
 GAS_LIMITS: dict[str, int] = {
     "open_hour": 3_000_000,
@@ -65,6 +71,21 @@ GAS_LIMITS: dict[str, int] = {
 def price_to_base_units_per_wh(price_usd_per_mwh: float) -> int:
     """$/MWh -> token base units per Wh (1 $/MWh = 10**12), the agreed on-chain price unit."""
     return round(price_usd_per_mwh * 10**12)
+
+
+def price_from_base_units_per_wh(price: int) -> float:
+    """Token base units per Wh -> $/MWh (inverse of `price_to_base_units_per_wh`)."""
+    return price / 10**12
+
+
+def usd_to_base_units(usd: float) -> int:
+    """USD -> EnergyToken base units (1 token = 1 USD, 18 decimals)."""
+    return round(usd * BASE_UNITS_PER_USD)
+
+
+def usd_from_base_units(amount: int) -> float:
+    """EnergyToken base units -> USD."""
+    return amount / BASE_UNITS_PER_USD
 
 
 class AbiMismatchError(ChainError):
