@@ -313,3 +313,18 @@ def test_feeder_pickles_without_compiled_models(feeder, day):
     )
     np.testing.assert_allclose(a.dlmp_usd_per_mwh, b.dlmp_usd_per_mwh, rtol=1e-8)
     assert repr(feeder).startswith("Feeder(name='sce56', buses=56, lines=55")
+
+
+def test_horizon_dlmp_is_derivative_of_total_cost(feeder, day):
+    ess = Storage(bus=37, e_max_kwh=600.0, p_ch_max_kw=200.0, p_dis_max_kw=200.0)
+    kw = dict(price_usd_per_mwh=day["price"], pv_kw=day["pv"], devices=[ess])
+    base = solve_opf(feeder, day["p"], day["q"], **kw)
+    h = 1.0
+    for bus, hour in ((54, 20), (19, 8)):
+        cost = []
+        for s in (1, -1):
+            p = day["p"].copy()
+            p.loc[hour, bus] += s * h
+            cost.append(solve_opf(feeder, p, day["q"], check_exactness=False, **kw).objective_usd)
+        fd = (cost[0] - cost[1]) / (2 * h / 1e3)
+        assert base.dlmp_usd_per_mwh.loc[hour, bus] == pytest.approx(fd, rel=1e-3)

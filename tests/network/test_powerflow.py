@@ -125,3 +125,15 @@ def test_sce47_zero_impedance_ties_carry_equal_voltages():
     assert res.p_substation_kw == pytest.approx(
         f.buses.p_kw.sum() - f.buses.pv_kw.sum() + res.loss_kw, rel=1e-9
     )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_radial_feeders_match_pandapower(seed):
+    from gridledger.network import synthetic_feeder
+
+    f = synthetic_feeder(60, seed=seed, load_kw=40.0, branching=5)
+    rng = np.random.default_rng(seed)
+    pv_buses = rng.choice(f.buses.index[1:], size=5, replace=False)
+    f = f.with_pv({int(b): float(rng.uniform(50, 300)) for b in pv_buses})
+    res = run_power_flow(f)
+    _assert_same(f, res, _runpp(f.to_pandapower(include_pv=True)))
