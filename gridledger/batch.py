@@ -226,8 +226,11 @@ def run_one(spec: RunSpec, *, hourly: bool = False) -> RunOutput:
         **{k: _cell(v) for k, v in spec.params.items()},
     }
     for key, value in _flatten(results.summary).items():
-        if key in row:
-            raise SweepError(f"summary KPI {key!r} clashes with a sweep column of the same name")
+        if key in row and row[key] != value:  # e.g. the summary's own "hours" and "seed"
+            raise SweepError(
+                f"run {spec.run_id}: summary KPI {key!r} = {value!r} differs from the sweep's "
+                f"column {key!r} = {row[key]!r}"
+            )
         row[key] = value
     row["wall_s"] = wall_s
     frame = None
