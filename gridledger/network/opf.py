@@ -656,6 +656,11 @@ class HourlyOPF:
                 used_pen = pen + extra
                 status, t2 = self._run(p, q, price, used_pen, avail)
                 t_solver += t2
+                if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+                    raise OPFError(
+                        f"OPF on feeder {feeder.name!r}: solver status {status!r} with loss "
+                        f"penalty +{extra:g} $/MWh (remedy for gap {gap.max():.3g})"
+                    )
                 new_gap = self._gap()
                 tried.append((extra, float(new_gap.max())))
                 if new_gap.max() <= gap_tol:
