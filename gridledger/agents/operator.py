@@ -94,7 +94,7 @@ def delivered_cost(price_usd_per_mwh: float, dlmp_user: float, dlmp_rep: float) 
 
 
 class NetworkOperator(mesa.Agent):
-    """Solves the OPF, posts DLMP caps on both chains, ranks REPs for RETB requests."""
+    """Holds the DLMP table (hour × bus), posts the caps, ranks REPs for RETB requests."""
 
     role = "operator"
 
@@ -102,26 +102,38 @@ class NetworkOperator(mesa.Agent):
         super().__init__(model)
         self.feeder = feeder
         self.dlmp: pd.DataFrame | None = None  # hour × bus, $/MWh
+        self._dlmp = np.zeros((0, 0))
+        self._pos = dict(feeder.topology.pos)
         self.bus = int(feeder.substation_bus)
         self.cost_usd = 0.0
+
+    def set_dlmp(self, dlmp: pd.DataFrame) -> None:
+        """The table of DLMPs ($/MWh), hour × bus (NaN for hours not priced yet)."""
+        self.dlmp = dlmp
+        self._dlmp = dlmp.to_numpy(dtype=float, copy=True)
+
+    def set_dlmp_hour(self, t: int, dlmp_by_position: np.ndarray) -> None:
+        """DLMPs of hour t (one per bus, in feeder table order) from an hourly OPF."""
+        self._dlmp[t] = dlmp_by_position
+        assert self.dlmp is not None
+        self.dlmp.iloc[t] = dlmp_by_position
+
+    def price_at(self, t: int, bus: int) -> float:
+        """DLMP of `bus` in hour t ($/MWh)."""
+        return float(self._dlmp[t, self._pos[bus]])
 
     def rank_reps(
         self, t: int, user_bus: int, posts: Sequence[tuple[int, int, float]]
     ) -> list[int]:
         """Order REP indices (index, bus, price) by delivered cost at `user_bus`, lowest first."""
-        assert self.dlmp is not None
-        row = self.dlmp.loc[t]
+        at_user = self.price_at(t, user_bus)
         keyed = [
-            (delivered_cost(price, float(row[user_bus]), float(row[bus])), idx)
+            (delivered_cost(price, at_user, self.price_at(t, bus)), idx)
             for idx, bus, price in posts
         ]
         return [idx for _, idx in sorted(keyed)]
 
-    def caps(self, t: int) -> pd.Series:
-        assert self.dlmp is not None
-        return self.dlmp.loc[t]
-
-
-def price_matrix(values: np.ndarray, hours: Sequence[int], buses: Sequence[int]) -> pd.DataFrame:
-    """Hour × bus frame helper."""
-    return pd.DataFrame(np.asarray(values, dtype=float), index=list(hours), columns=list(buses))
+    def caps(self, t: int) -> dict[int, float]:
+        """DLMP cap of every bus in hour t ($/MWh), by bus number."""
+        row = self._dlmp[t]
+        return {int(b): float(row[i]) for b, i in self._pos.items()}

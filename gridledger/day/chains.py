@@ -1,0 +1,231 @@
+"""The market's chains: set-up (accounts, deployments, funding, registration) and sending phases.
+
+Two chains (LETB consortium chain, RETB chain), each with its EnergyToken; one LETB per area and
+one RETB, all through the typed wrappers of `gridledger.market.contracts`; every mined
+transaction goes to the model's `Ledger` (gas frame = Results.gas).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from eth_utils import keccak
+
+from gridledger.day.conservation import ConservationError
+from gridledger.market.accounts import derive_account
+from gridledger.market.chain import (
+    ChainBackend,
+    Signer,
+    TxRequest,
+    TxResult,
+    make_chains,
+    send_many,
+)
+from gridledger.market.contracts import (
+    LETB,
+    RETB,
+    DeployedContract,
+    EnergyToken,
+    usd_to_base_units,
+)
+
+if TYPE_CHECKING:
+    from gridledger.model import EnergyMarketModel
+
+
+def commitment(seed: int, role: str, index: int) -> bytes:
+    """Identity commitment: a hash, no personal data."""
+    return keccak(text=f"gridledger/identity/{seed}/{role}/{index}")
+
+
+def setup_chains(model: EnergyMarketModel, spec: str) -> None:
+    """Chains, keys, gas, token deployments, LETB per area and RETB, grants, approvals and
+    registrations (set-up transactions are recorded with t = -1)."""
+    sc = model.params
+    t0 = time.perf_counter()
+    model.chains: dict[str, ChainBackend] = make_chains(
+        spec, {"letb": sc.letb_chain_id, "retb": sc.retb_chain_id}
+    )
+    for ch in model.chains.values():
+        model.ledger.attach(ch)
+    seed = sc.seed
+    acct = {
+        "admin": derive_account(seed, "admin", 0),
+        "operator": derive_account(seed, "operator", 0),
+        "tdno": derive_account(seed, "tdno", 0),
+    }
+    model.signers: dict[tuple[str, str], Signer] = {}
+
+    def signer(agent_key: str, account: Any, chain: str) -> Signer:
+        s = model.chains[chain].signer(account, agent=agent_key)
+        model.signers[(agent_key, chain)] = s
+        return s
+
+    for role, a in acct.items():
+        for ch in model.chains:
+            signer(role, a, ch)
+    for u in model.users:
+        u.account = derive_account(seed, "user", u.index)
+        u.letb_signer = signer(f"user{u.index}", u.account, "letb")
+        u.retb_signer = signer(f"user{u.index}", u.account, "retb")
+    for p in model.producers:
+        p.account = derive_account(seed, "producer", p.index)
+        p.signer = signer(f"producer{p.index}", p.account, "letb")
+    for r in model.reps:
+        r.account = derive_account(seed, "rep", r.index)
+        r.signer = signer(f"rep{r.index}", r.account, "retb")
+    model.operator.account, model.tdno.account = acct["operator"], acct["tdno"]
+    # gas for everyone (native coin from each chain's faucet)
+    gas_wei = 10**21
+    for ch_name, ch in model.chains.items():
+        addrs = [acct[k].address for k in acct]
+        if ch_name == "letb":
+            addrs += [p.account.address for p in model.producers]
+        else:
+            addrs += [r.account.address for r in model.reps]
+        addrs += [u.account.address for u in model.users]
+        ch.fund(addrs, gas_wei)
+    # deploy: token per chain, LETB per area, RETB zone
+    user_units = usd_to_base_units(sc.user_initial_usd)
+    bond = usd_to_base_units(sc.registration_bond_usd)
+    n_participants = len(model.users) + len(model.producers) + len(model.reps)
+    supply = (user_units + bond * 2) * (n_participants + 1) + usd_to_base_units(10.0)
+    admin = {c: model.signers[("admin", c)] for c in model.chains}
+    res = send_many([(admin[c], EnergyToken.deploy_request(supply)) for c in model.chains])
+    model.tokens = {
+        c: EnergyToken.at_result(model.chains[c], r) for c, r in zip(model.chains, res, strict=True)
+    }
+    op, td = acct["operator"].address, acct["tdno"].address
+    reqs = [
+        (
+            admin["letb"],
+            LETB.deploy_request(
+                model.tokens["letb"].address,
+                a,
+                op,
+                td,
+                sc.initial_reputation,
+                bond,
+            ),
+        )
+        for a in range(model.n_areas)
+    ]
+    reqs.append(
+        (
+            admin["retb"],
+            RETB.deploy_request(
+                model.tokens["retb"].address,
+                0,
+                op,
+                td,
+                sc.initial_reputation,
+                bond,
+                sc.incentive_log_base,
+                round(sc.incentive_scale_kwh * 1000),
+                sc.incentive_stable_ref_hours,
+            ),
+        )
+    )
+    res = send_many(reqs)
+    model.letb = [LETB.at_result(model.chains["letb"], r) for r in res[:-1]]
+    model.retb = RETB.at_result(model.chains["retb"], res[-1])
+    # minter, escrow seeds, token grants
+    reqs = [(admin["retb"], model.tokens["retb"].set_minter(model.retb.address, True))]
+    reqs += [(admin["letb"], model.tokens["letb"].transfer(m.address, 1)) for m in model.letb]
+    reqs.append((admin["retb"], model.tokens["retb"].transfer(model.retb.address, 1)))
+    for u in model.users:
+        for c in model.chains:
+            reqs.append((admin[c], model.tokens[c].transfer(u.account.address, user_units + bond)))
+    if bond:
+        for p in model.producers:
+            reqs.append((admin["letb"], model.tokens["letb"].transfer(p.account.address, bond)))
+        for r in model.reps:
+            reqs.append((admin["retb"], model.tokens["retb"].transfer(r.account.address, bond)))
+    send_many(reqs)
+    # approvals (each participant signs its own)
+    reqs = []
+    for u in model.users:
+        reqs.append(
+            (
+                u.letb_signer,
+                model.tokens["letb"].approve(model.letb[u.area].address),
+            )
+        )
+        reqs.append((u.retb_signer, model.tokens["retb"].approve(model.retb.address)))
+    if bond:
+        for p in model.producers:
+            reqs.append(
+                (
+                    p.signer,
+                    model.tokens["letb"].approve(model.letb[p.area].address),
+                )
+            )
+        for r in model.reps:
+            reqs.append((r.signer, model.tokens["retb"].approve(model.retb.address)))
+    send_many(reqs)
+    # registration by the operator (it knows each meter's bus)
+    ops = {c: model.signers[("operator", c)] for c in model.chains}
+    reqs = []
+    for p in model.producers:
+        reqs.append(
+            (
+                ops["letb"],
+                model.letb[p.area].register(
+                    p.account.address,
+                    commitment(seed, "producer", p.index),
+                    p.bus,
+                    1,
+                ),
+            )
+        )
+    for r in model.reps:
+        reqs.append(
+            (
+                ops["retb"],
+                model.retb.register(r.account.address, commitment(seed, "rep", r.index), r.bus, 1),
+            )
+        )
+    for u in model.users:
+        com = commitment(seed, "user", u.index)
+        reqs.append((ops["letb"], model.letb[u.area].register(u.account.address, com, u.bus, 2)))
+        reqs.append((ops["retb"], model.retb.register(u.account.address, com, u.bus, 2)))
+    res = send_many(reqs)
+    for p, r in zip(model.producers, res[: len(model.producers)], strict=True):
+        ev = one_event(model.letb[p.area], r, "Registered")
+        p.producer_id = int(ev["producer_id"])
+        p.reputation = sc.initial_reputation
+    for r in model.reps:
+        r.reputation = sc.initial_reputation
+    model.token_supply = {c: model.tokens[c].total_supply() for c in model.chains}
+    model.timing["chain_s"] += time.perf_counter() - t0
+
+
+def send_phase(
+    model: EnergyMarketModel, phase: str, items: list[tuple[Signer, TxRequest]]
+) -> list[TxResult]:
+    """One phase = one batch = one block per chain involved (reverts raise, named)."""
+    model.ledger.phase = phase
+    t0 = time.perf_counter()
+    out = send_many(items) if items else []
+    model.timing["chain_s"] += time.perf_counter() - t0
+    for r in out:
+        model.hour_gas[r.chain] += r.gas_used
+    model.hour_tx += len(out)
+    return out
+
+
+def events(contract: DeployedContract, result: TxResult) -> list[tuple[str, dict[str, Any]]]:
+    """(event name, args) of the contract's logs in a mined result, in log order."""
+    return [(e.name, e.args) for e in contract.decode_logs(result)]
+
+
+def one_event(contract: DeployedContract, result: TxResult, name: str) -> dict[str, Any]:
+    """Arguments of the one event `name` the contract emitted in a mined result."""
+    found = [e.args for e in contract.decode_logs(result) if e.name == name]
+    if len(found) != 1:
+        raise ConservationError(
+            f"{contract.label} transaction {result.tx_hash} emitted {len(found)} {name} events, "
+            "expected exactly one"
+        )
+    return found[0]

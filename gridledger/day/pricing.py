@@ -1,0 +1,108 @@
+"""The operator prices the day: OPF on the forecast net loads -> DLMP per bus and hour (the caps).
+
+"day_ahead" solves every hour once at set-up (hours are independent without storage in the OPF,
+so `solve_opf` re-solves one compiled hourly problem); "hourly" keeps one compiled `HourlyOPF`
+and re-solves it at the start of each market hour. Producers plan their battery hours on the
+day-ahead caps (or, in "hourly" mode, on the reference energy price they expect).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from gridledger.network.opf import HourlyOPF, OPFResult, solve_opf
+
+if TYPE_CHECKING:
+    from gridledger.model import EnergyMarketModel
+
+
+def bus_sum(model: EnergyMarketModel, agents: list, attr: str) -> np.ndarray:
+    """Hour × bus array summing a per-agent hourly array attribute by the agents' buses."""
+    pos = model.feeder.topology.pos
+    out = np.zeros((model.params.hours, model.feeder.n_buses))
+    for a in agents:
+        out[:, pos[a.bus]] += getattr(a, attr)
+    return out
+
+
+def opf_inputs(model: EnergyMarketModel) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Forecast net loads of the day (hour × bus): users' metered demand, REP forecasts as
+    negative loads."""
+    pos = model.feeder.topology.pos
+    p = bus_sum(model, model.users, "demand_kw")
+    q = bus_sum(model, model.users, "q_kvar")
+    for r in model.reps:
+        p[:, pos[r.bus]] -= r.forecast_kw
+    index = pd.RangeIndex(model.params.hours, name="hour")
+    cols = model.feeder.buses.index
+    return pd.DataFrame(p, index=index, columns=cols), pd.DataFrame(q, index=index, columns=cols)
+
+
+def _feeder_pv(model: EnergyMarketModel, hours: np.ndarray) -> pd.DataFrame | None:
+    if not model.params.include_feeder_pv:
+        return None
+    nameplate = model.feeder.buses["pv_kw"].to_numpy()
+    return pd.DataFrame(
+        np.outer(model.pv_shape[hours], nameplate), index=hours, columns=model.feeder.buses.index
+    )
+
+
+def price_day(model: EnergyMarketModel) -> None:
+    """Set-up: the operator's DLMP table (day-ahead) or an empty one (hourly); producers plan."""
+    sc = model.params
+    model.opf_p, model.opf_q = opf_inputs(model)
+    price = model.reference_price
+    if sc.opf_mode == "day_ahead":
+        t0 = time.perf_counter()
+        res = solve_opf(
+            model.feeder,
+            model.opf_p,
+            model.opf_q,
+            price_usd_per_mwh=price,
+            pv_kw=_feeder_pv(model, np.arange(sc.hours)),
+            include_pv=sc.include_feeder_pv,
+            v_min_pu=sc.v_min_pu,
+            v_max_pu=sc.v_max_pu,
+            dt_h=sc.dt_h,
+        )
+        model.timing["opf_s"] += time.perf_counter() - t0
+        model.day_ahead = res
+        dlmp = res.dlmp_usd_per_mwh.to_numpy()
+        plan = dlmp
+    else:
+        model.day_ahead = None
+        model.hourly_opf = HourlyOPF(
+            model.feeder,
+            include_pv=sc.include_feeder_pv,
+            v_min_pu=sc.v_min_pu,
+            v_max_pu=sc.v_max_pu,
+            dt_h=sc.dt_h,
+        )
+        dlmp = np.full((sc.hours, model.feeder.n_buses), np.nan)
+        plan = np.repeat(np.asarray(price, dtype=float)[:, None], model.feeder.n_buses, axis=1)
+    model.operator.set_dlmp(pd.DataFrame(dlmp, columns=model.feeder.buses.index))
+    pos = model.feeder.topology.pos
+    for prod in model.producers:
+        prod.plan_day(plan[:, pos[prod.bus]], sc.producer_strategy, sc.producer_peak_hours)
+
+
+def price_hour(model: EnergyMarketModel, t: int) -> OPFResult:
+    """Hour t's OPF result: the day-ahead one, or a fresh solve of the compiled hourly OPF."""
+    if model.params.opf_mode != "hourly":
+        return model.day_ahead
+    pv = _feeder_pv(model, np.array([t]))
+    t0 = time.perf_counter()
+    res = model.hourly_opf.solve(
+        model.opf_p.iloc[t],
+        model.opf_q.iloc[t],
+        float(model.reference_price[t]),
+        pv_kw=None if pv is None else pv.iloc[0],
+        hour=t,
+    )
+    model.timing["opf_s"] += time.perf_counter() - t0
+    model.operator.set_dlmp_hour(t, res.dlmp_usd_per_mwh.iloc[0].to_numpy())
+    return res
