@@ -93,3 +93,13 @@ def set_minter(minter: address, enabled: bool):
     assert msg.sender == self.admin, "unauthorised: admin only"
     self.is_minter[minter] = enabled
     log MinterSet(minter=minter, enabled=enabled)
+
+
+@external
+@view
+def balances_of(accounts: DynArray[address, 256]) -> DynArray[uint256, 256]:
+    """@notice balances (base units) of up to 256 accounts in one call"""
+    out: DynArray[uint256, 256] = []
+    for a: address in accounts:
+        out.append(self.balanceOf[a])
+    return out

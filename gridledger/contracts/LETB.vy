@@ -431,3 +431,17 @@ def reputation_of(account: address) -> uint256:
     pid: uint256 = (base.accounts[account] >> 8) & (2**24 - 1)
     assert pid != 0, "not a producer"
     return (self.producers[pid] >> P_REP_SHIFT) & base.MASK16
+
+
+@external
+@view
+def reputations_of(accounts: DynArray[address, 256]) -> DynArray[uint256, 256]:
+    """@notice reputations (0..1000) of up to 256 producers in one call; 0 for non-producers"""
+    out: DynArray[uint256, 256] = []
+    for a: address in accounts:
+        pid: uint256 = (base.accounts[a] >> 8) & (2**24 - 1)
+        rep: uint256 = 0
+        if pid != 0:
+            rep = (self.producers[pid] >> P_REP_SHIFT) & base.MASK16
+        out.append(rep)
+    return out

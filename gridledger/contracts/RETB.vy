@@ -365,3 +365,13 @@ def x_fp(delivered_wh: uint256, scheduled_wh: uint256, stable_hours: uint256) ->
 def incentive_of(payment: uint256, x: uint256) -> uint256:
     """@notice incentive in base units for `payment` (base units) and `x` (1e18 fixed point)"""
     return self._incentive(payment, x)
+
+
+@external
+@view
+def reputations_of(reps: DynArray[address, 256]) -> DynArray[uint256, 256]:
+    """@notice reputations (0..1000) of up to 256 REPs in one call; 0 for non-REPs"""
+    out: DynArray[uint256, 256] = []
+    for a: address in reps:
+        out.append((self.reps[a] >> R_REP_SHIFT) & base.MASK16)
+    return out
