@@ -429,3 +429,24 @@ def test_reputation_stays_within_bounds(market: Market) -> None:
         want.append(r)
     assert seen == want
     assert all(0 <= r <= 1000 for r in seen)
+
+
+def test_one_token_transfer_per_request_whatever_the_fills(market: Market) -> None:
+    m = market
+    open_hour(m, 0, m.letb)
+    for i, p in enumerate(m.producers[:4]):
+        post(m, p, 0, 100, (40 + i) * PER_MWH)
+    receipt = m.chain.send(m.letb.functions.request(0, 350, 0), m.consumers[0])
+    assert len(fills_of(m, receipt)) == 4
+    transfers = m.token.events.Transfer().process_receipt(receipt, errors=DISCARD)
+    assert len(transfers) == 1
+    assert transfers[0].args.value == 100 * PER_MWH * (40 + 41 + 42) + 50 * 43 * PER_MWH
+
+
+def test_exhausted_offer_is_a_stale_hint(market: Market) -> None:
+    m = market
+    open_hour(m, 0, m.letb)
+    post(m, m.producers[0], 0, 100, 40 * PER_MWH)
+    m.chain.send(m.letb.functions.request(0, 100, 0), m.consumers[0])
+    call = m.letb.functions.post_offer(0, 100, 50 * PER_MWH, pid(m, m.producers[0]))
+    assert revert_reason(m.chain, call, m.producers[1]) == "stale hint"
