@@ -93,7 +93,8 @@ class EnergyMarketModel(mesa.Model):
         self.hour_gas: dict[str, int] = {}
         self.hour_tx = 0
         build_world(self)
-        self.reference_price = self.wholesale
+        # energy price at the substation in the operator's OPF (Scenario.dlmp_reference)
+        self.reference_price = self.tariff if sc.dlmp_reference == "tariff" else self.wholesale
         self.timing["python_s"] += time.perf_counter() - t0
         price_day(self)
         setup_chains(self, chain)

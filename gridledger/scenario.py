@@ -25,6 +25,7 @@ REPUTATION_MAX = 1000
 
 PRODUCER_STRATEGIES = ("price_peak", "greedy")
 OPF_MODES = ("hourly", "day_ahead")
+DLMP_REFERENCES = ("tariff", "wholesale")
 
 
 class ScenarioError(ValueError):
@@ -70,6 +71,12 @@ class Scenario:
     v_max_pu: float = 1.1
     opf_mode: str = "day_ahead"
     """day_ahead: one multi-period OPF before hour 0 prices the day; hourly: re-solve each hour."""
+    dlmp_reference: str = "tariff"
+    """Energy price at the substation in the operator's OPF. "tariff": the ToU retail tariff, what
+    grid energy costs the feeder's users, so a bus's DLMP (= the cap of local prices there) is the
+    tariff adjusted for marginal losses and voltage limits: no seller may charge more than grid
+    supply delivered to that bus. "wholesale": the wholesale price (caps near wholesale bind every
+    offer)."""
 
     letb_areas: int = 3
     """Number of LETB areas, cut along the feeder's main laterals (agents/operator.py)."""
@@ -132,12 +139,13 @@ class Scenario:
     """Substation energy price = base + slope x feeder load multiplier (+ seeded noise)."""
     producer_strategy: str = "price_peak"
     """Local producers' offer strategy (agents/producer.py): "price_peak" or "greedy"."""
-    producer_price_fraction: float = 0.8
-    """Offer price v_p = FiT + f·(DLMP cap − FiT)."""
+    producer_price_fraction: float = 0.5
+    """Local offer price v_p = FiT + f·(min(tariff, DLMP cap) − FiT) (agents/pricing.py): the
+    seller's share f of the gain between the buyer's alternative (tariff) and its own (FiT)."""
     producer_peak_hours: int = 4
     """"price_peak": battery energy is spread over this many highest-DLMP hours ahead."""
     rep_price_fraction: float = 0.9
-    """REP price C_d = FiT + f·(DLMP cap of its bus − FiT)."""
+    """REP price C_d = FiT + f·(min(tariff, DLMP cap of its bus) − FiT) (value-based pricing)."""
     rep_stable_fraction: float = 0.3
     """A REP's stable window: hours whose forecast output ≥ this fraction of nameplate."""
 
@@ -337,6 +345,12 @@ def _validate(s: Scenario) -> None:
         "root buses must be distinct",
     )
     _check(s.opf_mode in OPF_MODES, "opf_mode", s.opf_mode, f"must be one of {OPF_MODES}")
+    _check(
+        s.dlmp_reference in DLMP_REFERENCES,
+        "dlmp_reference",
+        s.dlmp_reference,
+        f"must be one of {DLMP_REFERENCES}",
+    )
     _check(
         1 <= s.households_per_bus <= 1000,
         "households_per_bus",

@@ -7,12 +7,16 @@ producer's strategy:
 
 - "price_peak" (default): the producer reads the day-ahead DLMP caps of its bus and discharges in
   the `producer_peak_hours` highest-priced hours of the day, spreading the energy it holds evenly
-  over the selected hours still ahead (the evening peak on the default day).
+  over the selected hours still ahead. With DLMPs referenced to the retail tariff (the default,
+  see day/pricing.py) these are the on-peak hours of highest load: the evening peak, where the
+  tariff it displaces is highest and so is the buyers' saving.
 - "greedy": offer everything it holds every hour.
 
-Offer price: v_p = FiT + f·(cap − FiT), f = `producer_price_fraction`, cap = the DLMP cap of its
-bus this hour, so the price always lies within [feed-in tariff, DLMP cap] as the contracts demand.
-If cap < FiT no offer is possible that hour.
+Offer price (agents/pricing.py): v_p = FiT + f·(min(T_t, cap) − FiT) with f =
+`producer_price_fraction` (0.5: the gain from trade between the buyer's alternative, the tariff
+T_t, and the seller's, the feed-in tariff, split equally), cap = the DLMP cap of its bus this hour,
+so the price always lies within [feed-in tariff, DLMP cap] as the contracts demand. If cap < FiT
+no offer is possible that hour.
 Energy sold and delivered leaves the PV surplus first, then the battery; PV surplus not sold is
 exported to the grid at the feed-in tariff (off-chain, paid by the grid agent).
 """
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 import mesa
 import numpy as np
 
+from gridledger.agents.pricing import split_gain_price
 from gridledger.network.devices import Storage
 
 
@@ -35,13 +40,6 @@ class Offer:
     price_usd_per_mwh: float
     from_pv_wh: int
     """Part of the offer that is PV surplus of this hour (the rest is battery energy)."""
-
-
-def offer_price(cap_usd_per_mwh: float, fit_usd_per_mwh: float, fraction: float) -> float | None:
-    """v_p = FiT + fraction·(cap − FiT); None when the cap is below the feed-in tariff."""
-    if cap_usd_per_mwh < fit_usd_per_mwh:
-        return None
-    return fit_usd_per_mwh + fraction * (cap_usd_per_mwh - fit_usd_per_mwh)
 
 
 def peak_hours(prices: np.ndarray, n: int) -> np.ndarray:
@@ -111,7 +109,14 @@ class LocalProducer(mesa.Agent):
         return surplus_kwh - charge_kwh
 
     def make_offer(
-        self, t: int, cap_usd_per_mwh: float, fit_usd_per_mwh: float, fraction: float, dt_h: float
+        self,
+        t: int,
+        *,
+        cap_usd_per_mwh: float,
+        tariff_usd_per_mwh: float,
+        fit_usd_per_mwh: float,
+        fraction: float,
+        dt_h: float,
     ) -> Offer | None:
         """Stage 1: charge from PV, then decide (es_p, v_p) for hour t (None = no offer)."""
         self.sold_wh = self.delivered_wh = 0
@@ -120,7 +125,7 @@ class LocalProducer(mesa.Agent):
         self.offer_wh = 0
         leftover_kwh = self.charge(t, dt_h)
         self.pv_left_kwh = leftover_kwh
-        price = offer_price(cap_usd_per_mwh, fit_usd_per_mwh, fraction)
+        price = split_gain_price(tariff_usd_per_mwh, cap_usd_per_mwh, fit_usd_per_mwh, fraction)
         battery_kwh = 0.0
         if self.sell_mask is not None and self.sell_mask[t]:
             ahead = int(np.count_nonzero(self.sell_mask[t:]))

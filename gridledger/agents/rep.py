@@ -4,9 +4,12 @@ Each hour the plant posts (stable window, capacity m_d in Wh, price C_d, cumulat
 t_d). Its forecast follows the day's PV profile; the real output differs by a seeded relative
 forecast error. The stable window is the run of hours whose forecast output is at least
 `rep_stable_fraction` of nameplate; outside it the plant does not post on RETB and exports all
-output to the grid. Price: C_d = FiT + f·(DLMP cap of its bus − FiT), within the caps the contract
-enforces. Energy sold beyond what it really produces is delivered pro rata (TDNO meters it); the
-rest of its output is exported to the grid at the feed-in tariff.
+output to the grid. Price (agents/pricing.py): C_d = FiT + f·(min(T_t, cap) − FiT) with f =
+`rep_price_fraction` = 0.9: value-based pricing of a utility plant with few rivals in the zone,
+just below the tariff T_t its buyers would otherwise pay (a discount of 10 % of T_t − FiT), and
+within [feed-in tariff, DLMP cap of its bus] as the contract enforces. Energy sold beyond what it
+really produces is delivered pro rata (TDNO meters it); the rest of its output is exported to the
+grid at the feed-in tariff.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from dataclasses import dataclass
 
 import mesa
 import numpy as np
+
+from gridledger.agents.pricing import split_gain_price
 
 
 @dataclass(frozen=True)
@@ -79,16 +84,23 @@ class RepAgent(mesa.Agent):
         return self.window[0] <= t < self.window[1]
 
     def make_post(
-        self, t: int, cap_usd_per_mwh: float, fit_usd_per_mwh: float, fraction: float, dt_h: float
+        self,
+        t: int,
+        *,
+        cap_usd_per_mwh: float,
+        tariff_usd_per_mwh: float,
+        fit_usd_per_mwh: float,
+        fraction: float,
+        dt_h: float,
     ) -> RepPost | None:
         """Stage 1 on RETB: post for hour t, or None outside the stable window / below FiT."""
         self.sold_wh = self.delivered_wh = 0
         self.exported_kwh = 0.0
         capacity_wh = int(self.forecast_kw[t] * dt_h * 1000.0)
-        if not self.in_window(t) or cap_usd_per_mwh < fit_usd_per_mwh or capacity_wh <= 0:
+        price = split_gain_price(tariff_usd_per_mwh, cap_usd_per_mwh, fit_usd_per_mwh, fraction)
+        if not self.in_window(t) or price is None or capacity_wh <= 0:
             self.post = None
             return None
-        price = fit_usd_per_mwh + fraction * (cap_usd_per_mwh - fit_usd_per_mwh)
         self.post = RepPost(self.window[0], self.window[1], capacity_wh, price, self.stable_hours)
         return self.post
 

@@ -56,10 +56,18 @@ def phase2_offers(model: EnergyMarketModel, t: int, caps: dict[int, float]) -> d
     the previous offer's producer id, computed off chain); REPs post on RETB."""
     sc = model.params
     fit = model.fit
+    tariff = float(model.tariff[t])
     items: list[tuple[Signer, TxRequest]] = []
     by_area: dict[int, list[LocalProducer]] = defaultdict(list)
     for p in model.producers:
-        offer = p.make_offer(t, float(caps[p.bus]), fit, sc.producer_price_fraction, sc.dt_h)
+        offer = p.make_offer(
+            t,
+            cap_usd_per_mwh=caps[p.bus],
+            tariff_usd_per_mwh=tariff,
+            fit_usd_per_mwh=fit,
+            fraction=sc.producer_price_fraction,
+            dt_h=sc.dt_h,
+        )
         if offer is not None:
             p.offer_price = price_to_chain(offer.price_usd_per_mwh)
             by_area[p.area].append(p)
@@ -75,7 +83,14 @@ def phase2_offers(model: EnergyMarketModel, t: int, caps: dict[int, float]) -> d
             offered_wh += p.offer.e_wh
     rep_wh = 0
     for r in model.reps:
-        post = r.make_post(t, float(caps[r.bus]), fit, sc.rep_price_fraction, sc.dt_h)
+        post = r.make_post(
+            t,
+            cap_usd_per_mwh=caps[r.bus],
+            tariff_usd_per_mwh=tariff,
+            fit_usd_per_mwh=fit,
+            fraction=sc.rep_price_fraction,
+            dt_h=sc.dt_h,
+        )
         if post is not None:
             items.append(
                 (

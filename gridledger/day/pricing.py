@@ -1,5 +1,11 @@
 """The operator prices the day: OPF on the forecast net loads -> DLMP per bus and hour (the caps).
 
+The substation energy price of the OPF is `model.reference_price` (Scenario.dlmp_reference):
+by default the retail ToU tariff, what grid energy costs the feeder's users, so each bus's DLMP is
+the tariff adjusted for marginal losses and voltage limits and the cap it sets on local prices
+means "never more than grid supply delivered to this bus". With "wholesale" the caps sit near the
+wholesale price, far below the tariff, and bind every offer.
+
 "day_ahead" solves every hour once at set-up (hours are independent without storage in the OPF,
 so `solve_opf` re-solves one compiled hourly problem); "hourly" keeps one compiled `HourlyOPF`
 and re-solves it at the start of each market hour. Producers plan their battery hours on the
