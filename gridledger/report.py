@@ -82,13 +82,13 @@ def fig3_gas(results: Results) -> Figure:
     y = np.arange(len(stats))
     ax.barh(y, stats["mean"] / 1000.0, color=colors)
     ax.errorbar(stats["max"] / 1000.0, y, fmt="|", color="black", markersize=10, label="max per tx")
-    for yi, (m, n) in enumerate(zip(stats["mean"], stats["count"], strict=True)):
-        ax.text(m / 1000.0, yi, f"  {m / 1000:.0f}k gas x {n}", va="center", fontsize=8)
+    for yi, (m, mx, n) in enumerate(zip(stats["mean"], stats["max"], stats["count"], strict=True)):
+        ax.text(mx / 1000.0, yi, f"  mean {m / 1000:.0f}k gas x {n} tx", va="center", fontsize=8)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("gas per transaction (thousands; bar = mean, | = max)")
     ax.set_title("Gas per contract operation (market hours)")
-    ax.set_xlim(0, stats["max"].max() / 1000.0 * 1.35)
+    ax.set_xlim(0, stats["max"].max() / 1000.0 * 1.45)
     ax.grid(True, axis="x", alpha=0.3)
     return fig
 
@@ -108,7 +108,8 @@ def fig4_battery(results: Results) -> Figure:
     ax.set_ylabel("battery power (kW)")
     ax2 = ax.twinx()
     ax2.plot(x, h["demand_kwh"].to_numpy(float), color=ACCENT, marker="o", lw=2, label="load")
-    ax2.set_ylabel("users' load demand (kW)", color=ACCENT)
+    ax2.set_ylabel("users' metered load demand (kW)", color=ACCENT)
+    ax2.set_ylim(0, float(h["demand_kwh"].max()) * 1.1 + 1)
     lo = min(0.0, float(np.min(p)) * 1.1) if len(p) else 0.0
     hi = max(1.0, float(np.max(np.abs(p))) * 1.1) if len(p) else 1.0
     ax.set_ylim(lo, hi)
@@ -121,28 +122,44 @@ def fig4_battery(results: Results) -> Figure:
 
 
 def fig5_pv_deficit(results: Results) -> Figure:
-    """REP PV production against the users' power deficiency left after LETB (paper Fig. 5)."""
+    """REP PV production against the users' power deficiency left after LETB (paper Fig. 5).
+
+    Each hour's REP output (bar) is split into what users bought on RETB (delivered) and what the
+    plants exported to the grid at the feed-in tariff; the line is the users' deficiency after
+    LETB, i.e. what RETB and then the grid had to cover."""
     h = results.hourly
     _need(h, "hourly", "rep_pv_kwh", "deficiency_kwh", "renewable_kwh")
     x, labels = _hours(results)
+    pv = h["rep_pv_kwh"].to_numpy(float)
+    sold = np.minimum(h["renewable_kwh"].to_numpy(float), pv)
+    deficiency = h["deficiency_kwh"].to_numpy(float)
     fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
-    ax.fill_between(
-        x, h["rep_pv_kwh"], step="mid", color="#ffbb78", alpha=0.7, label="REP PV production"
-    )
-    ax.plot(x, h["deficiency_kwh"], color=ACCENT, marker="o", lw=2, label="users' power deficiency")
-    ax.plot(
+    ax.bar(x, sold, width=0.8, color=AFTER, label="REP PV sold to users on RETB")
+    ax.bar(
         x,
-        h["renewable_kwh"],
-        color=AFTER,
-        marker="s",
-        lw=1.5,
-        ls="--",
-        label="deficiency covered on RETB",
+        pv - sold,
+        bottom=sold,
+        width=0.8,
+        color="#ffbb78",
+        label="REP PV exported to the grid (feed-in tariff)",
     )
-    ax.set_ylabel("power (kW, hourly average)")
+    ax.plot(x, deficiency, color=ACCENT, marker="o", lw=2, label="users' deficiency after LETB")
+    covered = float(sold.sum() / max(deficiency[pv > 0].sum(), 1e-9))
+    ax.text(
+        0.99,
+        0.98,
+        f"RETB covered {sold.sum():,.0f} kWh = {covered:.0%} of the deficiency "
+        "in hours with REP output",
+        ha="right",
+        va="top",
+        transform=ax.transAxes,
+        fontsize=9,
+    )
+    ax.set_ylabel("energy per market hour (kWh)")
+    ax.set_ylim(0, max(float(pv.max(initial=0)), float(deficiency.max(initial=0))) * 1.15 + 1)
     _time_axis(ax, x, labels)
     ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("Renewable PV production vs users' power deficiency")
+    ax.set_title("Renewable (REP) PV production vs users' power deficiency")
     return fig
 
 
@@ -157,7 +174,14 @@ def fig6_grid(results: Results) -> Figure:
     ax.plot(x, before, color=BEFORE, marker="o", lw=2, label="before (no trading)")
     ax.plot(x, after, color=AFTER, marker="o", lw=2, label="after (P2P trading)")
     ax.fill_between(
-        x, after, before, where=before >= after, color=GREEN, alpha=0.25, label="reduction"
+        x,
+        after,
+        before,
+        where=before >= after,
+        interpolate=True,
+        color=GREEN,
+        alpha=0.3,
+        label="reduction (bought on LETB and RETB instead)",
     )
     saved = float(np.sum(before - after))
     ax.text(
@@ -169,7 +193,7 @@ def fig6_grid(results: Results) -> Figure:
         transform=ax.transAxes,
         fontsize=9,
     )
-    ax.set_ylabel("users' grid demand (kW)")
+    ax.set_ylabel("users' grid demand (kWh per market hour)")
     ax.set_ylim(bottom=0)
     _time_axis(ax, x, labels)
     ax.legend(loc="upper left", fontsize=8)
@@ -189,9 +213,10 @@ def fig7_price(results: Results) -> Figure:
     ax.step(x, after, where="mid", color=AFTER, lw=2, label="after (P2P trading)")
     ax.fill_between(x, after, before, step="mid", color=GREEN, alpha=0.25, label="saving")
     if "dlmp_mean_usd_per_mwh" in h.columns:
-        ax.plot(
+        ax.step(
             x,
             h["dlmp_mean_usd_per_mwh"],
+            where="mid",
             color="black",
             lw=1,
             ls=":",
