@@ -84,6 +84,20 @@ class Chain:
             self.gas_log.append((label, receipt.gasUsed))
         return receipt
 
+    def send_quiet(self, call: Any, sender: str) -> None:
+        """Like `send` when the receipt is not needed (skips web3's receipt formatting)."""
+        tx = self.tester.send_transaction(
+            {
+                "from": sender,
+                "to": call.address,
+                "gas": TX_GAS,
+                "value": 0,
+                "data": call._encode_transaction_data(),
+            }
+        )
+        if self.tester.get_transaction_receipt(tx)["status"] != 1:
+            self.send(call, sender)  # replays the call to raise Reverted with the reason
+
     def snapshot(self) -> int:
         return self.tester.take_snapshot()
 

@@ -103,7 +103,7 @@ def test_letb_matches_reference(world: World, case) -> None:
     for i, e_wh, step in offers:
         seller, price = sellers[i], step * 5 * PER_MWH
         hint = clearing.hint_for(book, price)
-        chain.send(m.letb.functions.post_offer(HOUR, e_wh, price, hint), seller)
+        chain.send_quiet(m.letb.functions.post_offer(HOUR, e_wh, price, hint), seller)
         book = clearing.insert_offer(book, clearing.Offer(world.pid[seller], seller, e_wh, price))
 
     reputation = dict(world.reputation)
@@ -134,14 +134,14 @@ def test_letb_matches_reference(world: World, case) -> None:
         k += len(fills)
         s = clearing.settle(fills, delivered)
         args = (buyer, nonce, HOUR, [f.as_tuple() for f in fills])
-        chain.send(m.letb.functions.settle(*args, delivered), m.tdno)
+        chain.send_quiet(m.letb.functions.settle(*args, delivered), m.tdno)
         for f, pay in zip(fills, s.payouts, strict=True):
             expected[f.seller] += pay
         expected[buyer] += s.refunded
         expected[m.letb.address] -= s.paid + s.refunded
         if rate[j % len(rate)]:
             sc = [scores[(k + n) % 20] for n in range(len(fills))]
-            chain.send(m.letb.functions.feedback(*args, sc), buyer)
+            chain.send_quiet(m.letb.functions.feedback(*args, sc), buyer)
             for f, score in zip(fills, sc, strict=True):
                 reputation[f.producer_id] = clearing.update_reputation(
                     reputation[f.producer_id], score
@@ -199,7 +199,7 @@ def test_retb_matches_reference(world: World, case) -> None:
     offers = {}
     for rep, (start, length, cap, step, stable) in zip(m.reps, rep_offers, strict=True):
         price = step * 5 * PER_MWH
-        chain.send(
+        chain.send_quiet(
             m.retb.functions.post_offer(HOUR, start, start + length, cap, price, stable), rep
         )
         offers[rep] = clearing.RepOffer(rep, start, start + length, cap, price,
@@ -226,10 +226,10 @@ def test_retb_matches_reference(world: World, case) -> None:
                                   "rep", "e_wh", "price", "stable_hours")}) == trade  # fmt: skip
         offers[choice.rep] = replace(choice, remaining_wh=choice.remaining_wh - shortage)
         delivered = shortage * pct // 100
-        chain.send(m.retb.functions.settle(trade.as_tuple(), delivered), m.tdno)
+        chain.send_quiet(m.retb.functions.settle(trade.as_tuple(), delivered), m.tdno)
         expected[user] += -shortage * choice.price + (shortage - delivered) * choice.price
         expected[choice.rep] += delivered * choice.price
-        chain.send(m.retb.functions.feedback(trade.as_tuple(), delivered, score), user)
+        chain.send_quiet(m.retb.functions.feedback(trade.as_tuple(), delivered, score), user)
         incentive = clearing.trade_incentive(trade, delivered, score, PARAMS)
         expected[choice.rep] += incentive
         supply += incentive

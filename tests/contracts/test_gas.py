@@ -61,13 +61,13 @@ def big_book() -> tuple[Market, dict[str, int], dict[str, int]]:
     bus = 500
     first_id = m.letb.functions.n_producers().call() + 1
     for who in extra:
-        chain.send(m.letb.functions.register(who, commitment(who), bus, 1), m.operator)
+        chain.send_quiet(m.letb.functions.register(who, commitment(who), bus, 1), m.operator)
     chain.send(m.letb.functions.open_hour(0, FLOOR, [bus], [CAP]), m.operator)
     snaps: dict[int, int] = {}
     for i, who in enumerate(extra[:BOOK]):
         price = 30 * PER_MWH + i * STEP
         hint = first_id + i - 1 if i else 0  # ids are given in registration order
-        chain.send(m.letb.functions.post_offer(0, 1000, price, hint), who)
+        chain.send_quiet(m.letb.functions.post_offer(0, 1000, price, hint), who)
         if i + 1 in (1, 2, BOOK):
             snaps[i + 1] = chain.snapshot()
     probes = {"head": extra[BOOK], "middle": extra[BOOK + 1], "tail": extra[BOOK + 2]}
