@@ -13,7 +13,8 @@ Plots are matplotlib images (no vega), so the page needs only Solara's core asse
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import mesa
@@ -29,50 +30,74 @@ from mesa.visualization.utils import update_counter
 
 from gridledger import EnergyMarketModel, Scenario
 from gridledger.viz_draw import draw_feeder
+from gridledger.viz_server import SCENARIO_ENV
 
 TITLE = "gridledger: P2P energy trading on the SCE 56-bus feeder"
-DEFAULTS = Scenario()
 
 # ----------------------------------------------------------------------------------------------
 # the model as the page builds it
 
 
-def model_params(defaults: Scenario = DEFAULTS) -> dict[str, Any]:
-    """Sidebar controls: Scenario fields passed to the model as keyword overrides on Reset.
+def page_scenario(environ: Mapping[str, str] | None = None) -> Scenario:
+    """The scenario new sessions start from: ``$GRIDLEDGER_VIZ_SCENARIO`` (a TOML file, set by
+    ``gridledger viz --scenario``) or the paper's day."""
+    env = os.environ if environ is None else environ
+    path = env.get(SCENARIO_ENV)
+    return Scenario.from_toml(path) if path else Scenario()
 
-    Slider ranges keep every combination valid (the feed-in tariff stays below every tariff).
+
+def _slider(label: str, value: float, lo: float, hi: float, step: float) -> Slider:
+    """A slider whose range also covers the starting value."""
+    return Slider(label, value, min(lo, value), max(hi, value), step)
+
+
+def model_params(defaults: Scenario | None = None) -> dict[str, Any]:
+    """Sidebar controls (sliders) plus the fixed fields in which ``defaults`` differs from the
+    paper's day; all are keyword overrides of EnergyMarketModel, so Reset keeps them.
+
+    With the default scenario, slider ranges keep every combination valid (the feed-in tariff
+    stays below every tariff).
     """
-    return {
-        "prosumer_share": Slider("Share of prosumers", defaults.prosumer_share, 0.0, 1.0, 0.05),
-        "reliability_threshold": Slider(
-            "Reliability threshold rt (0..1000)", defaults.reliability_threshold, 0, 1000, 50
+    sc = page_scenario() if defaults is None else defaults
+    controls = {
+        "prosumer_share": _slider("Share of prosumers", sc.prosumer_share, 0.0, 1.0, 0.05),
+        "reliability_threshold": _slider(
+            "Reliability threshold rt (0..1000)", sc.reliability_threshold, 0, 1000, 50
         ),
-        "fault_rate": Slider("Producer fault rate", defaults.fault_rate, 0.0, 0.5, 0.05),
-        "feed_in_tariff_usd_per_mwh": Slider(
-            "Feed-in tariff ($/MWh)", defaults.feed_in_tariff_usd_per_mwh, 0.0, 100.0, 5.0
+        "fault_rate": _slider("Producer fault rate", sc.fault_rate, 0.0, 0.5, 0.05),
+        "feed_in_tariff_usd_per_mwh": _slider(
+            "Feed-in tariff ($/MWh)", sc.feed_in_tariff_usd_per_mwh, 0.0, 100.0, 5.0
         ),
-        "tariff_offpeak_usd_per_mwh": Slider(
-            "Off-peak tariff ($/MWh)", defaults.tariff_offpeak_usd_per_mwh, 110.0, 300.0, 10.0
+        "tariff_offpeak_usd_per_mwh": _slider(
+            "Off-peak tariff ($/MWh)", sc.tariff_offpeak_usd_per_mwh, 110.0, 300.0, 10.0
         ),
-        "tariff_midpeak_usd_per_mwh": Slider(
-            "Mid-peak tariff ($/MWh)", defaults.tariff_midpeak_usd_per_mwh, 110.0, 400.0, 10.0
+        "tariff_midpeak_usd_per_mwh": _slider(
+            "Mid-peak tariff ($/MWh)", sc.tariff_midpeak_usd_per_mwh, 110.0, 400.0, 10.0
         ),
-        "tariff_onpeak_usd_per_mwh": Slider(
-            "On-peak tariff ($/MWh)", defaults.tariff_onpeak_usd_per_mwh, 110.0, 600.0, 10.0
+        "tariff_onpeak_usd_per_mwh": _slider(
+            "On-peak tariff ($/MWh)", sc.tariff_onpeak_usd_per_mwh, 110.0, 600.0, 10.0
         ),
-        "hours": Slider("Market hours", defaults.hours, 1, 24, 1),
-        "seed": Slider("Seed", defaults.seed, 0, 999, 1),
+        "start_hour": _slider("Start at clock hour", sc.start_hour, 0, 23, 1),
+        "hours": _slider("Market hours", sc.hours, 1, 24, 1),
+        "seed": _slider("Seed", sc.seed, 0, 999, 1),
     }
+    paper_day = Scenario().to_dict()
+    fixed = {k: v for k, v in sc.to_dict().items() if k not in controls and v != paper_day[k]}
+    return {**fixed, **controls}
 
 
-def new_model(**overrides: Any) -> EnergyMarketModel:
+def initial_values(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword overrides of a new model: the sliders' values and the fixed fields."""
+    return {k: p.value if isinstance(p, Slider) else p for k, p in params.items()}
+
+
+def new_model(params: Mapping[str, Any] | None = None) -> EnergyMarketModel:
     """The model a new browser session starts with (the controls' initial values).
 
-    Reset re-creates the model with ``EnergyMarketModel(**controls, scenario=<mesa Scenario>)``;
+    Reset re-creates the model with ``EnergyMarketModel(**values, scenario=<mesa Scenario>)``;
     the model ignores a scenario that is not a gridledger Scenario (mesa puts its own there).
     """
-    values = {name: p.value for name, p in model_params().items()}
-    return EnergyMarketModel(**{**values, **overrides})
+    return EnergyMarketModel(**initial_values(model_params() if params is None else params))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,6 +345,8 @@ def TotalsView(model: mesa.Model) -> None:
         ("tariffs", "Tariffs FiT / off / mid / on ($/MWh)",
          f"{sc.feed_in_tariff_usd_per_mwh:.0f} / {sc.tariff_offpeak_usd_per_mwh:.0f} / "
          f"{sc.tariff_midpeak_usd_per_mwh:.0f} / {sc.tariff_onpeak_usd_per_mwh:.0f}"),
+        ("start", "Start hour / market hours", f"{sc.start_hour:02d}:00 / {sc.hours}"),
+        ("areas", "LETB areas", f"{sc.letb_areas}"),
         ("seed", "Seed", f"{sc.seed}"),
     ]  # fmt: skip
     for title, table in (("Running totals", rows), ("This run's scenario", setting)):
@@ -354,5 +381,6 @@ COMPONENTS: list[tuple[Callable[[mesa.Model], Any], int]] = [
 @solara.component
 def Page() -> None:
     """The page ``solara run gridledger.app`` serves; one model per browser session."""
-    model = solara.use_memo(new_model, [])
-    SolaraViz(model, components=COMPONENTS, model_params=model_params(), name=TITLE)
+    params = solara.use_memo(model_params, [])
+    model = solara.use_memo(lambda: new_model(params), [])
+    SolaraViz(model, components=COMPONENTS, model_params=params, name=TITLE)

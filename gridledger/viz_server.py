@@ -158,6 +158,8 @@ def fill_cache(cache_dir: Path, specs: tuple[str, ...] = ALL_SPECS) -> dict[str,
 
 # --- starting the page ---------------------------------------------------------------------------
 
+SCENARIO_ENV = "GRIDLEDGER_VIZ_SCENARIO"
+"""Scenario TOML file the page's sessions start from (set by ``gridledger viz --scenario``)."""
 APP_REF = "gridledger.app"
 """What ``solara run`` serves: the module whose ``Page`` component is the browser page."""
 
@@ -173,13 +175,22 @@ def solara_command(
     return cmd
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False) -> int:
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    open_browser: bool = False,
+    scenario: Path | None = None,
+) -> int:
     """Serve the page: replace this process by the Solara server (returns only on Windows).
 
     The server gets `solara_environment()`, so the offline asset cache and telemetry settings
     hold whatever the caller's environment was; signals (Ctrl-C, SIGTERM) reach it directly.
+    ``scenario``: a Scenario TOML file the page's sessions start from (default: the paper's day).
     """
     env = solara_environment()
+    if scenario is not None:
+        env[SCENARIO_ENV] = str(Path(scenario).resolve())
     cmd = solara_command(host=host, port=port, open_browser=open_browser)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -190,9 +201,13 @@ def serve(*, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = Fal
 
 def viz_main(args: argparse.Namespace) -> int:
     """``gridledger viz``: serve the browser page."""
+    from gridledger.scenario import Scenario, ScenarioError
+
     try:
-        return serve(host=args.host, port=args.port, open_browser=args.open)
-    except AssetError as exc:
+        if args.scenario is not None:
+            Scenario.from_toml(args.scenario)  # a bad file fails here, not in the browser
+        return serve(host=args.host, port=args.port, open_browser=args.open, scenario=args.scenario)
+    except (AssetError, ScenarioError) as exc:
         print(f"gridledger viz: {exc}", file=sys.stderr)
         return 2
 
@@ -210,5 +225,8 @@ def add_viz_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
     parser.add_argument("--open", action="store_true", help="open a web browser on the page")
+    parser.add_argument(
+        "--scenario", type=Path, default=None, help="scenario TOML the sessions start from"
+    )
     parser.set_defaults(func=viz_main)
     return parser

@@ -30,6 +30,9 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # a CDN address that refuses connections: a file missing from the offline cache fails the
 # request (and so the test) instead of being fetched from the internet
 UNREACHABLE_CDN = "http://127.0.0.1:9/npm/"
+# the page's starting scenario in the browser test: six midday hours (PV, batteries, both markets
+# trade) and one field without a control, which Reset must keep
+VIZ_SCENARIO = "start_hour = 10\nhours = 6\nletb_areas = 2\n"
 
 
 def free_port() -> int:
@@ -112,11 +115,16 @@ def offline_env(solara_cache_dir: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def viz_server(offline_env: dict[str, str], tmp_path_factory) -> Iterator[ServerProcess]:
-    """`gridledger viz` on a free 127.0.0.1 port, stopped after the module's tests."""
+    """`gridledger viz --scenario VIZ_SCENARIO` on a free 127.0.0.1 port, stopped after the
+    module's tests."""
     port = free_port()
+    folder = tmp_path_factory.mktemp("viz")
+    scenario = folder / "scenario.toml"
+    scenario.write_text(VIZ_SCENARIO)
     gridledger = Path(sys.executable).with_name("gridledger")  # the console script users run
     cmd = [str(gridledger), "viz", "--host", "127.0.0.1", "--port", str(port)]
-    log = tmp_path_factory.mktemp("viz") / "server.log"
+    cmd += ["--scenario", str(scenario)]
+    log = folder / "server.log"
     server = ServerProcess(cmd, offline_env, f"http://127.0.0.1:{port}", log)
     server.wait_ready()
     yield server

@@ -38,7 +38,9 @@ def test_step_control_reset_in_the_browser(
     step = page.get_by_role("button", name="Step")
     step.wait_for(timeout=STEP_TIMEOUT_MS)
     expect(page.get_by_text("Time: 0.0")).to_be_visible(timeout=STEP_TIMEOUT_MS)
-    expect(page.locator(".gl-hours")).to_have_text(re.compile(r"^0 of \d+$"))
+    expect(page.locator(".gl-hours")).to_have_text("0 of 6")  # from the --scenario file
+    expect(page.locator(".gl-start")).to_have_text("10:00 / 6")
+    expect(page.locator(".gl-areas")).to_have_text("2")
     prosumers_before = page.locator(".gl-prosumers").inner_text()
     page.locator(".vue-grid-item img").first.wait_for(timeout=STEP_TIMEOUT_MS)
     before = plot_images(page)
@@ -52,6 +54,14 @@ def test_step_control_reset_in_the_browser(
     changed = sum(a != b for a, b in zip(before, after, strict=False))
     assert changed >= 3, f"only {changed} of {len(before)} figures changed after 3 steps"
     assert page.locator(".gl-gas").inner_text() != "0 / 0"
+    assert page.locator(".gl-local").inner_text() != "0 kWh"  # prosumers sold on LETB
+    assert page.locator(".gl-renewable").inner_text() != "0 kWh"  # PV plants sold on RETB
+
+    # the feeder coloured by voltage instead of DLMP
+    feeder_img = page.locator(".gl-feeder img")
+    dlmp_src = feeder_img.get_attribute("src")
+    page.get_by_role("button", name="voltage").click()
+    expect(feeder_img).not_to_have_attribute("src", dlmp_src or "", timeout=STEP_TIMEOUT_MS)
 
     # the market tab: SoC, reputation, gas
     page.get_by_role("tab", name="Page 1").click()
@@ -75,15 +85,29 @@ def test_step_control_reset_in_the_browser(
     assert share_after >= share_before + 0.2
     page.get_by_role("button", name="Reset").click()
     expect(page.get_by_text("Time: 0.0")).to_be_visible(timeout=STEP_TIMEOUT_MS)
-    expect(page.locator(".gl-hours")).to_have_text(re.compile(r"^0 of \d+$"))
+    expect(page.locator(".gl-hours")).to_have_text("0 of 6")
+    expect(page.locator(".gl-start")).to_have_text("10:00 / 6")
+    expect(page.locator(".gl-areas")).to_have_text("2")  # a field without a control is kept
     expect(page.locator(".gl-share")).to_have_text(f"{share_after:.2f}")
     expect(page.locator(".gl-prosumers")).not_to_have_text(prosumers_before)
     n_before = int(prosumers_before.split("/")[0])
     n_after = int(page.locator(".gl-prosumers").inner_text().split("/")[0])
     assert n_after > n_before
 
-    step.click()
-    expect(page.get_by_text("Time: 1.0")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    # Play runs hour after hour until paused
+    page.get_by_role("button", name="▶").click()
+    expect(page.get_by_text("Time: 2.0")).to_be_visible(timeout=2 * STEP_TIMEOUT_MS)
+    page.get_by_role("button", name="❚❚").click()
+    expect(step).to_be_enabled(timeout=STEP_TIMEOUT_MS)
+    hours = page.locator(".gl-hours")
+    paused_at, previous = hours.inner_text(), ""
+    for _ in range(12):  # an hour already running when paused still finishes: let it settle
+        page.wait_for_timeout(5000)
+        previous, paused_at = paused_at, hours.inner_text()
+        if paused_at == previous:
+            break
+    assert paused_at == previous, "time still advancing after pause"
+    assert int(paused_at.split()[0]) <= 4, f"paused late: {paused_at}"
     page.screenshot(path=str(artifacts_dir / "viz_page.png"), full_page=True)
     page.close()
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +107,24 @@ def test_viz_parser_and_command() -> None:
     assert cmd[1:5] == ["-m", "solara", "run", "gridledger.app"]
     assert cmd[cmd.index("--port") + 1] == "9123"
     assert "--production" in cmd and "--no-open" in cmd
+
+
+def run_viz(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    gridledger = Path(sys.executable).with_name("gridledger")
+    return subprocess.run(
+        [str(gridledger), "viz", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_viz_command_refuses_an_empty_cache(tmp_path: Path) -> None:
+    proc = run_viz("--port", "1", env={**os.environ, CACHE_ENV: str(tmp_path)})
+    assert proc.returncode == 2
+    assert "Solara's offline assets are missing" in proc.stderr and str(tmp_path) in proc.stderr
+
+
+def test_viz_command_refuses_a_bad_scenario(tmp_path: Path, solara_cache_dir: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("prosumer_share = 2.0\n")
+    proc = run_viz("--scenario", str(bad), env={**os.environ, CACHE_ENV: str(solara_cache_dir)})
+    assert proc.returncode == 2
+    assert "prosumer_share" in proc.stderr
