@@ -1,8 +1,10 @@
 """Sweeps run the real model: a LocalCluster of 2 worker processes gives the serial results, a
-rerun skips finished runs, `gridledger batch` works from the shell, and mesa.batch_run works."""
+rerun on an existing Dask cluster (scheduler and worker processes started from the shell) runs
+only what is missing, `gridledger batch` works from the shell, and mesa.batch_run works."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,17 @@ import pandas as pd
 import pytest
 
 from gridledger import EnergyMarketModel
-from gridledger.batch import RUNS_DIR, SUMMARY_FILE, Sweep, finished_run_ids, load_runs, run_sweep
+from gridledger.batch import (
+    RUNS_DIR,
+    SUMMARY_FILE,
+    Sweep,
+    finished_run_ids,
+    load_hourly,
+    load_runs,
+    run_sweep,
+)
+
+from .conftest import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -20,6 +32,7 @@ SWEEP_TOML = """
 name = "tiny"
 hours = 2
 seeds = [1, 2]
+hourly = true
 [fixed]
 start_hour = 10            # midday: PV, batteries, LETB and RETB all trade
 [grid]
@@ -41,9 +54,32 @@ def sweep_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def serial_rows(sweep_file: Path, tmp_path_factory) -> pd.DataFrame:
-    out = tmp_path_factory.mktemp("serial")
-    return run_sweep(Sweep.from_toml(sweep_file), out, serial=True, progress=False)
+def serial_out(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("serial")
+
+
+@pytest.fixture(scope="module")
+def serial_rows(sweep_file: Path, serial_out: Path) -> pd.DataFrame:
+    return run_sweep(Sweep.from_toml(sweep_file), serial_out, serial=True, progress=False)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path):
+    """An existing Dask cluster: `dask scheduler` and `dask worker` processes on 127.0.0.1."""
+    dask = str(Path(sys.executable).with_name("dask"))
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = ServerProcess(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        dict(os.environ), address, tmp_path / "scheduler.log",
+    )  # fmt: skip
+    worker = ServerProcess(
+        [dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
+        dict(os.environ), address, tmp_path / "worker.log",
+    )  # fmt: skip
+    yield address
+    worker.stop()
+    scheduler.stop()
 
 
 def test_serial_sweep_has_one_row_per_run_with_kpis(serial_rows: pd.DataFrame) -> None:
@@ -58,8 +94,17 @@ def test_serial_sweep_has_one_row_per_run_with_kpis(serial_rows: pd.DataFrame) -
     assert serial_rows["demand_kwh"].nunique() == 2
 
 
+def test_hourly_frames_are_kept_per_run(serial_rows: pd.DataFrame, serial_out: Path) -> None:
+    hourly = load_hourly(serial_out)
+    assert len(hourly) == 4 * 2
+    assert set(hourly["run_id"]) == set(serial_rows["run_id"])
+    by_run = hourly.groupby("run_id")["demand_kwh"].sum()
+    for row in serial_rows.itertuples():
+        assert by_run[row.run_id] == pytest.approx(row.demand_kwh)
+
+
 def test_local_cluster_gives_the_serial_results_and_resumes(
-    sweep_file: Path, serial_rows: pd.DataFrame, tmp_path: Path
+    sweep_file: Path, serial_rows: pd.DataFrame, tmp_path: Path, dask_cluster: str
 ) -> None:
     sweep = Sweep.from_toml(sweep_file)
     rows = run_sweep(sweep, tmp_path, workers=2, progress=False)
@@ -73,11 +118,12 @@ def test_local_cluster_gives_the_serial_results_and_resumes(
             for r in runs if r.run_id != runs[2].run_id}  # fmt: skip
     proc = subprocess.run(
         [str(Path(sys.executable).with_name("gridledger")), "batch", str(sweep_file),
-         "--out", str(tmp_path), "--serial", "--no-progress"],
+         "--out", str(tmp_path), "--scheduler", dask_cluster, "--no-progress"],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "4 runs" in proc.stdout
+    assert "Receive client connection" in (tmp_path / "scheduler.log").read_text()
     for run_id, mtime in kept.items():  # finished runs were not run again
         assert (tmp_path / RUNS_DIR / f"{run_id}.parquet").stat().st_mtime_ns == mtime
     assert finished_run_ids(tmp_path) == {r.run_id for r in runs}
