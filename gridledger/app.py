@@ -3,10 +3,10 @@
 One model per browser session (created in the page component with ``solara.use_memo``, never at
 module level). The sidebar holds mesa's Step / Play / Reset controls and the scenario parameters;
 Reset builds a new model from the controls' values. The main area shows, updated every step:
-page 0 "Grid" — the feeder coloured by DLMP or voltage with PV plants, prosumers, users and line
-flows, grid import and user price of the trading scheme beside the no-trading baseline, and the
-running totals; page 1 "Market" — battery state of charge, producers' reputations and gas per
-contract operation.
+tab "Page 0" — the feeder coloured by DLMP or voltage with PV plants, prosumers, users and line
+flows, grid import and users' price of the trading scheme beside the no-trading baseline, the
+running totals and the run's scenario; tab "Page 1" — batteries' state of charge, producers'
+reputations and gas per contract operation.
 
 Plots are matplotlib images (no vega), so the page needs only Solara's core assets offline.
 """
@@ -144,8 +144,9 @@ def shown_hour(model: mesa.Model) -> int:
 
 
 def bus_values(model: mesa.Model, quantity: str) -> tuple[pd.Series | None, str]:
-    """DLMP ($/MWh) or voltage (p.u.) per bus of the shown hour, from ``model.last_opf``."""
-    opf = getattr(model, "last_opf", None)
+    """DLMP ($/MWh) or voltage (p.u.) per bus of the shown hour, from ``model.last_opf`` (before
+    the first hour: the day-ahead OPF, if the scenario prices the day ahead)."""
+    opf = getattr(model, "last_opf", None) or getattr(model, "day_ahead", None)
     if opf is None:
         return None, ""
     t = shown_hour(model)

@@ -8,7 +8,16 @@ import pytest
 from mesa.visualization.user_param import Slider
 
 from gridledger import EnergyMarketModel, Scenario
-from gridledger.app import initial_values, model_params, page_scenario, participants, totals
+from gridledger.app import (
+    bus_values,
+    gas_by_operation,
+    initial_values,
+    line_flows,
+    model_params,
+    page_scenario,
+    participants,
+    totals,
+)
 from gridledger.viz_server import SCENARIO_ENV
 
 
@@ -57,3 +66,25 @@ def test_running_totals_and_participants_of_a_real_model() -> None:
     assert s["demand_kwh"] == pytest.approx(hourly["demand_kwh"].sum())
     assert s["grid_import_kwh"] == pytest.approx(hourly["grid_import_kwh"].sum())
     assert s["user_cost_usd"] == pytest.approx(hourly["user_cost_usd"].sum())
+
+
+def test_feeder_and_gas_views_read_the_models_hour() -> None:
+    model = EnergyMarketModel(hours=2, start_hour=11, seed=5)
+    before, label = bus_values(model, "dlmp")  # the day-ahead prices of hour 0
+    assert label == "DLMP ($/MWh)" and len(before) == model.feeder.n_buses
+    assert line_flows(model) is None  # nothing metered yet
+    assert gas_by_operation(model).empty  # set-up transactions are not market operations
+    model.step()
+    model.step()
+    dlmp, _ = bus_values(model, "dlmp")
+    volts, label = bus_values(model, "voltage")
+    assert label == "voltage (p.u.)"
+    assert dlmp.to_dict() == model.last_opf.dlmp_usd_per_mwh.loc[1].rename(int).to_dict()
+    assert volts.between(0.9, 1.1).all()
+    flows = line_flows(model)
+    assert len(flows) == model.feeder.n_lines
+    first_line = int(model.feeder.lines.iloc[0].to_bus)
+    assert flows[first_line] == pytest.approx(model.last_power_flow.p_substation_kw, abs=1.0)
+    gas = gas_by_operation(model)
+    assert {"LETB.open_hour", "RETB.open_hour"} <= set(gas["label"])
+    assert (gas["count"] > 0).all() and gas["gas_mean"].is_monotonic_increasing
