@@ -275,6 +275,15 @@ def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _atomic_text(text: str, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def finished_run_ids(out_dir: str | Path) -> set[str]:
     """Ids of the runs whose row is saved in ``out_dir``."""
     runs = Path(out_dir) / RUNS_DIR
@@ -336,7 +345,7 @@ def run_sweep(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / SWEEP_FILE).write_text(sweep.to_json())
+    _atomic_text(sweep.to_json(), out / SWEEP_FILE)
     specs = sweep.runs()
     done = finished_run_ids(out)
     pending = [s for s in specs if s.run_id not in done]

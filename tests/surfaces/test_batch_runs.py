@@ -18,6 +18,7 @@ from gridledger.batch import (
     RUNS_DIR,
     SUMMARY_FILE,
     Sweep,
+    SweepRunError,
     finished_run_ids,
     load_hourly,
     load_runs,
@@ -159,3 +160,26 @@ def test_mesa_batch_run_takes_the_models_keyword_parameters() -> None:
     # more prosumers: more producer agents in the agent rows
     producers = frame[frame["role"] == "producer"].groupby("prosumer_share")["AgentID"].nunique()
     assert producers[0.8] > producers[0.2]
+
+
+def test_a_failing_run_is_named_and_the_others_are_kept(tmp_path: Path) -> None:
+    # a plant on a bus the feeder does not have passes the scenario check but not the model's
+    sweep = Sweep.from_dict(
+        {
+            "hours": 1,
+            "seeds": [1],
+            "fixed": {"start_hour": 11},
+            "grid": {"rep_plants": [[{"bus": 53, "p_kw": 1000.0}], [{"bus": 999, "p_kw": 50.0}]]},
+        }
+    )
+    good, bad = sweep.runs()
+    with pytest.raises(SweepRunError) as err:
+        run_sweep(sweep, tmp_path, serial=True, progress=False)
+    assert list(err.value.failures) == [bad.run_id]
+    assert "999" in str(err.value) and bad.run_id in str(err.value)
+    assert finished_run_ids(tmp_path) == {good.run_id}
+    saved = load_runs(tmp_path)
+    assert saved.loc[0, "rep_plants"] == '[{"bus": 53, "p_kw": 1000.0}]'
+    with pytest.raises(SweepRunError) as again:  # a rerun retries only the failed run
+        run_sweep(sweep, tmp_path, serial=True, progress=False)
+    assert list(again.value.failures) == [bad.run_id]
