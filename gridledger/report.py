@@ -94,30 +94,29 @@ def fig3_gas(results: Results) -> Figure:
 
 
 def fig4_battery(results: Results) -> Figure:
-    """Aggregate battery power (discharge positive) and users' load demand (paper Fig. 4)."""
+    """Users' load demand (top) and aggregate battery power (bottom, discharge positive) on one
+    time axis (paper Fig. 4): batteries charge from rooftop PV at midday and sell in the
+    evening peak."""
     h = results.hourly
     _need(h, "hourly", "battery_power_kw", "demand_kwh")
     x, labels = _hours(results)
-    fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
-    p = h["battery_power_kw"].to_numpy(float)
-    ax.bar(
-        x, np.where(p > 0, p, 0), color=GREEN, label="battery discharge (sold on LETB)", width=0.8
+    fig, (ax_load, ax) = plt.subplots(
+        2, 1, figsize=(9, 6), sharex=True, layout="constrained", height_ratios=(1, 1.3)
     )
-    ax.bar(x, np.where(p < 0, p, 0), color="#98df8a", label="battery charge (from rooftop PV)")
+    ax_load.plot(x, h["demand_kwh"].to_numpy(float), color=ACCENT, marker="o", lw=2)
+    ax_load.set_ylabel("users' metered\nload demand (kW)")
+    ax_load.set_ylim(bottom=0)
+    ax_load.grid(True, alpha=0.3)
+    ax_load.set_title("Users' load demand and home batteries over the day")
+    p = h["battery_power_kw"].to_numpy(float)
+    ax.bar(x, np.where(p > 0, p, 0), color=GREEN, width=0.8, label="discharge (sold on LETB)")
+    ax.bar(x, np.where(p < 0, p, 0), color="#98df8a", width=0.8, label="charge (rooftop PV)")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylabel("battery power (kW)")
-    ax2 = ax.twinx()
-    ax2.plot(x, h["demand_kwh"].to_numpy(float), color=ACCENT, marker="o", lw=2, label="load")
-    ax2.set_ylabel("users' metered load demand (kW)", color=ACCENT)
-    ax2.set_ylim(0, float(h["demand_kwh"].max()) * 1.1 + 1)
-    lo = min(0.0, float(np.min(p)) * 1.1) if len(p) else 0.0
-    hi = max(1.0, float(np.max(np.abs(p))) * 1.1) if len(p) else 1.0
-    ax.set_ylim(lo, hi)
+    span = max(1.0, float(np.max(np.abs(p), initial=0.0)) * 1.15)
+    ax.set_ylim(-span, span)
     _time_axis(ax, x, labels)
-    lines = ax.get_legend_handles_labels()
-    lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left", fontsize=8)
-    ax.set_title("Home batteries and load demand over the day")
+    ax.legend(loc="upper left", fontsize=8)
     return fig
 
 
