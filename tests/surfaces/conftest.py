@@ -131,7 +131,7 @@ def viz_server(offline_env: dict[str, str], tmp_path_factory) -> Iterator[Server
     assert server.stop(), f"server ignored Ctrl-C:\n{server.tail()}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Debian's chromium driven by playwright (no browser download)."""
     from playwright.sync_api import sync_playwright
