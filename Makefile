@@ -40,7 +40,7 @@ venv: $(VENV)/.core
 $(ANVIL): scripts/install-anvil
 	scripts/install-anvil .tools/anvil
 
-$(SOLARA_CACHE)/.done: scripts/solara-assets $(VENV)/.test
+$(SOLARA_CACHE)/.done: scripts/solara-assets gridledger/viz_server.py $(VENV)/.test
 	$(BIN)/python scripts/solara-assets $(SOLARA_CACHE)
 	@touch $@
 
