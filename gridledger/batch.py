@@ -50,6 +50,8 @@ HOURLY_DIR = "hourly"
 SUMMARY_FILE = "summary.parquet"
 SWEEP_FILE = "sweep.json"
 ID_COLUMNS = ("run_id", "seed", "hours")
+REPORT_KPIS = ("cost_saving_pct", "grid_energy_saved_pct", "total_gas")
+"""KPIs `gridledger batch` prints (mean and std over seeds per grid point) after a sweep."""
 
 
 class SweepError(ValueError):
@@ -449,6 +451,11 @@ def batch_main(args: argparse.Namespace) -> int:
         print(f"gridledger batch: {exc}", file=sys.stderr)
         return 1
     print(f"{len(rows)} runs -> {Path(out) / SUMMARY_FILE}")
+    kpis = [k for k in REPORT_KPIS if k in rows.columns]
+    by = [k for k in sweep.grid if rows[k].map(lambda v: isinstance(v, int | float | str)).all()]
+    if kpis:
+        table = summarize(rows, by, kpis) if by else rows[kpis].agg(["mean", "std"])
+        print(table.round(2).to_string())
     return 0
 
 

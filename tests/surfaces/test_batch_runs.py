@@ -124,6 +124,7 @@ def test_local_cluster_gives_the_serial_results_and_resumes(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "4 runs" in proc.stdout
+    assert "cost_saving_pct" in proc.stdout and "fault_rate" in proc.stdout  # KPIs per grid point
     assert "Receive client connection" in (tmp_path / "scheduler.log").read_text()
     for run_id, mtime in kept.items():  # finished runs were not run again
         assert (tmp_path / RUNS_DIR / f"{run_id}.parquet").stat().st_mtime_ns == mtime
