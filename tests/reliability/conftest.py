@@ -92,7 +92,10 @@ class World:
         def party(role: str, i: int, markets: tuple[str, ...]) -> Party:
             acct = derive_account(seed, role, i)
             name = f"{role}{i}"
-            return Party(name, {m: chains[m].signer(acct, name) for m in markets})
+            per_chain: dict[int, Signer] = {}  # one Signer (one nonce counter) per chain
+            for m in markets:
+                per_chain.setdefault(id(chains[m]), chains[m].signer(acct, name))
+            return Party(name, {m: per_chain[id(chains[m])] for m in markets})
 
         both = ("letb", "retb")
         staff = ("admin", "operator", "tdno")
@@ -192,6 +195,8 @@ class World:
         acct = derive_account(self.seed, role, index)
         name = f"{role}{index}"
         p = Party(name, {market: self.chains[market].signer(acct, name)})
+        if self.chains["letb"] is self.chains["retb"]:
+            p.signers = dict.fromkeys(self.markets, p.signers[market])
         m = self.markets[market]
         fund_agents(self.tokens[market], self.admin.on(market), [p.address], gas_wei=10**19,
                     token_units=fund_units)  # fmt: skip
@@ -234,15 +239,33 @@ class World:
 
     # ---- invariants ----
     def token_states(self) -> dict[str, inv.TokenState]:
-        return {m: inv.read_token_state(self.tokens[m], self.accounts(m)) for m in self.markets}
+        """Token state per market (read once per token: both markets may share one)."""
+        by_token: dict[int, inv.TokenState] = {}
+        for m in self.markets:
+            tok = self.tokens[m]
+            if id(tok) not in by_token:
+                by_token[id(tok)] = inv.read_token_state(tok, self.accounts(m))
+        return {m: by_token[id(self.tokens[m])] for m in self.markets}
+
+    def seller_parties(self, market: str) -> list[Party]:
+        return (self.producers if market == "letb" else self.reps) + self.extra_parties[market]
+
+    def read_state(self) -> tuple[dict[str, inv.TokenState], dict[str, int]]:
+        """Token state per market and every seller's reputation ('market:name' -> value)."""
+        reps = {}
+        for m in self.markets:
+            sellers = self.seller_parties(m)
+            values = self.markets[m].call("reputations_of", [p.address for p in sellers])
+            reps.update({f"{m}:{p.name}": int(r) for p, r in zip(sellers, values, strict=True)})
+        return self.token_states(), reps
 
     def violations(self) -> list[inv.Violation]:
         """Every invariant from the end of set-up to now."""
         led = self.ledger
-        now = self.token_states()
+        now, reps = self.read_state()
         transfers, gas = led.events("Transfer"), led.gas()
         approvals, incentives = led.events("Approval"), led.incentives()
-        requests = inv.request_book(led.trades(), led.settlements())
+        requests = self.requests = inv.request_book(led.trades(), led.settlements())
         out: list[inv.Violation] = []
         seen_tokens: set[int] = set()
         for m in self.markets:
@@ -265,11 +288,6 @@ class World:
         out += inv.check_escrow(escrow, requests, kept)
         out += inv.check_settlements(requests)
         out += inv.check_feedback(led.feedback(), requests)
-        reps = {}
-        for p in self.producers + self.extra_parties.get("letb", []):
-            reps[f"letb:{p.name}"] = self.letb.reputation_of(p.address)
-        for p in self.reps + self.extra_parties.get("retb", []):
-            reps[f"retb:{p.name}"] = self.retb.reputation_of(p.address)
         out += inv.check_reputations(reps)
         return out
 
