@@ -81,19 +81,21 @@ MAX_VISIT: constant(uint256) = 64
 MAX_WALK: constant(uint256) = 1024
 MAX_BOOK_VIEW: constant(uint256) = 1024
 
-# producer slot: price (96 bits, 160..255) | e_wh left (64, 96..159) | next id (32, 64..95)
-#                | hour + 1 of the offer (32, 32..63) | reputation (16, 16..31) | bus (16, 0..15)
+# offer slot: price (96 bits, 160..255) | e_wh left (64, 96..159) | next id (32, 64..95)
+#             | hour + 1 of the offer (32, 32..63) | reputation XOR initial reputation (16, 16..31)
+#             (all zero until the producer's first offer: registration writes no offer slot)
+# seller slot: account (160 bits, 0..159) | bus (16, 160..175)
 # The book's head id lives in the aux part of base.hour_state (bits 128..159).
 P_E_SHIFT: constant(uint256) = 96
 P_NEXT_SHIFT: constant(uint256) = 64
 P_HOUR_SHIFT: constant(uint256) = 32
 P_REP_SHIFT: constant(uint256) = 16
 HEAD_SHIFT: constant(uint256) = 128
+BUS_SHIFT: constant(uint256) = 160
 
 producers: HashMap[uint256, uint256]
-seller_of: HashMap[uint256, address]
-n_producers: public(uint256)
-area_id: public(uint256)
+seller_of: HashMap[uint256, uint256]
+AREA_ID: immutable(uint256)
 
 
 @deploy
@@ -112,7 +114,7 @@ def __init__(
     @param bond token base units locked per registration (0 = none)
     """
     base.__init__(token, operator, tdno, initial_reputation, bond)
-    self.area_id = area_id
+    AREA_ID = area_id
 
 
 @external
@@ -121,14 +123,36 @@ def register(account: address, commitment: bytes32, bus: uint256, role: uint256)
     @notice register `account` at feeder `bus` with identity `commitment` and role bit mask
             (1 producer, 2 consumer, 3 both); operator or admin only
     """
-    pid: uint256 = 0
-    if role & base.ROLE_PRODUCER != 0:
-        pid = self.n_producers + 1
-    base._register(account, commitment, bus, role, pid)
+    pid: uint256 = base._register(account, commitment, bus, role, True)
     if pid != 0:
-        self.n_producers = pid
-        self.producers[pid] = (base.initial_reputation << P_REP_SHIFT) | bus
-        self.seller_of[pid] = account
+        self.seller_of[pid] = (bus << BUS_SHIFT) | convert(account, uint256)
+
+
+@internal
+@view
+def _reputation(offer_slot: uint256) -> uint256:
+    """live reputation (0..1000) stored in an offer slot"""
+    return ((offer_slot >> P_REP_SHIFT) & base.MASK16) ^ base.initial_reputation
+
+
+@internal
+@view
+def _seller(pid: uint256) -> address:
+    return convert(self.seller_of[pid] & base.MASK160, address)
+
+
+@external
+@view
+def area_id() -> uint256:
+    """@notice area number (informative)"""
+    return AREA_ID
+
+
+@external
+@view
+def n_producers() -> uint256:
+    """@notice number of producers registered (the highest producer id)"""
+    return base._n_registered()
 
 
 @external
@@ -146,7 +170,7 @@ def post_offer(t: uint256, e_wh: uint256, price: uint256, hint_prev_id: uint256)
     tag: uint256 = t + 1
     assert (slot >> P_HOUR_SHIFT) & base.MASK32 != tag, "offer already posted this hour"
     assert e_wh >= 1 and e_wh <= base.MAX_E_WH, "energy out of range"
-    base._check_price(state, slot & base.MASK16, price)
+    base._check_price(state, self.seller_of[pid] >> BUS_SHIFT, price)
 
     prev: uint256 = hint_prev_id
     prev_slot: uint256 = 0
@@ -224,11 +248,11 @@ def request(t: uint256, demand_wh: uint256, rt: uint256) -> uint256:
             break
         s: uint256 = self.producers[cur]
         nxt: uint256 = (s >> P_NEXT_SHIFT) & base.MASK32
-        if (s >> P_REP_SHIFT) & base.MASK16 >= rt and cur != own:
+        if self._reputation(s) >= rt and cur != own:
             e: uint256 = (s >> P_E_SHIFT) & base.MASK64
             q: uint256 = min(e, remaining)
             p: uint256 = s >> 160
-            seller: address = self.seller_of[cur]
+            seller: address = self._seller(cur)
             log Trade(
                 buyer=msg.sender,
                 seller=seller,
@@ -290,25 +314,33 @@ def settle(
     @notice TDNO confirms the delivered Wh of each fill of `buyer`'s request `nonce`; pays each
             seller delivered * price from escrow and refunds the rest to the buyer, once
     """
-    assert len(fills) == len(delivered_wh), "length mismatch"
-    acct: uint256 = base._settling_account(buyer, self._request_hash(buyer, nonce, t, fills))
-    token: base.EnergyToken = base.token
+    n: uint256 = len(fills)
+    assert n == len(delivered_wh), "length mismatch"
+    acct: uint256 = base._settling_account(buyer, keccak256(abi_encode(buyer, nonce, t, fills)))
+    receivers: DynArray[address, MAX_FILLS + 1] = []
+    amounts: DynArray[uint256, MAX_FILLS + 1] = []
     paid: uint256 = 0
     refunded: uint256 = 0
     delivered_total: uint256 = 0
     for i: uint256 in range(MAX_FILLS):
-        if i >= len(fills):
+        if i == n:
             break
         f: Fill = fills[i]
         d: uint256 = delivered_wh[i]
         assert d <= f.e_wh, "delivered above schedule"
+        # e_wh <= 10**12 and price < 2**96 were checked when the fill was made
         if d > 0:
-            extcall token.transfer(f.seller, d * f.price)
-            paid += d * f.price
-            delivered_total += d
-        refunded += (f.e_wh - d) * f.price
+            amount: uint256 = unsafe_mul(d, f.price)
+            receivers.append(f.seller)
+            amounts.append(amount)
+            paid = unsafe_add(paid, amount)
+            delivered_total = unsafe_add(delivered_total, d)
+        refunded = unsafe_add(refunded, unsafe_mul(unsafe_sub(f.e_wh, d), f.price))
     if refunded > 0:
-        extcall token.transfer(buyer, refunded)
+        receivers.append(buyer)
+        amounts.append(refunded)
+    if len(receivers) > 0:
+        extcall base.token.transfer_many(receivers, amounts, skip_contract_check=True)
     base.accounts[buyer] = (acct ^ base.F_OPEN) | base.F_SETTLED
     log Settled(
         buyer=buyer,
@@ -341,8 +373,10 @@ def feedback(
         assert score <= base.SCORE_MAX, "score out of range"
         pid: uint256 = fills[i].producer_id
         s: uint256 = self.producers[pid]
-        r: uint256 = base._rep_update((s >> P_REP_SHIFT) & base.MASK16, score)
-        self.producers[pid] = (s & ~(base.MASK16 << P_REP_SHIFT)) | (r << P_REP_SHIFT)
+        r: uint256 = base._rep_update(self._reputation(s), score)
+        self.producers[pid] = (s & ~(base.MASK16 << P_REP_SHIFT)) | (
+            (r ^ base.initial_reputation) << P_REP_SHIFT
+        )
         log Rated(
             buyer=buyer,
             seller=fills[i].seller,
@@ -375,14 +409,15 @@ def offer_of(
     hour: uint256 = max_value(uint256)
     if tag != 0:
         hour = tag - 1
+    seller: uint256 = self.seller_of[producer_id]
     return (
-        self.seller_of[producer_id],
+        convert(seller & base.MASK160, address),
         s >> 160,
         (s >> P_E_SHIFT) & base.MASK64,
         (s >> P_NEXT_SHIFT) & base.MASK32,
         hour,
-        (s >> P_REP_SHIFT) & base.MASK16,
-        s & base.MASK16,
+        self._reputation(s),
+        seller >> BUS_SHIFT,
     )
 
 
@@ -430,7 +465,7 @@ def reputation_of(account: address) -> uint256:
     """@notice reputation (0..1000) of producer `account`"""
     pid: uint256 = (base.accounts[account] >> 8) & (2**24 - 1)
     assert pid != 0, "not a producer"
-    return (self.producers[pid] >> P_REP_SHIFT) & base.MASK16
+    return self._reputation(self.producers[pid])
 
 
 @external
@@ -442,6 +477,6 @@ def reputations_of(accounts: DynArray[address, 256]) -> DynArray[uint256, 256]:
         pid: uint256 = (base.accounts[a] >> 8) & (2**24 - 1)
         rep: uint256 = 0
         if pid != 0:
-            rep = (self.producers[pid] >> P_REP_SHIFT) & base.MASK16
+            rep = self._reputation(self.producers[pid])
         out.append(rep)
     return out

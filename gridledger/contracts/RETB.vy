@@ -97,11 +97,11 @@ R_REP_SHIFT: constant(uint256) = 32
 R_BUS_SHIFT: constant(uint256) = 16
 
 reps: HashMap[address, uint256]
-zone_id: public(uint256)
-log_base_k: public(uint256)
-scale_wh: public(uint256)
-stable_ref_hours: public(uint256)
-log2_k_fp: public(uint256)
+ZONE_ID: immutable(uint256)
+LOG_BASE_K: immutable(uint256)
+SCALE_WH: immutable(uint256)
+STABLE_REF_HOURS: immutable(uint256)
+LOG2_K_FP: immutable(uint256)
 
 
 @deploy
@@ -125,11 +125,11 @@ def __init__(
     assert log_base_k >= 2 and log_base_k <= 10**6, "log base out of range"
     assert scale_wh >= 1 and scale_wh <= base.MAX_E_WH, "scale out of range"
     assert stable_ref_hours >= 1 and stable_ref_hours <= 65535, "stable reference out of range"
-    self.zone_id = zone_id
-    self.log_base_k = log_base_k
-    self.scale_wh = scale_wh
-    self.stable_ref_hours = stable_ref_hours
-    self.log2_k_fp = fixed_log._log2_fp(log_base_k * ONE)
+    ZONE_ID = zone_id
+    LOG_BASE_K = log_base_k
+    SCALE_WH = scale_wh
+    STABLE_REF_HOURS = stable_ref_hours
+    LOG2_K_FP = fixed_log._log2_fp(log_base_k * ONE)
 
 
 @external
@@ -138,7 +138,7 @@ def register(account: address, commitment: bytes32, bus: uint256, role: uint256)
     @notice register `account` at feeder `bus` with identity `commitment` and role bit mask
             (1 REP, 2 consumer, 3 both); operator or admin only
     """
-    base._register(account, commitment, bus, role, 0)
+    base._register(account, commitment, bus, role, False)
     if role & base.ROLE_PRODUCER != 0:
         self.reps[account] = (
             (base.initial_reputation << R_REP_SHIFT) | (bus << R_BUS_SHIFT) | 1
@@ -256,10 +256,16 @@ def settle(trade: RetbTrade, delivered_wh: uint256):
     assert delivered_wh <= trade.e_wh, "delivered above schedule"
     paid: uint256 = delivered_wh * trade.price
     refunded: uint256 = (trade.e_wh - delivered_wh) * trade.price
+    receivers: DynArray[address, 2] = []
+    amounts: DynArray[uint256, 2] = []
     if paid > 0:
-        extcall base.token.transfer(trade.rep, paid)
+        receivers.append(trade.rep)
+        amounts.append(paid)
     if refunded > 0:
-        extcall base.token.transfer(trade.buyer, refunded)
+        receivers.append(trade.buyer)
+        amounts.append(refunded)
+    if len(receivers) > 0:
+        extcall base.token.transfer_many(receivers, amounts)
     base.accounts[trade.buyer] = (
         base._commit(keccak256(abi_encode(trade, delivered_wh)))
         | ((acct & base.MASK64) ^ base.F_OPEN)
@@ -279,7 +285,7 @@ def settle(trade: RetbTrade, delivered_wh: uint256):
 @view
 def _x_fp(delivered_wh: uint256, scheduled_wh: uint256, stable_hours: uint256) -> uint256:
     x: uint256 = (delivered_wh * delivered_wh * stable_hours * ONE) // (
-        self.scale_wh * scheduled_wh * self.stable_ref_hours
+        SCALE_WH * scheduled_wh * STABLE_REF_HOURS
     )
     return min(x, X_MAX_FP)
 
@@ -287,7 +293,7 @@ def _x_fp(delivered_wh: uint256, scheduled_wh: uint256, stable_hours: uint256) -
 @internal
 @view
 def _incentive(payment: uint256, x: uint256) -> uint256:
-    return payment * fixed_log._log2_fp(ONE + x) // self.log2_k_fp
+    return payment * fixed_log._log2_fp(ONE + x) // LOG2_K_FP
 
 
 @external
@@ -314,6 +320,41 @@ def feedback(trade: RetbTrade, delivered_wh: uint256, score: uint256):
         log IncentiveMinted(
             rep=trade.rep, buyer=trade.buyer, nonce=trade.nonce, x_fp=x, incentive=incentive
         )
+
+
+@external
+@view
+def zone_id() -> uint256:
+    """@notice zone number (informative)"""
+    return ZONE_ID
+
+
+@external
+@view
+def log_base_k() -> uint256:
+    """@notice base k of the incentive logarithm"""
+    return LOG_BASE_K
+
+
+@external
+@view
+def scale_wh() -> uint256:
+    """@notice reference energy of the production-scale factor, Wh"""
+    return SCALE_WH
+
+
+@external
+@view
+def stable_ref_hours() -> uint256:
+    """@notice reference of the stable-time factor, hours"""
+    return STABLE_REF_HOURS
+
+
+@external
+@view
+def log2_k_fp() -> uint256:
+    """@notice log2(k) in 1e18 fixed point (the incentive's divisor)"""
+    return LOG2_K_FP
 
 
 @external

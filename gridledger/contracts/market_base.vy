@@ -5,11 +5,18 @@
         the open market hour with its feed-in floor, DLMP caps per bus, the reputation rule and
         request commitments. Units: energy in Wh, prices in token base units per Wh, money in
         token base units, hours are market hour indices, reputation 0..1000.
+        Gas layout: settings that never change are immutables (no storage reads); the operator
+        shares its slot with the producer counter; DLMP caps are packed three buses per slot,
+        each lane tagged with its hour; the deployment pre-pays the zero -> non-zero price of
+        the cap slots of buses 0..PREPAID_CAP_BUSES-1 so no open_hour pays it.
 """
 
 interface EnergyToken:
     def transfer(receiver: address, amount: uint256) -> bool: nonpayable
     def transferFrom(owner: address, receiver: address, amount: uint256) -> bool: nonpayable
+    def transfer_many(
+        receivers: DynArray[address, 32], amounts: DynArray[uint256, 32]
+    ): nonpayable
     def mint(receiver: address, amount: uint256): nonpayable
 
 event RoleSet:
@@ -32,9 +39,11 @@ REP_MAX: constant(uint256) = 1000
 SCORE_MAX: constant(uint256) = 5
 MAX_HOUR: constant(uint256) = 65534
 MAX_PRICE: constant(uint256) = 2**96 - 1
+MAX_CAP: constant(uint256) = 2**64 - 1
 MAX_E_WH: constant(uint256) = 10**12
 MAX_BUS: constant(uint256) = 65535
 MAX_CAPS: constant(uint256) = 64
+MAX_PRODUCERS: constant(uint256) = 2**24 - 1
 ROLE_PRODUCER: constant(uint256) = 1
 ROLE_CONSUMER: constant(uint256) = 2
 
@@ -42,7 +51,9 @@ MASK16: constant(uint256) = 2**16 - 1
 MASK32: constant(uint256) = 2**32 - 1
 MASK48: constant(uint256) = 2**48 - 1
 MASK64: constant(uint256) = 2**64 - 1
+MASK80: constant(uint256) = 2**80 - 1
 MASK96: constant(uint256) = 2**96 - 1
+MASK160: constant(uint256) = 2**160 - 1
 
 # account slot: commitment (192 bits, 64..255) | nonce (32, 32..63) | producer id (24, 8..31)
 #               | flags (8, 0..7)
@@ -53,16 +64,24 @@ F_CONSUMER: constant(uint256) = 4
 F_OPEN: constant(uint256) = 8
 F_SETTLED: constant(uint256) = 16
 
+# roles slot: operator (160 bits, 0..159) | producers registered (32, 160..191)
+COUNT_SHIFT: constant(uint256) = 160
 # hour slot: hour + 1 (32 bits, 0..31; 0 = none opened) | feed-in floor (96, 32..127)
-#            | aux (128, 128..255, owned by the importing contract; zeroed when an hour opens)
-# cap slot per bus: hour + 1 (32, 0..31) | cap (224, 32..255)
+#            | aux (128, 128..255, owned by the importing contract; zeroed when an hour opens);
+#            the deployment writes bit 255 so the first open_hour rewrites a non-zero slot
+# cap slot k holds buses 3k, 3k+1, 3k+2: lane i (80 bits at 80 i) = cap (64, high) | hour + 1
+#            (16, low; 0 = never posted); bit 255 marks a slot pre-paid at deployment
+HOUR_SLOT_MARK: constant(uint256) = 1 << 255
+LANE_BITS: constant(uint256) = 80
+CAP_SLOT_MARK: constant(uint256) = 1 << 255
+PREPAID_CAP_BUSES: constant(uint256) = 66
 
-admin: public(address)
-operator: public(address)
+admin: public(immutable(address))
+token: public(immutable(EnergyToken))
+bond: public(immutable(uint256))
+initial_reputation: public(immutable(uint256))
+roles: uint256
 tdno: public(address)
-token: public(EnergyToken)
-bond: public(uint256)
-initial_reputation: public(uint256)
 accounts: HashMap[address, uint256]
 hour_state: uint256
 caps: HashMap[uint256, uint256]
@@ -70,60 +89,88 @@ caps: HashMap[uint256, uint256]
 
 @deploy
 def __init__(
-    token: address, operator: address, tdno: address, initial_reputation: uint256, bond: uint256
+    token_: address, operator: address, tdno: address, initial_reputation_: uint256, bond_: uint256
 ):
-    assert token != empty(address), "zero address"
-    assert initial_reputation <= REP_MAX, "reputation out of range"
-    self.admin = msg.sender
-    self.token = EnergyToken(token)
-    self.operator = operator
+    assert token_ != empty(address), "zero address"
+    assert initial_reputation_ <= REP_MAX, "reputation out of range"
+    admin = msg.sender
+    token = EnergyToken(token_)
+    self.roles = convert(operator, uint256)
     self.tdno = tdno
-    self.initial_reputation = initial_reputation
-    self.bond = bond
+    initial_reputation = initial_reputation_
+    bond = bond_
+    self.hour_state = HOUR_SLOT_MARK  # no hour open yet (hour + 1 = 0), slot pre-paid
+    for k: uint256 in range(PREPAID_CAP_BUSES // 3):
+        self.caps[k] = CAP_SLOT_MARK
 
 
 @internal
 @view
-def _only_operator():
-    assert msg.sender == self.operator or msg.sender == self.admin, (
+def _roles_of_operator() -> uint256:
+    """roles slot, reverting unless the caller is the operator or the admin"""
+    roles: uint256 = self.roles
+    assert msg.sender == admin or convert(msg.sender, uint256) == roles & MASK160, (
         "unauthorised: operator only"
     )
+    return roles
+
+
+@external
+@view
+def operator() -> address:
+    """@notice the operator account (registers participants, opens hours with caps)"""
+    return convert(self.roles & MASK160, address)
 
 
 @external
 def set_operator(account: address):
     """@notice replace the operator; admin only"""
-    assert msg.sender == self.admin, "unauthorised: admin only"
-    self.operator = account
+    assert msg.sender == admin, "unauthorised: admin only"
+    self.roles = (self.roles & ~MASK160) | convert(account, uint256)
     log RoleSet(role="operator", account=account)
 
 
 @external
 def set_tdno(account: address):
     """@notice replace the TDNO (settlement) account; admin only"""
-    assert msg.sender == self.admin, "unauthorised: admin only"
+    assert msg.sender == admin, "unauthorised: admin only"
     self.tdno = account
     log RoleSet(role="tdno", account=account)
 
 
 @internal
-def _register(account: address, commitment: bytes32, bus: uint256, role: uint256, pid: uint256):
-    """checks, bond, account slot and event of a registration (caller adds role data)"""
-    self._only_operator()
+def _register(
+    account: address, commitment: bytes32, bus: uint256, role: uint256, numbered: bool
+) -> uint256:
+    """checks, bond, account slot and event of a registration; a producer gets the next
+    producer id if `numbered` (LETB), else 0; returns the id"""
+    roles: uint256 = self._roles_of_operator()
     assert account != empty(address), "zero address"
     assert self.accounts[account] == 0, "already registered"
     assert commitment != empty(bytes32), "commitment is zero"
     assert bus >= 1 and bus <= MAX_BUS, "bus out of range"
     assert role >= 1 and role <= 3, "bad role"
     flags: uint256 = F_REGISTERED
+    pid: uint256 = 0
     if role & ROLE_PRODUCER != 0:
         flags |= F_PRODUCER
+        if numbered:
+            pid = (roles >> COUNT_SHIFT) + 1
+            assert pid <= MAX_PRODUCERS, "too many producers"
+            self.roles = (roles & MASK160) | (pid << COUNT_SHIFT)
     if role & ROLE_CONSUMER != 0:
         flags |= F_CONSUMER
     self.accounts[account] = (pid << 8) | flags
-    if self.bond > 0:
-        extcall self.token.transferFrom(account, self, self.bond)
+    if bond > 0:
+        extcall token.transferFrom(account, self, bond)
     log Registered(account=account, commitment=commitment, bus=bus, role=role, producer_id=pid)
+    return pid
+
+
+@internal
+@view
+def _n_registered() -> uint256:
+    return self.roles >> COUNT_SHIFT
 
 
 @external
@@ -137,7 +184,7 @@ def open_hour(
     @notice open market hour `t` (hour index) with the feed-in floor and DLMP caps (token base
             units per Wh) of the listed buses; operator or admin only
     """
-    self._only_operator()
+    self._roles_of_operator()
     state: uint256 = self.hour_state
     assert t <= MAX_HOUR, "hour too large"
     assert t + 1 > state & MASK32, "hour not increasing"
@@ -150,9 +197,11 @@ def open_hour(
         bus: uint256 = buses[i]
         cap: uint256 = caps[i]
         assert bus >= 1 and bus <= MAX_BUS, "bus out of range"
-        assert cap >= 1 and cap <= MAX_PRICE, "cap out of range"
+        assert cap >= 1 and cap <= MAX_CAP, "cap out of range"
         assert cap >= feed_in_floor, "cap below feed-in floor"
-        self.caps[bus] = (cap << 32) | tag
+        k: uint256 = unsafe_div(bus, 3)
+        lane_at: uint256 = unsafe_mul(unsafe_sub(bus, unsafe_mul(k, 3)), LANE_BITS)
+        self.caps[k] = (self.caps[k] & ~(MASK80 << lane_at)) | (((cap << 16) | tag) << lane_at)
     self.hour_state = (feed_in_floor << 32) | tag
     log HourOpened(t=t, feed_in_floor=feed_in_floor, n_caps=len(buses))
 
@@ -168,12 +217,20 @@ def _check_hour(t: uint256) -> uint256:
 
 @internal
 @view
+def _cap_lane(bus: uint256) -> uint256:
+    """the 80-bit cap lane of `bus`: cap << 16 | hour + 1 (0 = never posted)"""
+    k: uint256 = unsafe_div(bus, 3)
+    return (self.caps[k] >> unsafe_mul(unsafe_sub(bus, unsafe_mul(k, 3)), LANE_BITS)) & MASK80
+
+
+@internal
+@view
 def _check_price(state: uint256, bus: uint256, price: uint256):
     """offer price within [feed-in floor, DLMP cap of `bus`] of the open hour"""
     assert price >= 1 and price <= MAX_PRICE, "price out of range"
-    cap: uint256 = self.caps[bus]
-    assert cap & MASK32 == state & MASK32, "no DLMP cap for bus this hour"
-    assert price <= cap >> 32, "price above DLMP cap"
+    lane: uint256 = self._cap_lane(bus)
+    assert lane & MASK16 == state & MASK32, "no DLMP cap for bus this hour"
+    assert price <= lane >> 16, "price above DLMP cap"
     assert price >= (state >> 32) & MASK96, "price below feed-in floor"
 
 
@@ -234,10 +291,10 @@ def feed_in_floor() -> uint256:
 @view
 def cap_of(bus: uint256) -> (uint256, uint256):
     """@notice (hour index, DLMP cap in base units per Wh) last posted for `bus`"""
-    cap: uint256 = self.caps[bus]
-    if cap == 0:
+    lane: uint256 = self._cap_lane(bus)
+    if lane == 0:
         return max_value(uint256), 0
-    return (cap & MASK32) - 1, cap >> 32
+    return (lane & MASK16) - 1, lane >> 16
 
 
 @external
