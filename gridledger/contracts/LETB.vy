@@ -85,16 +85,19 @@ MAX_BOOK_VIEW: constant(uint256) = 1024
 #             | hour + 1 of the offer (32, 32..63) | reputation XOR initial reputation (16, 16..31)
 #             (all zero until the producer's first offer: registration writes no offer slot)
 # seller slot: account (160 bits, 0..159) | bus (16, 160..175)
-# The book's head id lives in the aux part of base.hour_state (bits 128..159).
+# head slot: producer id of the cheapest offer (24 bits, 16..39) | hour + 1 it belongs to
+#            (16, 0..15; another hour's head means an empty book); bit 255 pre-pays the slot
 P_E_SHIFT: constant(uint256) = 96
 P_NEXT_SHIFT: constant(uint256) = 64
 P_HOUR_SHIFT: constant(uint256) = 32
 P_REP_SHIFT: constant(uint256) = 16
-HEAD_SHIFT: constant(uint256) = 128
+HEAD_SHIFT: constant(uint256) = 16
+HEAD_SLOT_MARK: constant(uint256) = 1 << 255
 BUS_SHIFT: constant(uint256) = 160
 
 producers: HashMap[uint256, uint256]
 seller_of: HashMap[uint256, uint256]
+book_head: uint256
 AREA_ID: immutable(uint256)
 
 
@@ -115,6 +118,7 @@ def __init__(
     """
     base.__init__(token, operator, tdno, initial_reputation, bond)
     AREA_ID = area_id
+    self.book_head = HEAD_SLOT_MARK
 
 
 @external
@@ -126,6 +130,16 @@ def register(account: address, commitment: bytes32, bus: uint256, role: uint256)
     pid: uint256 = base._register(account, commitment, bus, role, True)
     if pid != 0:
         self.seller_of[pid] = (bus << BUS_SHIFT) | convert(account, uint256)
+
+
+@internal
+@view
+def _head(tag: uint256) -> uint256:
+    """producer id at the head of the book of the hour with hour + 1 = `tag` (0 = empty)"""
+    h: uint256 = self.book_head
+    if h & base.MASK16 != tag or tag == 0:
+        return 0
+    return (h >> HEAD_SHIFT) & base.MAX_PRODUCERS
 
 
 @internal
@@ -176,7 +190,7 @@ def post_offer(t: uint256, e_wh: uint256, price: uint256, hint_prev_id: uint256)
     prev_slot: uint256 = 0
     nxt: uint256 = 0
     if prev == 0:
-        nxt = (state >> HEAD_SHIFT) & base.MASK32
+        nxt = self._head(tag)
     else:
         prev_slot = self.producers[prev]
         assert (prev_slot >> P_HOUR_SHIFT) & base.MASK32 == tag, "stale hint"
@@ -202,7 +216,7 @@ def post_offer(t: uint256, e_wh: uint256, price: uint256, hint_prev_id: uint256)
         | (slot & base.MASK32)
     )
     if prev == 0:
-        base.hour_state = (state & ~(base.MASK32 << HEAD_SHIFT)) | (pid << HEAD_SHIFT)
+        self.book_head = (pid << HEAD_SHIFT) | tag
     else:
         self.producers[prev] = (prev_slot & ~(base.MASK32 << P_NEXT_SHIFT)) | (
             pid << P_NEXT_SHIFT
@@ -235,7 +249,7 @@ def request(t: uint256, demand_wh: uint256, rt: uint256) -> uint256:
 
     own: uint256 = (acct >> 8) & (2**24 - 1)
     nonce: uint256 = ((acct >> 32) & base.MASK32) + 1
-    head: uint256 = (state >> HEAD_SHIFT) & base.MASK32
+    head: uint256 = self._head(t + 1)
     new_head: uint256 = head
     cur: uint256 = head
     prev: uint256 = 0
@@ -285,7 +299,7 @@ def request(t: uint256, demand_wh: uint256, rt: uint256) -> uint256:
     filled: uint256 = demand_wh - remaining
     if len(fills) > 0:
         if new_head != head:
-            base.hour_state = (state & ~(base.MASK32 << HEAD_SHIFT)) | (new_head << HEAD_SHIFT)
+            self.book_head = (new_head << HEAD_SHIFT) | (t + 1)
         h: bytes32 = self._request_hash(msg.sender, nonce, t, fills)
         base.accounts[msg.sender] = (
             base._commit(h)
@@ -392,7 +406,7 @@ def feedback(
 @view
 def head() -> uint256:
     """@notice producer id of the cheapest offer of the open hour (0 = empty book)"""
-    return (base.hour_state >> HEAD_SHIFT) & base.MASK32
+    return self._head(base._tag(base.roles))
 
 
 @external
@@ -426,7 +440,7 @@ def offer_of(
 def book() -> DynArray[uint256, MAX_BOOK_VIEW]:
     """@notice producer ids of the open hour's book in matching order"""
     ids: DynArray[uint256, MAX_BOOK_VIEW] = []
-    cur: uint256 = (base.hour_state >> HEAD_SHIFT) & base.MASK32
+    cur: uint256 = self._head(base._tag(base.roles))
     for i: uint256 in range(MAX_BOOK_VIEW):
         if cur == 0:
             break
@@ -440,7 +454,7 @@ def book() -> DynArray[uint256, MAX_BOOK_VIEW]:
 def hint_for(price: uint256) -> uint256:
     """@notice predecessor id for an offer at `price` (last offer with price <= it; 0 = head)"""
     prev: uint256 = 0
-    cur: uint256 = (base.hour_state >> HEAD_SHIFT) & base.MASK32
+    cur: uint256 = self._head(base._tag(base.roles))
     for i: uint256 in range(MAX_BOOK_VIEW):
         if cur == 0:
             break

@@ -5,9 +5,10 @@
         the open market hour with its feed-in floor, DLMP caps per bus, the reputation rule and
         request commitments. Units: energy in Wh, prices in token base units per Wh, money in
         token base units, hours are market hour indices, reputation 0..1000.
-        Gas layout: settings that never change are immutables (no storage reads); the operator
-        shares its slot with the producer counter; DLMP caps are packed three buses per slot,
-        each lane tagged with its hour; the deployment pre-pays the zero -> non-zero price of
+        Gas layout: settings that never change are immutables (no storage reads); one "roles"
+        slot holds the operator, the producer counter and the open hour with its feed-in floor
+        (one read authorises the operator and checks the hour); DLMP caps are packed four buses per slot
+        under one hour tag; the deployment pre-pays the zero -> non-zero price of
         the cap slots of buses 0..PREPAID_CAP_BUSES-1 so no open_hour pays it.
 """
 
@@ -39,7 +40,7 @@ REP_MAX: constant(uint256) = 1000
 SCORE_MAX: constant(uint256) = 5
 MAX_HOUR: constant(uint256) = 65534
 MAX_PRICE: constant(uint256) = 2**96 - 1
-MAX_CAP: constant(uint256) = 2**64 - 1
+MAX_CAP: constant(uint256) = 2**60 - 1
 MAX_E_WH: constant(uint256) = 10**12
 MAX_BUS: constant(uint256) = 65535
 MAX_CAPS: constant(uint256) = 64
@@ -64,17 +65,20 @@ F_CONSUMER: constant(uint256) = 4
 F_OPEN: constant(uint256) = 8
 F_SETTLED: constant(uint256) = 16
 
-# roles slot: operator (160 bits, 0..159) | producers registered (32, 160..191)
+# roles slot: operator (160 bits, 0..159) | producers registered (24, 160..183)
+#             | open hour + 1 (16, 184..199; 0 = none opened) | feed-in floor (56, 200..255)
 COUNT_SHIFT: constant(uint256) = 160
-# hour slot: hour + 1 (32 bits, 0..31; 0 = none opened) | feed-in floor (96, 32..127)
-#            | aux (128, 128..255, owned by the importing contract; zeroed when an hour opens);
-#            the deployment writes bit 255 so the first open_hour rewrites a non-zero slot
-# cap slot k holds buses 3k, 3k+1, 3k+2: lane i (80 bits at 80 i) = cap (64, high) | hour + 1
-#            (16, low; 0 = never posted); bit 255 marks a slot pre-paid at deployment
-HOUR_SLOT_MARK: constant(uint256) = 1 << 255
-LANE_BITS: constant(uint256) = 80
+TAG_SHIFT: constant(uint256) = 184
+FLOOR_SHIFT: constant(uint256) = 200
+MAX_FLOOR: constant(uint256) = 2**56 - 1
+# cap slot k holds buses 4k .. 4k+3: hour + 1 of the last open_hour that posted a cap in the
+#            group (16 bits, 0..15; 0 = never) | lane i = cap of bus 4k+i (60 bits at 16 + 60 i;
+#            0 = no cap that hour). A slot first touched in a new hour starts from empty lanes.
+#            The deployment writes bit 255 (in lane 3 of a slot with hour 0: read as no cap).
+LANE_BITS: constant(uint256) = 60
+MASK60: constant(uint256) = 2**60 - 1
 CAP_SLOT_MARK: constant(uint256) = 1 << 255
-PREPAID_CAP_BUSES: constant(uint256) = 66
+PREPAID_CAP_BUSES: constant(uint256) = 68
 
 admin: public(immutable(address))
 token: public(immutable(EnergyToken))
@@ -83,7 +87,6 @@ initial_reputation: public(immutable(uint256))
 roles: uint256
 tdno: public(address)
 accounts: HashMap[address, uint256]
-hour_state: uint256
 caps: HashMap[uint256, uint256]
 
 
@@ -99,8 +102,7 @@ def __init__(
     self.tdno = tdno
     initial_reputation = initial_reputation_
     bond = bond_
-    self.hour_state = HOUR_SLOT_MARK  # no hour open yet (hour + 1 = 0), slot pre-paid
-    for k: uint256 in range(PREPAID_CAP_BUSES // 3):
+    for k: uint256 in range(PREPAID_CAP_BUSES // 4):
         self.caps[k] = CAP_SLOT_MARK
 
 
@@ -155,9 +157,9 @@ def _register(
     if role & ROLE_PRODUCER != 0:
         flags |= F_PRODUCER
         if numbered:
-            pid = (roles >> COUNT_SHIFT) + 1
+            pid = ((roles >> COUNT_SHIFT) & MAX_PRODUCERS) + 1
             assert pid <= MAX_PRODUCERS, "too many producers"
-            self.roles = (roles & MASK160) | (pid << COUNT_SHIFT)
+            self.roles = unsafe_add(roles, 1 << COUNT_SHIFT)
     if role & ROLE_CONSUMER != 0:
         flags |= F_CONSUMER
     self.accounts[account] = (pid << 8) | flags
@@ -170,7 +172,7 @@ def _register(
 @internal
 @view
 def _n_registered() -> uint256:
-    return self.roles >> COUNT_SHIFT
+    return (self.roles >> COUNT_SHIFT) & MAX_PRODUCERS
 
 
 @external
@@ -184,43 +186,56 @@ def open_hour(
     @notice open market hour `t` (hour index) with the feed-in floor and DLMP caps (token base
             units per Wh) of the listed buses; operator or admin only
     """
-    self._roles_of_operator()
-    state: uint256 = self.hour_state
+    roles: uint256 = self._roles_of_operator()
     assert t <= MAX_HOUR, "hour too large"
-    assert t + 1 > state & MASK32, "hour not increasing"
+    assert t + 1 > (roles >> TAG_SHIFT) & MASK16, "hour not increasing"
     assert len(buses) == len(caps), "caps length mismatch"
-    assert feed_in_floor <= MAX_PRICE, "price out of range"
+    assert feed_in_floor <= MAX_FLOOR, "price out of range"
     tag: uint256 = t + 1
+    n: uint256 = len(buses)
     for i: uint256 in range(MAX_CAPS):
-        if i >= len(buses):
+        if i == n:
             break
         bus: uint256 = buses[i]
         cap: uint256 = caps[i]
-        assert bus >= 1 and bus <= MAX_BUS, "bus out of range"
-        assert cap >= 1 and cap <= MAX_CAP, "cap out of range"
+        assert unsafe_sub(bus, 1) < MAX_BUS, "bus out of range"  # 1 <= bus <= MAX_BUS
+        assert unsafe_sub(cap, 1) < MAX_CAP, "cap out of range"  # 1 <= cap <= MAX_CAP
         assert cap >= feed_in_floor, "cap below feed-in floor"
-        k: uint256 = unsafe_div(bus, 3)
-        lane_at: uint256 = unsafe_mul(unsafe_sub(bus, unsafe_mul(k, 3)), LANE_BITS)
-        self.caps[k] = (self.caps[k] & ~(MASK80 << lane_at)) | (((cap << 16) | tag) << lane_at)
-    self.hour_state = (feed_in_floor << 32) | tag
+        k: uint256 = bus >> 2
+        lane_at: uint256 = unsafe_add(16, unsafe_mul(bus & 3, LANE_BITS))
+        slot: uint256 = self.caps[k]
+        if slot & MASK16 != tag:
+            slot = tag  # first cap of this group this hour: older lanes are dropped
+        self.caps[k] = (slot & ~(MASK60 << lane_at)) | (cap << lane_at)
+    self.roles = (roles & (2**TAG_SHIFT - 1)) | (tag << TAG_SHIFT) | (feed_in_floor << FLOOR_SHIFT)
     log HourOpened(t=t, feed_in_floor=feed_in_floor, n_caps=len(buses))
 
 
 @internal
 @view
 def _check_hour(t: uint256) -> uint256:
-    """hour slot, reverting unless `t` is the open hour"""
-    state: uint256 = self.hour_state
-    assert state & MASK32 == t + 1, "wrong hour"
+    """roles slot, reverting unless `t` is the open hour"""
+    state: uint256 = self.roles
+    assert (state >> TAG_SHIFT) & MASK16 == t + 1, "wrong hour"
     return state
 
 
 @internal
+@pure
+def _tag(state: uint256) -> uint256:
+    """open hour + 1 in a roles slot (0 = none opened)"""
+    return (state >> TAG_SHIFT) & MASK16
+
+
+@internal
 @view
-def _cap_lane(bus: uint256) -> uint256:
-    """the 80-bit cap lane of `bus`: cap << 16 | hour + 1 (0 = never posted)"""
-    k: uint256 = unsafe_div(bus, 3)
-    return (self.caps[k] >> unsafe_mul(unsafe_sub(bus, unsafe_mul(k, 3)), LANE_BITS)) & MASK80
+def _cap_of(bus: uint256) -> (uint256, uint256):
+    """(hour + 1, cap) last posted for `bus`: (0, 0) if none (its group's last hour had none)"""
+    slot: uint256 = self.caps[bus >> 2]
+    cap: uint256 = (slot >> unsafe_add(16, unsafe_mul(bus & 3, LANE_BITS))) & MASK60
+    if cap == 0 or slot & MASK16 == 0:  # hour 0 of a pre-paid slot: its mark is no cap
+        return 0, 0
+    return slot & MASK16, cap
 
 
 @internal
@@ -228,10 +243,12 @@ def _cap_lane(bus: uint256) -> uint256:
 def _check_price(state: uint256, bus: uint256, price: uint256):
     """offer price within [feed-in floor, DLMP cap of `bus`] of the open hour"""
     assert price >= 1 and price <= MAX_PRICE, "price out of range"
-    lane: uint256 = self._cap_lane(bus)
-    assert lane & MASK16 == state & MASK32, "no DLMP cap for bus this hour"
-    assert price <= lane >> 16, "price above DLMP cap"
-    assert price >= (state >> 32) & MASK96, "price below feed-in floor"
+    tag: uint256 = 0
+    cap: uint256 = 0
+    tag, cap = self._cap_of(bus)
+    assert tag == (state >> TAG_SHIFT) & MASK16, "no DLMP cap for bus this hour"
+    assert price <= cap, "price above DLMP cap"
+    assert price >= state >> FLOOR_SHIFT, "price below feed-in floor"
 
 
 @internal
@@ -275,7 +292,7 @@ def _settling_account(buyer: address, h: bytes32) -> uint256:
 @view
 def current_hour() -> uint256:
     """@notice the open market hour index"""
-    tag: uint256 = self.hour_state & MASK32
+    tag: uint256 = (self.roles >> TAG_SHIFT) & MASK16
     assert tag != 0, "no hour open"
     return tag - 1
 
@@ -284,17 +301,23 @@ def current_hour() -> uint256:
 @view
 def feed_in_floor() -> uint256:
     """@notice feed-in floor of the open hour, token base units per Wh"""
-    return (self.hour_state >> 32) & MASK96
+    return self.roles >> FLOOR_SHIFT
 
 
 @external
 @view
 def cap_of(bus: uint256) -> (uint256, uint256):
-    """@notice (hour index, DLMP cap in base units per Wh) last posted for `bus`"""
-    lane: uint256 = self._cap_lane(bus)
-    if lane == 0:
+    """
+    @notice (hour index, DLMP cap in base units per Wh) posted for `bus` by the last open_hour
+            that posted a cap for any bus of its group of four (bus // 4); (2**256-1, 0) if that
+            hour gave `bus` no cap or none was ever posted
+    """
+    tag: uint256 = 0
+    cap: uint256 = 0
+    tag, cap = self._cap_of(bus)
+    if cap == 0:
         return max_value(uint256), 0
-    return (lane & MASK16) - 1, lane >> 16
+    return tag - 1, cap
 
 
 @external

@@ -98,16 +98,20 @@ def m_(market: Market) -> Market:
     return market
 
 
-def test_caps_of_buses_sharing_a_slot_are_independent(m_: Market) -> None:
-    """Caps are packed three buses per slot, each lane with its own hour."""
+def test_caps_are_packed_four_buses_per_slot_under_one_hour(m_: Market) -> None:
+    """A group of four buses (bus // 4) keeps the caps of the last hour that posted any of them:
+    a bus left out that hour has no cap, other groups keep theirs."""
     m = m_
     oh = m.letb.functions.open_hour
-    m.chain.send(oh(0, FLOOR, [3, 4, 5], [CAP, CAP + 1, CAP + 2]), m.operator)
-    m.chain.send(oh(1, FLOOR, [4], [CAP + 7]), m.operator)
-    assert m.letb.functions.cap_of(3).call() == [0, CAP]
-    assert m.letb.functions.cap_of(4).call() == [1, CAP + 7]
-    assert m.letb.functions.cap_of(5).call() == [0, CAP + 2]
+    m.chain.send(oh(0, FLOOR, [3, 4, 5, 6], [CAP, CAP + 1, CAP + 2, CAP + 3]), m.operator)
+    assert m.letb.functions.cap_of(6).call() == [0, CAP + 3]
+    m.chain.send(oh(1, FLOOR, [5], [CAP + 7]), m.operator)
+    assert m.letb.functions.cap_of(3).call() == [0, CAP]  # group 0 not touched in hour 1
+    assert m.letb.functions.cap_of(4).call() == [2**256 - 1, 0]
+    assert m.letb.functions.cap_of(5).call() == [1, CAP + 7]
     assert m.letb.functions.cap_of(6).call() == [2**256 - 1, 0]
-    assert revert_reason(m.chain, oh(2, FLOOR, [3], [2**64]), m.operator) == "cap out of range"
-    m.chain.send(oh(2, FLOOR, [3], [2**64 - 1]), m.operator)
-    assert m.letb.functions.cap_of(3).call() == [2, 2**64 - 1]
+    assert m.letb.functions.cap_of(0).call() == [2**256 - 1, 0]  # pre-paid slot, never posted
+    assert revert_reason(m.chain, oh(2, FLOOR, [3], [2**60]), m.operator) == "cap out of range"
+    assert revert_reason(m.chain, oh(2, 2**56, [], []), m.operator) == "price out of range"
+    m.chain.send(oh(2, FLOOR, [3], [2**60 - 1]), m.operator)
+    assert m.letb.functions.cap_of(3).call() == [2, 2**60 - 1]
