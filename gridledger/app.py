@@ -263,18 +263,32 @@ def _time_series_post(title: str, ylabel: str, labels: list[str]) -> Callable[[A
     return post
 
 
+ROLE_STYLE = {
+    "producer": ("prosumers (LETB)", "tab:green"),
+    "rep": ("PV plants (RETB)", "tab:orange"),
+}
+
+
 @solara.component
-def AgentLines(model: mesa.Model, variable: str, role: str, title: str, ylabel: str) -> None:
-    """One line per agent of ``role`` for an agent reporter, with the mean in bold."""
+def AgentLines(
+    model: mesa.Model, variable: str, roles: tuple[str, ...], title: str, ylabel: str
+) -> None:
+    """One thin line per agent of each role for an agent reporter, each role's mean in bold."""
     update_counter.get()  # re-render after every step (mesa's step counter)
-    frame = agent_series(model, variable, role)
     fig, ax = _figure()
-    if frame.empty:
-        ax.text(0.5, 0.5, "no data yet: press Step", ha="center", va="center")
-    else:
-        ax.plot(frame.index, frame.to_numpy(), color="tab:green", alpha=0.25, lw=0.8)
-        ax.plot(frame.index, frame.mean(axis=1), color="black", lw=2, label="mean")
+    drawn = False
+    for role in roles:
+        frame = agent_series(model, variable, role)
+        if frame.empty:
+            continue
+        label, colour = ROLE_STYLE[role]
+        ax.plot(frame.index, frame.to_numpy(), color=colour, alpha=0.25, lw=0.8)
+        ax.plot(frame.index, frame.mean(axis=1), color=colour, lw=2.5, label=f"{label}: mean")
+        drawn = True
+    if drawn:
         ax.legend(loc="best")
+    else:
+        ax.text(0.5, 0.5, "no data yet: press Step", ha="center", va="center")
     ax.set_title(title)
     ax.set_xlabel("Step")
     ax.set_ylabel(ylabel)
@@ -284,12 +298,12 @@ def AgentLines(model: mesa.Model, variable: str, role: str, title: str, ylabel: 
 
 
 def SocView(model: mesa.Model) -> None:
-    return AgentLines(model, "soc", "producer", "Prosumers' battery state of charge", "SoC")
+    return AgentLines(model, "soc", ("producer",), "Prosumers' battery state of charge", "SoC")
 
 
 def ReputationView(model: mesa.Model) -> None:
     return AgentLines(
-        model, "reputation", "producer", "Producers' reputation (LETB)", "reputation (0..1000)"
+        model, "reputation", ("producer", "rep"), "Reputation", "reputation (0..1000)"
     )
 
 
