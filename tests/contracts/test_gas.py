@@ -9,7 +9,17 @@ from collections import defaultdict
 import pytest
 from web3.logs import DISCARD
 
-from .conftest import CAP, FLOOR, PER_MWH, Chain, Market, commitment, deploy_market, gas_day
+from .conftest import (
+    CAP,
+    FLOOR,
+    PER_MWH,
+    Chain,
+    Market,
+    commitment,
+    default_area_open_hours,
+    deploy_market,
+    gas_day,
+)
 
 BOOK = 200
 STEP = PER_MWH // 2
@@ -26,10 +36,6 @@ BOUNDS = {
 }
 OTHER_BOUND = 75_000
 
-# Seller buses of the default scenario's largest LETB area (Scenario(): 3 areas of 25, 15 and 16
-# buses; prosumers at half the load buses, so 9, 6 and 6 buses get a cap each hour).
-DEFAULT_AREA_SELLER_BUSES = [3, 7, 8, 10, 14, 16, 18, 22, 25]
-
 
 def bound_of(operation: str) -> int:
     for prefix, gas in sorted(BOUNDS.items(), key=lambda kv: -len(kv[0])):
@@ -41,11 +47,8 @@ def bound_of(operation: str) -> int:
 def test_open_hour_at_the_default_area_size(market: Market) -> None:
     """open_hour with the caps of the default scenario's largest area, first hour included."""
     m = market
-    buses = DEFAULT_AREA_SELLER_BUSES
-    caps = [(45 + 3 * i) * PER_MWH + 123_456_789 for i in range(len(buses))]
-    for t in range(3):
-        receipt = m.chain.send(m.letb.functions.open_hour(t, FLOOR, buses, caps), m.operator)
-        assert receipt.gasUsed <= OTHER_BOUND, (t, receipt.gasUsed)
+    for t, gas in enumerate(default_area_open_hours(m, 3)):
+        assert gas <= OTHER_BOUND, (t, gas)
 
 
 def test_setup_operations_within_bounds(market_base_state) -> None:
