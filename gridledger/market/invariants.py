@@ -397,7 +397,8 @@ def check_balance_changes(
                     )
                 )
         elif (
-            signer != src
+            value > 0  # a zero-value Transfer moves nothing (ERC-20 allows it to anyone)
+            and signer != src
             and (src, signer) not in approved
             and not (op in BOND_OPERATIONS and dst in markets)
         ):

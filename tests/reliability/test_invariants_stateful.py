@@ -30,6 +30,10 @@ CAPS_USD = (60, 90, 120)
 FLOORS_USD = (20, 30, 40)
 NO_FUNDS = frozenset({"insufficient balance"})
 """A buyer who gave its tokens away cannot pay into escrow: an acceptable refusal."""
+RT = st.integers(0, 500).map(lambda rt: 1001 if rt == 500 else rt)
+"""Users' thresholds: mostly around the initial reputation 400, sometimes out of range."""
+MOSTLY = st.sampled_from([True, True, True, False])
+"""Mostly the right party (TDNO settles, buyer rates), sometimes someone else."""
 _HOURS = itertools.count()
 """Market hours increase across examples (the shared deployment refuses an older hour)."""
 
@@ -158,18 +162,26 @@ class MarketMachine(RuleBasedStateMachine):
         )
         return res
 
-    def maybe(self, p: Party, req: TxRequest, allowed: set[str]):
-        """Send; success or a revert with one of `allowed` are both acceptable."""
-        try:
-            return self.signer(p).transact(req)
-        except TransactionReverted as exc:
-            assert exc.reason in allowed, f"{req.function} by {p.name}: {exc.reason!r}"
-            return None
-
     # ---- set-up of an example ----
-    @initialize()
-    def start(self) -> None:
+    @initialize(
+        letb_offers=st.lists(st.tuples(st.integers(1, 3000), st.integers(30, 90)),
+                             min_size=3, max_size=3),
+        retb_offers=st.lists(st.tuples(st.integers(1000, 5000), st.integers(30, 90),
+                                       st.integers(2, 4)), min_size=2, max_size=2),
+    )  # fmt: skip
+    def start(self, letb_offers: list, retb_offers: list) -> None:
+        """Each example starts in an open hour (cap 90, floor 30 $/MWh) with a valid offer of
+        every producer and REP, so that requests, settlements and ratings happen early."""
         self.w.start = self.w.read_state()[0]
+        self.open_hour(90, 30)
+        h = self.hour
+        assert h is not None
+        for p, (e_wh, usd) in zip(self.w.producers, letb_offers, strict=True):
+            self.attempt(p, self.w.letb.post_offer(h.t, e_wh, price(usd)), set())
+            h.offered.add(p.address)
+        for r, (cap_wh, usd, hours) in zip(self.w.reps, retb_offers, strict=True):
+            req = self.w.retb.post_offer(h.t, h.t, h.t + hours, cap_wh, price(usd), 24)
+            self.attempt(r, req, set())
 
     # ---- market hours and offers ----
     @rule(cap=st.sampled_from(CAPS_USD), floor=st.sampled_from(FLOORS_USD))
@@ -210,7 +222,7 @@ class MarketMachine(RuleBasedStateMachine):
 
     # ---- requests ----
     @precondition(lambda self: self.hour is not None)
-    @rule(i=st.integers(0, 2), demand=st.integers(1, 4000), rt=st.integers(0, 1001))
+    @rule(i=st.integers(0, 2), demand=st.integers(1, 4000), rt=RT)
     def letb_request(self, i: int, demand: int, rt: int) -> None:
         u, h = self.w.users[i], self.hour
         assert h is not None
@@ -230,19 +242,22 @@ class MarketMachine(RuleBasedStateMachine):
             self.ratable_letb.pop(u.address, None)  # a new matched request ends rating the old
 
     @precondition(lambda self: self.hour is not None)
-    @rule(i=st.integers(0, 2), j=st.integers(0, 1), shortage=st.integers(1, 3000),
-          rt=st.integers(0, 1000), hours=st.integers(1, 3))  # fmt: skip
+    @rule(i=st.integers(0, 2), j=st.integers(0, 1), shortage=st.integers(1, 2500),
+          rt=RT, hours=st.integers(1, 2))  # fmt: skip
     def retb_request(self, i: int, j: int, shortage: int, rt: int, hours: int) -> None:
         u, rep, h = self.w.users[i], self.w.reps[j], self.hour
         assert h is not None
-        eligibility = NO_FUNDS | {
-            "not a REP", "REP window does not cover demand window", "REP capacity below shortage",
-            "REP reputation below threshold", "previous request not settled",
-        }  # fmt: skip
+        must = set()
+        if rt > inv.REP_MAX:
+            must.add("threshold out of range")
         if u.address in self.open_retb:
-            eligibility = NO_FUNDS | {"previous request not settled"}
+            must.add("previous request not settled")
+        ineligible = NO_FUNDS | {
+            "REP window does not cover demand window", "REP capacity below shortage",
+            "REP reputation below threshold",
+        }  # fmt: skip
         req = self.w.retb.request(h.t, shortage, h.t, h.t + hours, rt, rep.address)
-        res = self.maybe(u, req, eligibility)
+        res = self.attempt(u, req, must, ineligible)
         if res is not None:
             assert u.address not in self.open_retb
             trade = World.retb_trade(self.w.retb, res)
@@ -252,7 +267,7 @@ class MarketMachine(RuleBasedStateMachine):
 
     # ---- settlement (incl. over-confirmation and wrong senders) ----
     @precondition(lambda self: self.open_letb)
-    @rule(data=st.data(), by_tdno=st.booleans())
+    @rule(data=st.data(), by_tdno=MOSTLY)
     def settle_letb(self, data: st.DataObject, by_tdno: bool) -> None:
         buyer = data.draw(st.sampled_from(sorted(self.open_letb)))
         nonce, t, fills = self.open_letb[buyer]
@@ -268,7 +283,7 @@ class MarketMachine(RuleBasedStateMachine):
             self.ratable_letb[buyer] = (nonce, t, fills)
 
     @precondition(lambda self: self.open_retb)
-    @rule(data=st.data(), by_tdno=st.booleans())
+    @rule(data=st.data(), by_tdno=MOSTLY)
     def settle_retb(self, data: st.DataObject, by_tdno: bool) -> None:
         buyer = data.draw(st.sampled_from(sorted(self.open_retb)))
         trade = self.open_retb[buyer]
@@ -285,9 +300,11 @@ class MarketMachine(RuleBasedStateMachine):
 
     # ---- feedback by the buyer, strangers, twice, before settlement ----
     @precondition(lambda self: self.ratable_letb or self.open_letb)
-    @rule(data=st.data(), by_buyer=st.booleans(), score=st.integers(0, 6))
+    @rule(data=st.data(), by_buyer=MOSTLY, score=st.integers(0, 6))
     def feedback_letb(self, data: st.DataObject, by_buyer: bool, score: int) -> None:
         pool = {**self.open_letb, **self.ratable_letb}
+        if self.ratable_letb and data.draw(MOSTLY):
+            pool = dict(self.ratable_letb)
         buyer = data.draw(st.sampled_from(sorted(pool)))
         nonce, t, fills = pool[buyer]
         rater = self._rater(buyer, by_buyer, data)
@@ -305,9 +322,11 @@ class MarketMachine(RuleBasedStateMachine):
             self.rated.add(("letb", buyer, nonce))
 
     @precondition(lambda self: self.ratable_retb or self.open_retb)
-    @rule(data=st.data(), by_buyer=st.booleans(), score=st.integers(0, 6))
+    @rule(data=st.data(), by_buyer=MOSTLY, score=st.integers(0, 6))
     def feedback_retb(self, data: st.DataObject, by_buyer: bool, score: int) -> None:
         pool = {**{b: (tr, tr["e_wh"]) for b, tr in self.open_retb.items()}, **self.ratable_retb}
+        if self.ratable_retb and data.draw(MOSTLY):
+            pool = dict(self.ratable_retb)
         buyer = data.draw(st.sampled_from(sorted(pool)))
         trade, delivered = pool[buyer]
         rater = self._rater(buyer, by_buyer, data)
@@ -354,34 +373,29 @@ class MarketMachine(RuleBasedStateMachine):
         }[what]  # fmt: skip
         self.attempt(p, req, {reason})
 
-    # ---- plain token moves ----
-    @rule(i=st.integers(0, 20), j=st.integers(0, 20), amount=st.integers(0, 200 * USD))
-    def transfer(self, i: int, j: int, amount: int) -> None:
-        src, dst = self.party(i), self.party(j)
+    # ---- plain token moves: transfer, approve, transferFrom ----
+    @rule(kind=st.sampled_from(["transfer", "approve", "transfer_from"]),
+          i=st.integers(0, 20), j=st.integers(0, 20), k=st.integers(0, 20),
+          amount=st.integers(0, 150 * USD))  # fmt: skip
+    def token_action(self, kind: str, i: int, j: int, k: int, amount: int) -> None:
+        a, b, c = self.party(i), self.party(j), self.party(k)
         tok = self.w.tokens["letb"]
-        allowed = {"insufficient balance"} if amount > tok.balance_of(src.address) else set()
-        self.attempt(src, tok.transfer(dst.address, amount), allowed)
-
-    @rule(i=st.integers(0, 20), j=st.integers(0, 20), amount=st.integers(0, 50 * USD))
-    def approve(self, i: int, j: int, amount: int) -> None:
-        owner, spender = self.party(i), self.party(j)
-        self.attempt(owner, self.w.tokens["letb"].approve(spender.address, amount), set())
-        self.allowance[(owner.address, spender.address)] = amount
-
-    @rule(i=st.integers(0, 20), j=st.integers(0, 20), k=st.integers(0, 20),
-          amount=st.integers(1, 60 * USD))  # fmt: skip
-    def transfer_from(self, i: int, j: int, k: int, amount: int) -> None:
-        owner, spender, dst = self.party(i), self.party(j), self.party(k)
-        tok = self.w.tokens["letb"]
-        allowed = set()
-        if self.allowance.get((owner.address, spender.address), 0) < amount:
-            allowed.add("insufficient allowance")
-        if tok.balance_of(owner.address) < amount:
-            allowed.add("insufficient balance")
-        if self.attempt(spender, tok.transfer_from(owner.address, dst.address, amount), allowed):
-            a = self.allowance[(owner.address, spender.address)]
-            if a != MAX_UINT256:
-                self.allowance[(owner.address, spender.address)] = a - amount
+        if kind == "transfer":
+            allowed = {"insufficient balance"} if amount > tok.balance_of(a.address) else set()
+            self.attempt(a, tok.transfer(b.address, amount), allowed)
+        elif kind == "approve":
+            self.attempt(a, tok.approve(b.address, amount), set())
+            self.allowance[(a.address, b.address)] = amount
+        else:  # b spends a's tokens, sending them to c
+            allowed = set()
+            if self.allowance.get((a.address, b.address), 0) < amount:
+                allowed.add("insufficient allowance")
+            if tok.balance_of(a.address) < amount:
+                allowed.add("insufficient balance")
+            if self.attempt(b, tok.transfer_from(a.address, c.address, amount), allowed):
+                left = self.allowance.get((a.address, b.address), 0)
+                if amount and left != MAX_UINT256:
+                    self.allowance[(a.address, b.address)] = left - amount
 
     # ---- invariants after every step ----
     @invariant()
@@ -415,8 +429,8 @@ class MarketMachine(RuleBasedStateMachine):
 
 
 MarketMachine.TestCase.settings = settings(
-    max_examples=20,
-    stateful_step_count=20,
+    max_examples=15,
+    stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
