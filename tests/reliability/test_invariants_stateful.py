@@ -92,6 +92,7 @@ class OneChainWorld(World):
 
 
 _WORLD: list[OneChainWorld] = []
+pytestmark = pytest.mark.slow  # ~30-60 s: 15 examples of up to 25 steps, all checks per step
 
 
 def shared_world() -> OneChainWorld:
