@@ -209,11 +209,11 @@ def request(
     ) & base.MASK16, "REP window does not cover demand window"
     assert (s >> R_E_SHIFT) & base.MASK64 >= shortage_wh, "REP capacity below shortage"
     assert (s >> R_REP_SHIFT) & base.MASK16 >= rt, "REP reputation below threshold"
-    self.reps[rep] = s - (shortage_wh << R_E_SHIFT)
+    self.reps[rep] = unsafe_sub(s, shortage_wh << R_E_SHIFT)  # capacity >= shortage_wh
 
     price: uint256 = s >> 160
     stable_hours: uint256 = (s >> R_STABLE_SHIFT) & base.MASK16
-    nonce: uint256 = ((acct >> 32) & base.MASK32) + 1
+    nonce: uint256 = unsafe_add((acct >> 32) & base.MASK32, 1)
     trade: RetbTrade = RetbTrade(
         buyer=msg.sender,
         nonce=nonce,
@@ -231,7 +231,8 @@ def request(
         | (acct & (base.MASK32 - base.F_SETTLED))
         | base.F_OPEN
     )
-    extcall base.token.transferFrom(msg.sender, self, shortage_wh * price)
+    # shortage_wh <= 10**12 and price < 2**96: the product fits
+    extcall base.token.transferFrom(msg.sender, self, unsafe_mul(shortage_wh, price))
     log Trade(
         buyer=msg.sender,
         rep=rep,
