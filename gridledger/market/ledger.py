@@ -139,8 +139,12 @@ class Ledger:
 
     def _named(self, name: str, rename: Mapping[str, str] | None = None) -> pd.DataFrame:
         df = self.events(name)
-        if rename:
-            df = df.rename(columns={k: v for k, v in rename.items() if k in df.columns})
+        for old, new in (rename or {}).items():
+            if old not in df.columns:
+                continue
+            # LETB names the seller `seller`, RETB `rep`: one ledger over both markets must
+            # merge them into one column, never hold two columns of the same name.
+            df[new] = df.pop(old) if new not in df.columns else df[new].combine_first(df.pop(old))
         return df.reset_index(drop=True)
 
     def trades(self) -> pd.DataFrame:

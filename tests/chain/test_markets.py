@@ -200,3 +200,43 @@ def test_one_retb_trade_with_incentive(letb: ChainBackend):
     assert ledger.reputations()["reputation"].tolist() == [(7 * REP0 + 200 * 5) // 8]
     with pytest.raises(TransactionReverted, match="already rated"):
         user.transact(zone.feedback(trade_args, 1800, 5))
+
+
+def test_one_ledger_over_letb_and_retb_has_one_seller_column(market):
+    """LETB events name the seller `seller`, RETB's `rep`: the ledger merges them into one."""
+    chain, ledger, token, area = market["chain"], market["ledger"], market["token"], market["area"]
+    operator, tdno = market["operator"], market["tdno"]
+    (p0, _), (u0, u1) = market["producers"], market["users"]
+    admin = signers(chain, "admin", 1)[0]
+    (rep,) = signers(chain, "rep", 1)
+    zone = RETB.deploy(admin, token.address, 1, operator.address, tdno.address, REP0, 0,
+                       10, 1_000_000, 24)  # fmt: skip
+    ledger.watch(zone)
+    fund_agents(token, admin, [rep.address], gas_wei=10**19, token_units=USD)
+    send_many(
+        [
+            (admin, token.set_minter(zone.address)),
+            (admin, token.transfer(zone.address, 1)),
+            (rep, token.approve(zone.address)),
+            (u1, token.approve(zone.address)),
+        ]
+    )
+    send_many(
+        [
+            (operator, zone.register(rep.address, keccak(text="rep"), 53, 1)),
+            (operator, zone.register(u1.address, keccak(text="u1"), 12, 2)),
+        ]
+    )
+    price = price_to_base_units_per_wh
+    bus = market["buses"][p0.address]
+    operator.transact(area.open_hour(0, price(30), [bus], [price(90)]))
+    operator.transact(zone.open_hour(0, price(30), [53], [price(90)]))
+    p0.transact(area.post_offer(0, 1000, price(50)))
+    rep.transact(zone.post_offer(0, 0, 4, 5000, price(60), 10))
+    u0.transact(area.request(0, 700, 300))
+    u1.transact(zone.request(0, 2000, 0, 2, 300, rep.address))
+
+    trades = ledger.trades()
+    assert trades.columns.is_unique and "rep" not in trades.columns
+    sellers = trades.set_index("contract")["seller"].to_dict()
+    assert sellers == {"LETB": p0.address, "RETB": rep.address}
