@@ -385,8 +385,8 @@ class ChainBackend(ABC):
     def pending(self) -> list[PendingTx]:
         return list(self._pending.values())
 
-    def submit(self, ptx: PendingTx) -> PendingTx:
-        """Check the chain id, hand the transaction to the node and track it until mined."""
+    def _check_chain_id(self, ptx: PendingTx) -> None:
+        """Refuse a transaction signed for another chain before it reaches the node/EVM."""
         cid = raw_tx_chain_id(ptx.raw)
         if cid != self.chain_id:
             raise ChainIdMismatchError(
@@ -396,6 +396,10 @@ class ChainBackend(ABC):
                 contract=ptx.contract,
                 function=ptx.function,
             )
+
+    def submit(self, ptx: PendingTx) -> PendingTx:
+        """Check the chain id, hand the transaction to the node and track it until mined."""
+        self._check_chain_id(ptx)
         self._submit(ptx)
         self._pending[ptx.tx_hash] = ptx
         return ptx
@@ -1006,15 +1010,7 @@ class RpcChain(ChainBackend):
     def submit_many(self, ptxs: Sequence[PendingTx]) -> None:
         """Submit several signed transactions in one HTTP request (JSON-RPC batch)."""
         for ptx in ptxs:
-            cid = raw_tx_chain_id(ptx.raw)
-            if cid != self.chain_id:
-                raise ChainIdMismatchError(
-                    f"transaction {ptx.tx_hash} was signed for chain id {cid}, but chain "
-                    f"{self.name!r} has chain id {self.chain_id}",
-                    agent=ptx.agent,
-                    contract=ptx.contract,
-                    function=ptx.function,
-                )
+            self._check_chain_id(ptx)
         self._submit_many(ptxs)
 
     def _submit_many(self, ptxs: Sequence[PendingTx]) -> None:
