@@ -113,7 +113,7 @@ def test_gridledger_node_serves_both_chains_until_interrupted():
         chains = make_chains(spec)  # checks the chain ids
         assert {k: c.chain_id for k, c in chains.items()} == DEFAULT_CHAIN_IDS
         os.kill(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=60) == 0  # stopping two anvils is slow on a loaded machine
         with pytest.raises(ChainConnectionError):
             RpcChain(f"http://127.0.0.1:{port}", "x", retries=0, timeout_s=1)
     finally:
