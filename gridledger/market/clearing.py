@@ -26,6 +26,7 @@ ONE = 10**18
 FRACTION_BITS = 48
 X_MAX_FP = 10**24
 BASE_UNITS_PER_WH_PER_USD_PER_MWH = 10**12
+MAX_CREDIT = 2**72 - 1  # LETB keeps a buyer's refund credit in 72 bits of its account slot
 
 _FILL_ABI = "(uint256,address,uint256,uint256)[]"
 _RETB_TRADE_ABI = "(address,uint256,uint256,uint256,uint256,address,uint256,uint256,uint256)"
@@ -173,6 +174,29 @@ def settle(fills: Sequence[Fill], delivered_wh: Sequence[int]) -> Settlement:
     return Settlement(payouts, sum(payouts), refunded, sum(delivered_wh))
 
 
+def credit_refund(credit: int, refunded: int) -> tuple[int, int]:
+    """LETB settle: the refund is credited to the buyer inside the contract (pull payment).
+
+    Returns (credit after, refund transferred): the refund is added to the credit unless the sum
+    would exceed ``MAX_CREDIT``; then the refund is transferred and the credit stays.
+    """
+    if not 0 <= credit <= MAX_CREDIT:
+        raise ClearingError(f"credit={credit} outside 0..{MAX_CREDIT}")
+    if refunded < 0:
+        raise ClearingError(f"refunded={refunded} is negative")
+    if credit + refunded <= MAX_CREDIT:
+        return credit + refunded, 0
+    return credit, refunded
+
+
+def spend_credit(credit: int, total: int) -> tuple[int, int]:
+    """LETB request: the buyer's credit pays first. Returns (credit used, amount pulled)."""
+    if credit < 0 or total < 0:
+        raise ClearingError(f"credit={credit}, total={total}: both must be >= 0")
+    used = min(credit, total)
+    return used, total - used
+
+
 def update_reputation(reputation: int, score: int) -> int:
     """The bounded feedback rule of both contracts: (7 r + 200 score) // 8, in [0, 1000]."""
     if not 0 <= reputation <= REP_MAX:
@@ -183,7 +207,7 @@ def update_reputation(reputation: int, score: int) -> int:
 
 
 def request_commitment(buyer: str, nonce: int, t: int, fills: Sequence[Fill]) -> bytes:
-    """keccak256(abi_encode(buyer, nonce, t, fills)) — the hash LETB stores (first 24 bytes)."""
+    """keccak256(abi_encode(buyer, nonce, t, fills)) — the hash LETB stores (first 15 bytes)."""
     data = encode(
         ["address", "uint256", "uint256", _FILL_ABI],
         [buyer, nonce, t, [f.as_tuple() for f in fills]],
@@ -317,6 +341,7 @@ def trade_incentive(
 
 
 __all__ = [
+    "MAX_CREDIT",
     "MAX_FILLS",
     "MAX_VISIT",
     "POSITIVE_SCORE",
@@ -331,6 +356,7 @@ __all__ = [
     "RetbTrade",
     "Settlement",
     "choose_rep",
+    "credit_refund",
     "hint_for",
     "incentive",
     "incentive_x_fp",
@@ -342,6 +368,7 @@ __all__ = [
     "price_to_chain",
     "request_commitment",
     "settle",
+    "spend_credit",
     "trade_incentive",
     "update_reputation",
 ]
