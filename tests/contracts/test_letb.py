@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from web3.logs import DISCARD
 
+from gridledger.market.clearing import MAX_CREDIT
+
 from .conftest import (
     CAP,
     FLOOR,
@@ -508,3 +510,19 @@ def test_exhausted_offer_is_a_stale_hint(market: Market) -> None:
     m.chain.send(m.letb.functions.request(0, 100, 0), m.consumers[0])
     call = m.letb.functions.post_offer(0, 100, 50 * PER_MWH, pid(m, m.producers[0]))
     assert revert_reason(m.chain, call, m.producers[1]) == "stale hint"
+
+
+def test_refund_above_the_credit_field_is_transferred(market: Market) -> None:
+    m = market
+    open_hour(m, 0, m.letb)
+    e_wh, price = 40_000_000, 150 * PER_MWH  # 6e21 base units > 2**72 - 1
+    assert e_wh * price > MAX_CREDIT
+    post(m, m.producers[0], 0, e_wh, price)
+    u = m.consumers[0]
+    fills = fills_of(m, m.chain.send(m.letb.functions.request(0, e_wh, 0), u))
+    before = balance(m, u)
+    receipt = m.chain.send(m.letb.functions.settle(u, 1, 0, fills, [0]), m.tdno)
+    assert balance(m, u) - before == e_wh * price  # transferred, not credited
+    assert m.letb.functions.credit_of(u).call() == 0
+    assert m.letb.events.Credited().process_receipt(receipt, errors=DISCARD) == ()
+    assert balance(m, m.letb.address) == 1
