@@ -163,7 +163,8 @@ class Settlement:
 
 
 def settle(fills: Sequence[Fill], delivered_wh: Sequence[int]) -> Settlement:
-    """Pay each seller delivered * price, refund the buyer the undelivered rest (exact)."""
+    """Pay each seller delivered * price; the undelivered rest is the buyer's refund (exact):
+    LETB credits it inside the contract (`credit_refund`), RETB transfers it."""
     if len(fills) != len(delivered_wh):
         raise ClearingError(f"{len(delivered_wh)} delivered amounts for {len(fills)} fills")
     for i, (f, d) in enumerate(zip(fills, delivered_wh, strict=True)):
