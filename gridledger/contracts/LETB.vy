@@ -68,6 +68,22 @@ event Settled:
     paid: uint256
     refunded: uint256
 
+event Credited:
+    buyer: indexed(address)
+    nonce: uint256
+    amount: uint256
+    credit: uint256
+
+event CreditUsed:
+    buyer: indexed(address)
+    nonce: uint256
+    amount: uint256
+    credit: uint256
+
+event Withdrawn:
+    account: indexed(address)
+    amount: uint256
+
 event Rated:
     buyer: indexed(address)
     seller: indexed(address)
@@ -301,13 +317,19 @@ def request(t: uint256, demand_wh: uint256, rt: uint256) -> uint256:
         if new_head != head:
             self.book_head = (new_head << HEAD_SHIFT) | (t + 1)
         h: bytes32 = self._request_hash(msg.sender, nonce, t, fills)
+        credit: uint256 = (acct >> base.CREDIT_SHIFT) & base.MAX_CREDIT
+        used: uint256 = min(credit, total)
         base.accounts[msg.sender] = (
             base._commit(h)
+            | ((credit - used) << base.CREDIT_SHIFT)
             | (nonce << 32)
             | (acct & (base.MASK32 - base.F_SETTLED))
             | base.F_OPEN
         )
-        extcall base.token.transferFrom(msg.sender, self, total)
+        if used > 0:
+            log CreditUsed(buyer=msg.sender, nonce=nonce, amount=used, credit=credit - used)
+        if total > used:
+            extcall base.token.transferFrom(msg.sender, self, total - used)
     else:
         nonce -= 1
     log Requested(
@@ -326,7 +348,8 @@ def settle(
 ):
     """
     @notice TDNO confirms the delivered Wh of each fill of `buyer`'s request `nonce`; pays each
-            seller delivered * price from escrow and refunds the rest to the buyer, once
+            seller delivered * price from escrow and credits the rest to the buyer inside the
+            contract (pull payment: spent first by its next request, or `withdraw()`), once
     """
     n: uint256 = len(fills)
     assert n == len(delivered_wh), "length mismatch"
@@ -350,9 +373,15 @@ def settle(
             paid = unsafe_add(paid, amount)
             delivered_total = unsafe_add(delivered_total, d)
         refunded = unsafe_add(refunded, unsafe_mul(unsafe_sub(f.e_wh, d), f.price))
+    credit: uint256 = (acct >> base.CREDIT_SHIFT) & base.MAX_CREDIT
     if refunded > 0:
-        receivers.append(buyer)
-        amounts.append(refunded)
+        if credit + refunded <= base.MAX_CREDIT:
+            credit = unsafe_add(credit, refunded)
+            acct = unsafe_add(acct, refunded << base.CREDIT_SHIFT)
+            log Credited(buyer=buyer, nonce=nonce, amount=refunded, credit=credit)
+        else:  # the credit field would overflow: refund by transfer instead
+            receivers.append(buyer)
+            amounts.append(refunded)
     if len(receivers) > 0:
         extcall base.token.transfer_many(receivers, amounts, skip_contract_check=True)
     base.accounts[buyer] = (acct ^ base.F_OPEN) | base.F_SETTLED
@@ -364,6 +393,28 @@ def settle(
         paid=paid,
         refunded=refunded,
     )
+
+
+@external
+def withdraw() -> uint256:
+    """
+    @notice pay the caller's whole refund credit (token base units) out of escrow, at any time
+    @return amount paid
+    """
+    acct: uint256 = base.accounts[msg.sender]
+    credit: uint256 = (acct >> base.CREDIT_SHIFT) & base.MAX_CREDIT
+    assert credit > 0, "no credit"
+    base.accounts[msg.sender] = acct & ~(base.MAX_CREDIT << base.CREDIT_SHIFT)
+    extcall base.token.transfer(msg.sender, credit)
+    log Withdrawn(account=msg.sender, amount=credit)
+    return credit
+
+
+@external
+@view
+def credit_of(account: address) -> uint256:
+    """@notice refund credit of `account`, token base units (spent by its next request)"""
+    return (base.accounts[account] >> base.CREDIT_SHIFT) & base.MAX_CREDIT
 
 
 @external

@@ -56,9 +56,11 @@ MASK80: constant(uint256) = 2**80 - 1
 MASK96: constant(uint256) = 2**96 - 1
 MASK160: constant(uint256) = 2**160 - 1
 
-# account slot: commitment (192 bits, 64..255) | nonce (32, 32..63) | producer id (24, 8..31)
-#               | flags (8, 0..7)
-COMMIT_MASK: constant(uint256) = max_value(uint256) - (2**64 - 1)
+# account slot: commitment (120 bits, 136..255) | LETB buyer credit (72, 64..135; RETB: 0)
+#               | nonce (32, 32..63) | producer id (24, 8..31) | flags (8, 0..7)
+COMMIT_MASK: constant(uint256) = max_value(uint256) - (2**136 - 1)
+CREDIT_SHIFT: constant(uint256) = 64
+MAX_CREDIT: constant(uint256) = 2**72 - 1
 F_REGISTERED: constant(uint256) = 1
 F_PRODUCER: constant(uint256) = 2
 F_CONSUMER: constant(uint256) = 4
@@ -261,7 +263,7 @@ def _rep_update(reputation: uint256, score: uint256) -> uint256:
 @internal
 @pure
 def _commit(h: bytes32) -> uint256:
-    """the 192-bit commitment part of a hash, aligned to the account slot"""
+    """the 120-bit commitment part of a hash, aligned to the account slot"""
     return convert(h, uint256) & COMMIT_MASK
 
 

@@ -44,6 +44,9 @@ def setup_chains(model: EnergyMarketModel, spec: str) -> None:
     registrations (set-up transactions are recorded with t = -1)."""
     sc = model.params
     t0 = time.perf_counter()
+    # each LETB user's refund credit (token base units, user address -> units): LETB.settle
+    # credits undelivered value inside the contract, the next request spends it first
+    model.letb_credit_units: dict[str, int] = {}
     model.chains: dict[str, ChainBackend] = make_chains(
         spec, {"letb": sc.letb_chain_id, "retb": sc.retb_chain_id}
     )

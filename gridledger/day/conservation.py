@@ -2,8 +2,11 @@
 
 Issue 5: every hour demand = local + renewable + grid (Wh, per user), and the token supply of each
 chain changes only by the incentives RETB minted (none on the LETB chain); after settlement every
-market's escrow holds exactly its seed (1 base unit) plus the registration bonds it keeps. A
-violation stops the run with `ConservationError` naming the hour and the party.
+market's escrow holds exactly its seed (1 base unit) plus the registration bonds it keeps, plus
+(LETB) the refund credits of its users: LETB.settle credits undelivered value to the buyer inside
+the contract (a pull payment the user's next request spends first, or `withdraw()` pays out). The
+model tracks each user's credit from the Credited / CreditUsed events. A violation stops the run
+with `ConservationError` naming the hour and the party.
 """
 
 from __future__ import annotations
@@ -42,8 +45,15 @@ def registrations(model: EnergyMarketModel, market: MarketContract) -> int:
     )
 
 
+def letb_credits(model: EnergyMarketModel, area: int) -> int:
+    """Σ of the refund credits (token base units) the users of LETB `area` hold in it."""
+    credit = model.letb_credit_units
+    return sum(credit.get(u.account.address, 0) for u in model.users if u.area == area)
+
+
 def check_tokens(model: EnergyMarketModel, t: int, minted_units: int) -> None:
-    """Token supply change == minted incentives; every escrow back to seed + bonds.
+    """Token supply change == minted incentives; every escrow back to seed + bonds (+ LETB
+    users' refund credits).
 
     Reads the chains' state (totalSupply, escrow balances): the one place the model checks the
     contracts' bookkeeping against its own."""
@@ -69,9 +79,11 @@ def check_tokens(model: EnergyMarketModel, t: int, minted_units: int) -> None:
     model.token_supply = supply
     bond_units = usd_to_base_units(model.params.registration_bond_usd)
     seeds = [1 + bond_units * registrations(model, m) for m in (*model.letb, model.retb)]
+    for a in range(len(model.letb)):
+        seeds[a] += letb_credits(model, a)
     bad = [i for i, (e, s) in enumerate(zip(escrow, seeds, strict=True)) if e != s]
     if bad:
         raise ConservationError(
             f"hour {t}: escrow of market(s) {bad} holds {[escrow[i] for i in bad]} base "
-            f"units after settlement, expected {[seeds[i] for i in bad]}"
+            f"units after settlement, expected {[seeds[i] for i in bad]} (seed + bonds + credits)"
         )

@@ -159,6 +159,9 @@ def summary(model: EnergyMarketModel, hourly: pd.DataFrame, gas: pd.DataFrame) -
         "cost_saving_usd": cost_b - cost,
         "cost_saving_pct": 100.0 * (cost_b - cost) / cost_b if cost_b else 0.0,
         "incentives_usd": float(hourly["incentives_usd"].sum()),
+        # refunds LETB holds for its users at the end (the users' money, not a cost: the next
+        # request would spend it, withdraw() pays it out)
+        "letb_credits_usd": usd_from_base_units(sum(model.letb_credit_units.values())),
         "trades": len(model.trade_rows),
         "tx_count": len(ops),
         "total_gas": int(ops["gas_used"].sum()),

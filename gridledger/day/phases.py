@@ -135,6 +135,8 @@ def phase3_letb(model: EnergyMarketModel, t: int) -> dict[int, dict[str, Any]]:
                 fills.append(ev)
             elif name == "Requested":
                 req = ev
+            elif name == "CreditUsed":  # the user's refund credit paid (part of) the request
+                model.letb_credit_units[u.account.address] = int(ev["credit"])
         assert req is not None, "LETB request without Requested event"
         u.local_wh = int(req["filled_wh"])
         if fills:

@@ -34,8 +34,8 @@ def phase6_tdno(
     retb_trades: dict[int, dict[str, Any]],
 ) -> dict[str, Any]:
     """Stage 3: meter each seller (faults, REP forecast error), split its delivery pro rata over
-    its trades, confirm on chain (escrow pays and refunds), balance shortfalls from the grid,
-    pay exports at the feed-in tariff, run the hour's AC power flows."""
+    its trades, confirm on chain (escrow pays; LETB credits, RETB refunds the rest), balance
+    shortfalls from the grid, pay exports at the feed-in tariff, run the hour's AC power flows."""
     sc = model.params
     faults = model.faults[t]
     # what each producer sold, trade by trade
@@ -71,7 +71,8 @@ def phase6_tdno(
         for (uid, _e), d in zip(trades, split, strict=True):
             delivered_retb[uid] = d
         r.settle(t, sum(split), sc.dt_h)
-    # TDNO confirms on chain -> escrow pays producers, refunds buyers
+    # TDNO confirms on chain -> escrow pays producers; LETB credits the undelivered value to the
+    # buyer inside the contract (spent by its next request), RETB refunds it
     td = {c: model.signers[("tdno", c)] for c in model.chains}
     items = []
     letb_keys = list(letb_req)
@@ -106,6 +107,10 @@ def phase6_tdno(
         market = model.letb[u.area] if is_letb else model.retb
         ev = one_event(market, res, "Settled")
         paid = usd_from_base_units(int(ev["paid"]))
+        if is_letb and int(ev["refunded"]) > 0:
+            credited = [a for name, a in events(market, res) if name == "Credited"]
+            if credited:  # else the refund did not fit the credit field and was transferred
+                model.letb_credit_units[u.account.address] = int(credited[0]["credit"])
         if is_letb:
             d = sum(delivered_letb[uid])
             u.local_usd += paid

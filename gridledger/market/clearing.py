@@ -26,6 +26,7 @@ ONE = 10**18
 FRACTION_BITS = 48
 X_MAX_FP = 10**24
 BASE_UNITS_PER_WH_PER_USD_PER_MWH = 10**12
+MAX_CREDIT = 2**72 - 1  # LETB keeps a buyer's refund credit in 72 bits of its account slot
 
 _FILL_ABI = "(uint256,address,uint256,uint256)[]"
 _RETB_TRADE_ABI = "(address,uint256,uint256,uint256,uint256,address,uint256,uint256,uint256)"
@@ -162,7 +163,8 @@ class Settlement:
 
 
 def settle(fills: Sequence[Fill], delivered_wh: Sequence[int]) -> Settlement:
-    """Pay each seller delivered * price, refund the buyer the undelivered rest (exact)."""
+    """Pay each seller delivered * price; the undelivered rest is the buyer's refund (exact):
+    LETB credits it inside the contract (`credit_refund`), RETB transfers it."""
     if len(fills) != len(delivered_wh):
         raise ClearingError(f"{len(delivered_wh)} delivered amounts for {len(fills)} fills")
     for i, (f, d) in enumerate(zip(fills, delivered_wh, strict=True)):
@@ -171,6 +173,29 @@ def settle(fills: Sequence[Fill], delivered_wh: Sequence[int]) -> Settlement:
     payouts = tuple(d * f.price for f, d in zip(fills, delivered_wh, strict=True))
     refunded = sum((f.e_wh - d) * f.price for f, d in zip(fills, delivered_wh, strict=True))
     return Settlement(payouts, sum(payouts), refunded, sum(delivered_wh))
+
+
+def credit_refund(credit: int, refunded: int) -> tuple[int, int]:
+    """LETB settle: the refund is credited to the buyer inside the contract (pull payment).
+
+    Returns (credit after, refund transferred): the refund is added to the credit unless the sum
+    would exceed ``MAX_CREDIT``; then the refund is transferred and the credit stays.
+    """
+    if not 0 <= credit <= MAX_CREDIT:
+        raise ClearingError(f"credit={credit} outside 0..{MAX_CREDIT}")
+    if refunded < 0:
+        raise ClearingError(f"refunded={refunded} is negative")
+    if credit + refunded <= MAX_CREDIT:
+        return credit + refunded, 0
+    return credit, refunded
+
+
+def spend_credit(credit: int, total: int) -> tuple[int, int]:
+    """LETB request: the buyer's credit pays first. Returns (credit used, amount pulled)."""
+    if credit < 0 or total < 0:
+        raise ClearingError(f"credit={credit}, total={total}: both must be >= 0")
+    used = min(credit, total)
+    return used, total - used
 
 
 def update_reputation(reputation: int, score: int) -> int:
@@ -183,7 +208,7 @@ def update_reputation(reputation: int, score: int) -> int:
 
 
 def request_commitment(buyer: str, nonce: int, t: int, fills: Sequence[Fill]) -> bytes:
-    """keccak256(abi_encode(buyer, nonce, t, fills)) — the hash LETB stores (first 24 bytes)."""
+    """keccak256(abi_encode(buyer, nonce, t, fills)) — the hash LETB stores (first 15 bytes)."""
     data = encode(
         ["address", "uint256", "uint256", _FILL_ABI],
         [buyer, nonce, t, [f.as_tuple() for f in fills]],
@@ -317,6 +342,7 @@ def trade_incentive(
 
 
 __all__ = [
+    "MAX_CREDIT",
     "MAX_FILLS",
     "MAX_VISIT",
     "POSITIVE_SCORE",
@@ -331,6 +357,7 @@ __all__ = [
     "RetbTrade",
     "Settlement",
     "choose_rep",
+    "credit_refund",
     "hint_for",
     "incentive",
     "incentive_x_fp",
@@ -342,6 +369,7 @@ __all__ = [
     "price_to_chain",
     "request_commitment",
     "settle",
+    "spend_credit",
     "trade_incentive",
     "update_reputation",
 ]

@@ -503,6 +503,7 @@ class LETB(MarketContract):
     artifact = "LETB"
     required_functions = (
         "register", "open_hour", "post_offer", "request", "settle", "feedback", "hint_for",
+        "withdraw", "credit_of",
     )  # fmt: skip
 
     @classmethod
@@ -555,6 +556,15 @@ class LETB(MarketContract):
         scores: Sequence[int],
     ) -> TxRequest:
         return self.tx("feedback", buyer, nonce, t, [_fill(f) for f in fills], list(scores))
+
+    def withdraw(self) -> TxRequest:
+        """Buyer pulls its whole refund credit (token base units) out of the LETB escrow."""
+        return self.tx("withdraw")
+
+    def credit_of(self, account: str, block: int | str = "latest") -> int:
+        """Refund credit of `account` in token base units (settle credits refunds; the next
+        request spends it first, `withdraw` pays it out)."""
+        return int(self.call("credit_of", account, block=block))
 
     def hint_for(self, price: int, block: int | str = "latest") -> int:
         return int(self.call("hint_for", price, block=block))

@@ -10,7 +10,8 @@ after every step (issue 7).
 Invariants (all exact integers: token base units, Wh):
 * supply:      token supply change = incentives minted (Σ IncentiveMinted.incentive), per chain;
 * escrow:      each market's token balance = what it keeps by rule (escrow seed + registration
-               bonds) + the value Σ e_wh·price of its matched requests not yet settled;
+               bonds) + the value Σ e_wh·price of its matched requests not yet settled
+               + the buyers' refund credits (LETB credits refunds, pull payment);
 * settlement:  per request delivered_wh <= scheduled_wh, paid + refunded = value,
                scheduled = delivered + undelivered (no Wh unaccounted);
 * balances:    every balance change is explained by Transfer events, and every debit of an account
@@ -46,6 +47,7 @@ __all__ = [
     "check_reputations",
     "check_settlements",
     "check_supply",
+    "credit_totals",
     "kept_by_rule",
     "raise_violations",
     "read_token_state",
@@ -57,8 +59,9 @@ REP_MAX = 1000
 ZERO_ADDRESS = "0x" + "00" * 20
 REQUEST_KEY = ["chain", "address", "buyer", "nonce"]
 """A matched request: market contract (chain, address), buyer and the buyer's request nonce."""
-PAYOUT_OPERATIONS = frozenset({"settle"})
-"""Operations in which a market contract may send tokens (payments to sellers, refunds)."""
+PAYOUT_OPERATIONS = frozenset({"settle", "withdraw"})
+"""Operations in which a market contract may send tokens (payments to sellers, refunds that do
+not fit the credit field, a buyer withdrawing its refund credit)."""
 BOND_OPERATIONS = frozenset({"register"})
 """Operations in which a market may pull tokens from an account that did not sign (the bond)."""
 MINT_OPERATIONS = frozenset({"feedback"})
@@ -246,16 +249,46 @@ def minted_between(incentives: pd.DataFrame, chain: str, first: int, last: int) 
 __all__ += ["minted_between"]
 
 
+def credit_totals(
+    credited: pd.DataFrame | None,
+    used: pd.DataFrame | None = None,
+    withdrawn: pd.DataFrame | None = None,
+) -> dict[tuple[str, str], int]:
+    """Σ of the buyers' refund credits per market (chain, address), from LETB's events.
+
+    `credited` = `Ledger.events("Credited")`, `used` = `Ledger.events("CreditUsed")` (both carry
+    the buyer's credit after the event), `withdrawn` = `Ledger.events("Withdrawn")` (credit -> 0).
+    """
+    last: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+    for df, who in ((credited, "buyer"), (used, "buyer"), (withdrawn, "account")):
+        cols = ("chain", "address", "block", "log_index", who)
+        if who == "buyer":
+            cols = (*cols, "credit")
+        for r in _rows(df, *cols):
+            credit = 0 if who == "account" else int(r["credit"])
+            key = (r["chain"], r["address"], r[who])
+            pos = (int(r["block"]), int(r["log_index"]))
+            if key not in last or last[key][:2] < pos:
+                last[key] = (*pos, credit)
+    out: dict[tuple[str, str], int] = {}
+    for (chain, address, _buyer), (_b, _i, credit) in last.items():
+        out[(chain, address)] = out.get((chain, address), 0) + credit
+    return out
+
+
 def check_escrow(
     escrow_units: Mapping[tuple[str, str], int],
     requests: pd.DataFrame,
     kept_units: Mapping[tuple[str, str], int],
+    credit_units: Mapping[tuple[str, str], int] | None = None,
 ) -> list[Violation]:
-    """Each market's balance = kept by rule + Σ value of its open (matched, unsettled) requests.
+    """Each market's balance = kept by rule + Σ value of its open (matched, unsettled) requests
+    + Σ refund credits of its buyers.
 
-    `escrow_units` and `kept_units` are keyed by (chain, market address); `requests` is
-    `request_book(...)`.
+    `escrow_units`, `kept_units` and `credit_units` (`credit_totals(...)`; None = no credits) are
+    keyed by (chain, market address); `requests` is `request_book(...)`.
     """
+    credits = credit_units or {}
     open_value: dict[tuple[str, str], int] = {}
     n_open: dict[tuple[str, str], int] = {}
     for r in _rows(requests, "chain", "address", "value", "settled"):
@@ -265,7 +298,7 @@ def check_escrow(
             n_open[m] = n_open.get(m, 0) + 1
     out = []
     for m, held in escrow_units.items():
-        expected = int(kept_units.get(m, 0)) + open_value.get(m, 0)
+        expected = int(kept_units.get(m, 0)) + open_value.get(m, 0) + int(credits.get(m, 0))
         if int(held) != expected:
             out.append(
                 Violation(
@@ -273,7 +306,7 @@ def check_escrow(
                     f"market {m[1]} on chain {m[0]!r}",
                     f"holds {held} base units, expected {expected} = kept by rule "
                     f"{kept_units.get(m, 0)} + {n_open.get(m, 0)} open request(s) worth "
-                    f"{open_value.get(m, 0)}",
+                    f"{open_value.get(m, 0)} + credits {credits.get(m, 0)}",
                 )
             )
     return out

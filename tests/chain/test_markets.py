@@ -103,7 +103,9 @@ def test_one_letb_hour_end_to_end(market):
     }
     assert token.balance_of(p1.address) == 100 * USD + 1000 * price(40)
     assert token.balance_of(p0.address) == 100 * USD + 900 * price(50)
-    assert token.balance_of(u0.address) == 100 * USD - 1000 * price(40) - 400 * price(50)
+    # the undelivered 100 Wh stay in the LETB as u0's refund credit (pull payment)
+    assert token.balance_of(u0.address) == 100 * USD - 1000 * price(40) - 500 * price(50)
+    assert area.credit_of(u0.address) == 100 * price(50) and area.credit_of(u1.address) == 0
 
     ledger.phase = "feedback"
     scores = {u0.address: [5, 1], u1.address: [4]}
@@ -133,6 +135,11 @@ def test_one_letb_hour_end_to_end(market):
     assert (hour["status"] == 1).all() and (hour["gas_used"] > 21_000).all()
     assert set(ledger.funding()["operation"]) == {"fund_gas", "fund_tokens"}
     assert ledger.gas_per_hour().to_dict() == {0: int(hour["gas_used"].sum())}
+
+    ledger.phase = "withdraw"
+    u0.transact(area.withdraw())
+    assert area.credit_of(u0.address) == 0
+    assert token.balance_of(u0.address) == 100 * USD - 1000 * price(40) - 400 * price(50)
 
 
 def test_letb_refusals_are_named(market):

@@ -278,7 +278,8 @@ def balance(m: Market, who: str) -> int:
 def gas_day(m: Market, hours: int, seed: int = 7) -> list[tuple[str, int]]:
     """Run `hours` market hours on LETB and RETB at the default scenario's size (the market's
     producers each offer 1-3 kWh, consumers each buy 0.3-3 kWh locally, so a request fills 1-3
-    offers, then a 1-5 kWh shortage from a REP) with settlement and feedback; returns the
+    offers, then a 1-5 kWh shortage from a REP) with settlement and feedback, and at the end
+    each consumer withdraws its LETB refund credit; returns the
     (operation label, gas_used) of every transaction, first hours included."""
     import random
 
@@ -328,6 +329,9 @@ def gas_day(m: Market, hours: int, seed: int = 7) -> list[tuple[str, int]]:
             chain.send(m.retb.functions.settle(trade, delivered), m.tdno, "RETB.settle")
             call = m.retb.functions.feedback(trade, delivered, rng.randrange(3, 6))
             chain.send(call, u, "RETB.feedback (incentive minted)")
+    for u in m.consumers:  # end of the day: each consumer pulls its LETB refund credit
+        if m.letb.functions.credit_of(u).call() > 0:
+            chain.send(m.letb.functions.withdraw(), u, "LETB.withdraw")
     return chain.gas_log[start:]
 
 

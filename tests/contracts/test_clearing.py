@@ -137,4 +137,16 @@ def test_request_commitment_is_what_letb_stores(market: Market) -> None:
     fills = [Fill(*f) for f in fills_of(m, m.chain.send(m.letb.functions.request(0, 600, 0), u))]
     commit, nonce, _pid, _flags = m.letb.functions.account_state(u).call()
     h = int.from_bytes(clearing.request_commitment(u, nonce, 0, fills), "big")
-    assert commit == h & ~(2**64 - 1)
+    assert commit == h & ~(2**136 - 1)  # the top 120 bits (below them: the refund credit)
+
+
+def test_credit_refund_and_spend_credit() -> None:
+    assert clearing.credit_refund(5, 7) == (12, 0)
+    assert clearing.credit_refund(clearing.MAX_CREDIT - 1, 1) == (clearing.MAX_CREDIT, 0)
+    assert clearing.credit_refund(clearing.MAX_CREDIT, 1) == (clearing.MAX_CREDIT, 1)
+    assert clearing.spend_credit(10, 4) == (4, 0)
+    assert clearing.spend_credit(3, 4) == (3, 1)
+    with pytest.raises(ClearingError, match="credit=-1"):
+        clearing.credit_refund(-1, 0)
+    with pytest.raises(ClearingError, match="refunded=-2"):
+        clearing.credit_refund(0, -2)

@@ -108,45 +108,58 @@ def test_letb_matches_reference(world: World, case) -> None:
 
     reputation = dict(world.reputation)
     expected = dict(world.balances)
-    matched = []
-    for b, demand, rt in requests:
-        buyer = buyers[b]
-        own = world.pid.get(buyer, 0)
-        want = clearing.match_request(book, reputation, demand, rt, own)
-        receipt = chain.send(m.letb.functions.request(HOUR, demand, rt), buyer)
-        events = m.letb.events.Trade().process_receipt(receipt, errors=DISCARD)
-        got = [clearing.Fill(e.args.producer_id, e.args.seller, e.args.e_wh, e.args.price)
-               for e in events]  # fmt: skip
-        assert got == list(want.fills)
-        assert [e.args.index for e in events] == list(range(len(events)))
-        book = want.book
-        expected[buyer] -= want.paid
-        expected[m.letb.address] += want.paid
-        if want.fills:
-            matched.append((buyer, events[0].args.nonce, want.fills))
-    assert m.letb.functions.book().call() == [o.producer_id for o in book]
-    if book:  # the head's remaining energy (partial fills happen at the head or after skips)
-        assert m.letb.functions.offer_of(book[0].producer_id).call()[2] == book[0].e_wh
-
+    credit = dict.fromkeys(buyers, 0)  # the warm-up delivers in full: no credit at the snapshot
     k = 0
-    for j, (buyer, nonce, fills) in enumerate(matched):
-        delivered = [f.e_wh * delivered_pct[(k + n) % 20] // 100 for n, f in enumerate(fills)]
-        k += len(fills)
-        s = clearing.settle(fills, delivered)
-        args = (buyer, nonce, HOUR, [f.as_tuple() for f in fills])
-        chain.send_quiet(m.letb.functions.settle(*args, delivered), m.tdno)
-        for f, pay in zip(fills, s.payouts, strict=True):
-            expected[f.seller] += pay
-        expected[buyer] += s.refunded
-        expected[m.letb.address] -= s.paid + s.refunded
-        if rate[j % len(rate)]:
-            sc = [scores[(k + n) % 20] for n in range(len(fills))]
-            chain.send_quiet(m.letb.functions.feedback(*args, sc), buyer)
-            for f, score in zip(fills, sc, strict=True):
-                reputation[f.producer_id] = clearing.update_reputation(
-                    reputation[f.producer_id], score
-                )
+    for _round in range(2):  # the second round spends the first round's refund credits
+        matched = []
+        for b, demand, rt in requests:
+            buyer = buyers[b]
+            own = world.pid.get(buyer, 0)
+            want = clearing.match_request(book, reputation, demand, rt, own)
+            receipt = chain.send(m.letb.functions.request(HOUR, demand, rt), buyer)
+            events = m.letb.events.Trade().process_receipt(receipt, errors=DISCARD)
+            got = [clearing.Fill(e.args.producer_id, e.args.seller, e.args.e_wh, e.args.price)
+                   for e in events]  # fmt: skip
+            assert got == list(want.fills)
+            assert [e.args.index for e in events] == list(range(len(events)))
+            book = want.book
+            used, pulled = clearing.spend_credit(credit[buyer], want.paid)
+            credit[buyer] -= used
+            expected[buyer] -= pulled
+            expected[m.letb.address] += pulled
+            if want.fills:
+                matched.append((buyer, events[0].args.nonce, want.fills))
+        assert m.letb.functions.book().call() == [o.producer_id for o in book]
+        if book:  # the head's remaining energy (partial fills happen at the head or after skips)
+            assert m.letb.functions.offer_of(book[0].producer_id).call()[2] == book[0].e_wh
 
+        for j, (buyer, nonce, fills) in enumerate(matched):
+            delivered = [f.e_wh * delivered_pct[(k + n) % 20] // 100 for n, f in enumerate(fills)]
+            k += len(fills)
+            s = clearing.settle(fills, delivered)
+            args = (buyer, nonce, HOUR, [f.as_tuple() for f in fills])
+            chain.send_quiet(m.letb.functions.settle(*args, delivered), m.tdno)
+            for f, pay in zip(fills, s.payouts, strict=True):
+                expected[f.seller] += pay
+            credit[buyer], transferred = clearing.credit_refund(credit[buyer], s.refunded)
+            expected[buyer] += transferred
+            expected[m.letb.address] -= s.paid + transferred
+            if rate[j % len(rate)]:
+                sc = [scores[(k + n) % 20] for n in range(len(fills))]
+                chain.send_quiet(m.letb.functions.feedback(*args, sc), buyer)
+                for f, score in zip(fills, sc, strict=True):
+                    reputation[f.producer_id] = clearing.update_reputation(
+                        reputation[f.producer_id], score
+                    )
+
+    assert {b: m.letb.functions.credit_of(b).call() for b in buyers} == credit
+    for i, buyer in enumerate(buyers):  # withdraw some credits, keep others
+        if credit[buyer] > 0 and rate[i % len(rate)]:
+            chain.send_quiet(m.letb.functions.withdraw(), buyer)
+            expected[buyer] += credit[buyer]
+            expected[m.letb.address] -= credit[buyer]
+            credit[buyer] = 0
+    assert {b: m.letb.functions.credit_of(b).call() for b in buyers} == credit
     accounts = list(expected)
     assert dict(zip(accounts, m.token.functions.balances_of(accounts).call(), strict=True)) == (
         expected

@@ -122,3 +122,24 @@ def _rpc(url: str, method: str, params: list) -> dict | str:
     reply = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
     reply.raise_for_status()
     return reply.json()["result"]
+
+
+def test_undelivered_energy_becomes_refund_credit_held_by_letb() -> None:
+    """Faulty producers leave undelivered LETB energy: its value is credited to the buyer inside
+    the LETB (not transferred), spent by the buyer's next request; the model tracks every user's
+    credit from the events (its hourly escrow check counts them) and reports the total."""
+    model = EnergyMarketModel(Scenario(hours=4, start_hour=11, fault_rate=0.5))
+    r = model.run()
+    on_chain = {
+        u.account.address: model.letb[u.area].credit_of(u.account.address) for u in model.users
+    }
+    assert sum(on_chain.values()) > 0
+    assert {a: c for a, c in on_chain.items() if c} == {
+        a: c for a, c in model.letb_credit_units.items() if c
+    }
+    assert r.summary["letb_credits_usd"] == pytest.approx(sum(on_chain.values()) / 10**18)
+    # each escrow = seed + its users' credits (no bond, every request settled)
+    token = model.tokens["letb"]
+    for a, market in enumerate(model.letb):
+        credits = sum(c for u in model.users if u.area == a for c in [on_chain[u.account.address]])
+        assert token.balance_of(market.address) == 1 + credits

@@ -285,7 +285,10 @@ class World:
                   for m, c in self.markets.items()}  # fmt: skip
         bonds = {k: self.bond_units for k in escrow}
         kept = inv.kept_by_rule(led.events("Registered"), bonds)
-        out += inv.check_escrow(escrow, requests, kept)
+        credits = inv.credit_totals(
+            led.events("Credited"), led.events("CreditUsed"), led.events("Withdrawn")
+        )
+        out += inv.check_escrow(escrow, requests, kept, credits)
         out += inv.check_settlements(requests)
         out += inv.check_feedback(led.feedback(), requests)
         out += inv.check_reputations(reps)

@@ -242,7 +242,10 @@ def test_under_delivering_producer(world: World):
     u0_before, bad_before = tok.balance_of(u0.address), tok.balance_of(bad.address)
     tdno.on("letb").transact(letb.settle(u0.address, nonce0, 0, fills0, [300]))
     tdno.on("letb").transact(letb.settle(u1.address, nonce1, 0, fills1, [500]))
-    assert tok.balance_of(u0.address) - u0_before == 700 * price(40)  # refunded exactly
+    assert tok.balance_of(u0.address) == u0_before  # the refund is a credit in the LETB:
+    assert letb.credit_of(u0.address) == 700 * price(40)  # exactly the undelivered value
+    u0.on("letb").transact(letb.withdraw())
+    assert tok.balance_of(u0.address) - u0_before == 700 * price(40)  # withdrawn in full
     assert tok.balance_of(bad.address) - bad_before == 300 * price(40)  # paid what it delivered
     score_bad = meter_score(300, 1000)
     u0.on("letb").transact(letb.feedback(u0.address, nonce0, 0, fills0, [score_bad]))

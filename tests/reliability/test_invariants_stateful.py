@@ -242,6 +242,14 @@ class MarketMachine(RuleBasedStateMachine):
             self.open_letb[u.address] = (nonce, h.t, fills)
             self.ratable_letb.pop(u.address, None)  # a new matched request ends rating the old
 
+    @rule(i=st.integers(0, 2))
+    def letb_withdraw(self, i: int) -> None:
+        """A user pulls its LETB refund credit (the escrow invariant counts credits)."""
+        u = self.w.users[i]
+        credit = self.w.letb.credit_of(u.address)
+        self.attempt(u, self.w.letb.withdraw(), set() if credit > 0 else {"no credit"})
+        assert self.w.letb.credit_of(u.address) == 0
+
     @precondition(lambda self: self.hour is not None)
     @rule(i=st.integers(0, 2), j=st.integers(0, 1), shortage=st.integers(1, 2500),
           rt=RT, hours=st.integers(1, 2))  # fmt: skip

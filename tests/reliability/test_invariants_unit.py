@@ -46,6 +46,25 @@ def test_escrow_check_counts_open_requests_and_kept_tokens():
     assert inv.check_escrow({("c", M): 1 + 6 * USD + 70}, book, kept) == []
     (v,) = inv.check_escrow({("c", M): 1 + 6 * USD + 69}, book, kept)
     assert v.invariant == "escrow" and "1 open request(s) worth 70" in v.detail
+    # LETB refund credits are held in escrow too
+    assert inv.check_escrow({("c", M): 1 + 6 * USD + 70 + 9}, book, kept, {("c", M): 9}) == []
+    (v,) = inv.check_escrow({("c", M): 1 + 6 * USD + 70}, book, kept, {("c", M): 9})
+    assert "credits 9" in v.detail
+
+
+def test_credit_totals_take_each_buyers_latest_credit():
+    def ev(block, i, who, credit=None):
+        row = dict(chain="c", address=M, block=block, log_index=i)
+        if credit is None:
+            return {**row, "account": who}
+        return {**row, "buyer": who, "credit": credit}
+
+    credited = pd.DataFrame([ev(1, 0, A, 50), ev(1, 1, B, 20), ev(4, 0, A, 80)])
+    used = pd.DataFrame([ev(2, 0, A, 10), ev(3, 0, B, 0)])
+    assert inv.credit_totals(credited, used) == {("c", M): 80}
+    assert inv.credit_totals(credited, used, pd.DataFrame([ev(5, 0, A)])) == {("c", M): 0}
+    assert inv.credit_totals(credited.iloc[:2], used) == {("c", M): 10}
+    assert inv.credit_totals(None) == {}
 
 
 def _state(block, supply, **bal):
