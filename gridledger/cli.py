@@ -103,9 +103,23 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"max |V_OPF - V_AC| {s['opf_max_v_error_pu']:.2e} p.u.; "
         f"voltages {s['v_min_pu']:.4f}..{s['v_max_pu']:.4f} p.u."
     )
+    lines += format_attacks(s.get("attacks", []))
     tm = s.get("timing_s", {})
     lines.append("wall time: " + ", ".join(f"{k} {v:.1f}" for k, v in tm.items()))
     return "\n".join(lines)
+
+
+def format_attacks(attacks: list[dict[str, Any]]) -> list[str]:
+    """One line per attack tried: scenario | tried | what happened | tokens | Wh unaccounted."""
+    if not attacks:
+        return []
+    lines = ["attacks: scenario | tried | what happened | tokens unaccounted | Wh unaccounted"]
+    for a in attacks:
+        lines.append(
+            f"  {a['scenario']} | {a['tried']} | {a['happened']} | "
+            f"{a['tokens_unaccounted']} | {a['wh_unaccounted']}"
+        )
+    return lines
 
 
 def cmd_run(args: argparse.Namespace) -> int:

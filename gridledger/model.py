@@ -28,6 +28,7 @@ from typing import Any
 import mesa
 import pandas as pd
 
+from gridledger.day import attacks
 from gridledger.day.chains import setup_chains
 from gridledger.day.conservation import ConservationError
 from gridledger.day.kpis import (
@@ -98,6 +99,7 @@ class EnergyMarketModel(mesa.Model):
         self.timing["python_s"] += time.perf_counter() - t0
         price_day(self)
         setup_chains(self, chain)
+        attacks.start_balances(self)
         self.datacollector = mesa.DataCollector(
             model_reporters={k: hour_value(k) for k in MODEL_VARS},
             agent_reporters={
@@ -131,6 +133,7 @@ class EnergyMarketModel(mesa.Model):
         phase5_grid(self, t)
         metered = phase6_tdno(self, t, letb_req, retb_trades)
         minted = phase7_feedback(self, t, letb_req, retb_trades, metered)
+        attacks.record_hour(self, t)
         row = record_hour(self, t, offers, minted)
         self.t += 1
         self.timing["python_s"] += (

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from gridledger.day.attacks import attack_summary
 from gridledger.day.conservation import check_tokens, check_user_energy
 from gridledger.market.contracts import usd_from_base_units
 
@@ -174,6 +175,7 @@ def summary(model: EnergyMarketModel, hourly: pd.DataFrame, gas: pd.DataFrame) -
         "v_min_pu": float(hourly["v_min_pu"].min()),
         "v_max_pu": float(hourly["v_max_pu"].max()),
         "timing_s": {k: float(v) for k, v in model.timing.items()},
+        "attacks": attack_summary(model, pd.DataFrame(model.trade_rows, columns=TRADE_COLUMNS)),
     }
 
 
