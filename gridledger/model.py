@@ -99,6 +99,7 @@ class EnergyMarketModel(mesa.Model):
         self.timing["python_s"] += time.perf_counter() - t0
         price_day(self)
         setup_chains(self, chain)
+        attacks.register_sybils(self)
         attacks.start_balances(self)
         self.datacollector = mesa.DataCollector(
             model_reporters={k: hour_value(k) for k in MODEL_VARS},

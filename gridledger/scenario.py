@@ -182,6 +182,8 @@ class Scenario:
     """How many LETB producers under-deliver on purpose (the largest batteries; 0 = none)."""
     cheat_delivery_fraction: float = 0.3
     """Share of its sold energy a cheating producer delivers (0..1)."""
+    sybil_identities: int = 0
+    """Fresh identities the first cheating producer registers to escape its reputation."""
 
     # --- chains
     letb_chain_id: int = 31401
@@ -492,6 +494,7 @@ def _validate(s: Scenario) -> None:
         "must be between 1 and 24",
     )
     _check(s.cheat_producers >= 0, "cheat_producers", s.cheat_producers, "must be >= 0")
+    _check(s.sybil_identities >= 0, "sybil_identities", s.sybil_identities, "must be >= 0")
     for name in ("reliability_threshold", "initial_reputation", "reliability_threshold_spread"):
         v = getattr(s, name)
         _check(0 <= v <= REPUTATION_MAX, name, v, f"must be in 0..{REPUTATION_MAX}")

@@ -93,3 +93,37 @@ def test_cheat_options_validated() -> None:
         Scenario(cheat_producers=-1)
     with pytest.raises(AttackSetupError, match="cheat_producers"):
         EnergyMarketModel(Scenario(hours=1, cheat_producers=10_000))
+
+
+SYBIL = {"cheat_producers": 1, "sybil_identities": 2}
+
+
+def test_sybils_escape_reputation_without_mitigation() -> None:
+    """Fresh identities start at 800, above most users' rt: the burnt owner sells again."""
+    model, res = run(**SYBIL)
+    cheat, syb = res.summary["attacks"]
+    assert syb["scenario"] == "sybil producers"
+    assert syb["identities_used"] >= 1 and syb["switch_hours"]
+    assert syb["sybil_wh_sold"] > 0
+    assert syb["sybil_wh_to_buyers_above_median_rt"] > 0  # the attack works
+    assert syb["tokens_unaccounted"] == 0 and syb["wh_unaccounted"] == 0
+    assert cheat["tokens_unaccounted"] == 0 and cheat["wh_unaccounted"] == 0
+    sybil_addrs = {s["account"].address for s in model.sybils}
+    assert set(res.trades["seller"]) & sybil_addrs
+
+
+def test_sybils_with_low_start_reputation_and_bond() -> None:
+    """Mitigation: fresh identities start at 450 (below the median rt 500 +- 100) and cost a
+    5 USD bond each: they reach only the low-trust tail of buyers and pay the bonds."""
+    model, res = run(
+        **SYBIL, initial_reputation=450, reliability_threshold=500, registration_bond_usd=5.0
+    )
+    _cheat, syb = res.summary["attacks"]
+    assert syb["sybil_cost_usd"] == pytest.approx(10.0)
+    assert syb["sybil_wh_to_buyers_above_median_rt"] == 0
+    assert all(rt <= 450 for rt in syb["sybil_buyers_rt"])
+    assert syb["tokens_unaccounted"] == 0 and syb["wh_unaccounted"] == 0
+    # bonds sit in the owner's LETB escrow (the model's hourly escrow check counted them)
+    assert model.extra_registrations == {model.cheaters[0].area: 2}
+    with pytest.raises(AttackSetupError, match="sybil_identities"):
+        EnergyMarketModel(Scenario(hours=1, sybil_identities=1))
