@@ -103,6 +103,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"max |V_OPF - V_AC| {s['opf_max_v_error_pu']:.2e} p.u.; "
         f"voltages {s['v_min_pu']:.4f}..{s['v_max_pu']:.4f} p.u."
     )
+    if s.get("opf_fallback_hours"):
+        causes = sorted({f["cause"].split(",")[0] for f in s["opf_failures"]})
+        lines.append(
+            f"OPF infeasible in hour(s) {s['opf_fallback_hours']} ({'; '.join(causes)}): "
+            "fallback grid_only (no local/renewable sale, grid at tariff)"
+        )
     lines += format_attacks(s.get("attacks", []))
     tm = s.get("timing_s", {})
     lines.append("wall time: " + ", ".join(f"{k} {v:.1f}" for k, v in tm.items()))
