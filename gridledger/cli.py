@@ -152,14 +152,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gridledger.day.attacks import AttackSetupError
+    from gridledger.day.world import MarketSetupError
+    from gridledger.network.feeder import FeederDataError
     from gridledger.results import ResultsError
     from gridledger.scenario import ScenarioError
+
+    bad_input = (ScenarioError, ResultsError, FeederDataError, MarketSetupError, AttackSetupError)
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ScenarioError, ResultsError) as exc:
+    except bad_input as exc:  # bad input: named error, exit 2, nothing written (run saves last)
         print(f"gridledger {args.command}: {exc}", file=sys.stderr)
         return 2
 
