@@ -66,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_scenario(args: argparse.Namespace) -> Any:
     from gridledger.scenario import Scenario
 
-    sc = Scenario.from_toml(args.scenario) if args.scenario else Scenario()
+    path = args.scenario
+    if path is not None and not path.exists() and path.parent == Path():
+        bundled = Path(__file__).parent / "scenarios" / path.name  # e.g. attacks.toml
+        path = bundled if bundled.exists() else path
+    sc = Scenario.from_toml(path) if path else Scenario()
     changes: dict[str, Any] = {}
     if args.hours is not None:
         changes["hours"] = args.hours

@@ -6,6 +6,7 @@ Short runs: the afternoon/evening hours 14..21 in which the local producers sell
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,22 @@ def test_sybils_with_low_start_reputation_and_bond() -> None:
     assert model.extra_registrations == {model.cheaters[0].area: 2}
     with pytest.raises(AttackSetupError, match="sybil_identities"):
         EnergyMarketModel(Scenario(hours=1, sybil_identities=1))
+
+
+def test_cli_runs_shipped_attacks_toml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`gridledger run --scenario attacks.toml` (the bundled example) prints the attack table."""
+    from gridledger.cli import main
+
+    out = tmp_path / "out"
+    args = ["run", "--scenario", "attacks.toml", "--hours", "8", "--no-progress"]
+    rc = main([*args, "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    table = text.split("attacks: scenario | tried | what happened | tokens unaccounted | Wh ")[1]
+    rows = [ln for ln in table.splitlines() if ln.startswith("  ") and " | " in ln]
+    assert [r.split(" | ")[0].strip() for r in rows] == [
+        "non-delivering producer",
+        "sybil producers",
+    ]
+    assert all(r.split(" | ")[-2:] == ["0", "0"] for r in rows)
+    assert (out / "summary.json").exists()
