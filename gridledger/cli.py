@@ -66,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_scenario(args: argparse.Namespace) -> Any:
     from gridledger.scenario import Scenario
 
-    sc = Scenario.from_toml(args.scenario) if args.scenario else Scenario()
+    path = args.scenario
+    if path is not None and not path.exists() and path.parent == Path():
+        bundled = Path(__file__).parent / "scenarios" / path.name  # e.g. attacks.toml
+        path = bundled if bundled.exists() else path
+    sc = Scenario.from_toml(path) if path else Scenario()
     changes: dict[str, Any] = {}
     if args.hours is not None:
         changes["hours"] = args.hours
@@ -103,9 +107,29 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"max |V_OPF - V_AC| {s['opf_max_v_error_pu']:.2e} p.u.; "
         f"voltages {s['v_min_pu']:.4f}..{s['v_max_pu']:.4f} p.u."
     )
+    if s.get("opf_fallback_hours"):
+        causes = sorted({f["cause"].split(",")[0] for f in s["opf_failures"]})
+        lines.append(
+            f"OPF infeasible in hour(s) {s['opf_fallback_hours']} ({'; '.join(causes)}): "
+            "fallback grid_only (no local/renewable sale, grid at tariff)"
+        )
+    lines += format_attacks(s.get("attacks", []))
     tm = s.get("timing_s", {})
     lines.append("wall time: " + ", ".join(f"{k} {v:.1f}" for k, v in tm.items()))
     return "\n".join(lines)
+
+
+def format_attacks(attacks: list[dict[str, Any]]) -> list[str]:
+    """One line per attack tried: scenario | tried | what happened | tokens | Wh unaccounted."""
+    if not attacks:
+        return []
+    lines = ["attacks: scenario | tried | what happened | tokens unaccounted | Wh unaccounted"]
+    for a in attacks:
+        lines.append(
+            f"  {a['scenario']} | {a['tried']} | {a['happened']} | "
+            f"{a['tokens_unaccounted']} | {a['wh_unaccounted']}"
+        )
+    return lines
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -132,14 +156,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gridledger.day.attacks import AttackSetupError
+    from gridledger.day.world import MarketSetupError
+    from gridledger.network.feeder import FeederDataError
     from gridledger.results import ResultsError
     from gridledger.scenario import ScenarioError
+
+    bad_input = (ScenarioError, ResultsError, FeederDataError, MarketSetupError, AttackSetupError)
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ScenarioError, ResultsError) as exc:
+    except bad_input as exc:  # bad input: named error, exit 2, nothing written (run saves last)
         print(f"gridledger {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -28,8 +28,14 @@ from typing import Any
 import mesa
 import pandas as pd
 
+from gridledger.day import attacks
 from gridledger.day.chains import setup_chains
 from gridledger.day.conservation import ConservationError
+from gridledger.day.invariant_checks import (
+    InvariantError,
+    check_hour_invariants,
+    start_invariants,
+)
 from gridledger.day.kpis import (
     AGENT_COLUMNS,
     MODEL_VARS,
@@ -55,7 +61,13 @@ from gridledger.network.powerflow import PowerFlowResult
 from gridledger.results import Results
 from gridledger.scenario import Scenario
 
-__all__ = ["ConservationError", "EnergyMarketModel", "MarketSetupError", "run_scenario"]
+__all__ = [
+    "ConservationError",
+    "EnergyMarketModel",
+    "InvariantError",
+    "MarketSetupError",
+    "run_scenario",
+]
 
 
 class EnergyMarketModel(mesa.Model):
@@ -98,6 +110,9 @@ class EnergyMarketModel(mesa.Model):
         self.timing["python_s"] += time.perf_counter() - t0
         price_day(self)
         setup_chains(self, chain)
+        attacks.register_sybils(self)
+        attacks.start_balances(self)
+        start_invariants(self)
         self.datacollector = mesa.DataCollector(
             model_reporters={k: hour_value(k) for k in MODEL_VARS},
             agent_reporters={
@@ -131,6 +146,8 @@ class EnergyMarketModel(mesa.Model):
         phase5_grid(self, t)
         metered = phase6_tdno(self, t, letb_req, retb_trades)
         minted = phase7_feedback(self, t, letb_req, retb_trades, metered)
+        attacks.record_hour(self, t)
+        check_hour_invariants(self, t)
         row = record_hour(self, t, offers, minted)
         self.t += 1
         self.timing["python_s"] += (

@@ -177,6 +177,14 @@ class Scenario:
     forecast_error_std: float = 0.05
     """Std of the REPs' relative forecast error (actual vs posted capacity)."""
 
+    # --- attacks (issue 7; gridledger/day/attacks.py measures each outcome)
+    cheat_producers: int = 0
+    """How many LETB producers under-deliver on purpose (the largest batteries; 0 = none)."""
+    cheat_delivery_fraction: float = 0.3
+    """Share of its sold energy a cheating producer delivers (0..1)."""
+    sybil_identities: int = 0
+    """Fresh identities the first cheating producer registers to escape its reputation."""
+
     # --- chains
     letb_chain_id: int = 31401
     retb_chain_id: int = 31402
@@ -475,6 +483,7 @@ def _validate(s: Scenario) -> None:
         "rep_stable_fraction",
         "feedback_tolerance",
         "fault_delivery_fraction",
+        "cheat_delivery_fraction",
     ):
         v = getattr(s, name)
         _check(0.0 <= v <= 1.0, name, v, "must be a fraction in [0, 1]")
@@ -484,6 +493,8 @@ def _validate(s: Scenario) -> None:
         s.producer_peak_hours,
         "must be between 1 and 24",
     )
+    _check(s.cheat_producers >= 0, "cheat_producers", s.cheat_producers, "must be >= 0")
+    _check(s.sybil_identities >= 0, "sybil_identities", s.sybil_identities, "must be >= 0")
     for name in ("reliability_threshold", "initial_reputation", "reliability_threshold_spread"):
         v = getattr(s, name)
         _check(0 <= v <= REPUTATION_MAX, name, v, f"must be in 0..{REPUTATION_MAX}")

@@ -86,6 +86,7 @@ class LocalProducer(mesa.Agent):
         self.exported_kwh = 0.0
         self.discharge_kwh = 0.0
         self.faulty = False
+        self.cheat_fraction: float | None = None  # set for an adversary (day/attacks.py)
 
     @property
     def soc(self) -> float:
@@ -141,11 +142,15 @@ class LocalProducer(mesa.Agent):
         return self.offer
 
     def deliverable_wh(self, fault_fraction: float | None) -> int:
-        """Wh this producer can physically deliver against what it sold (fault cuts it)."""
-        if fault_fraction is None:
-            return self.sold_wh
-        self.faulty = True
-        return int(self.sold_wh * fault_fraction)
+        """Wh this producer can physically deliver against what it sold (a fault cuts it; an
+        adversary delivers only its `cheat_fraction` of what it sold, on purpose)."""
+        deliverable = self.sold_wh
+        if fault_fraction is not None:
+            self.faulty = True
+            deliverable = int(self.sold_wh * fault_fraction)
+        if self.cheat_fraction is not None:
+            deliverable = min(deliverable, int(self.sold_wh * self.cheat_fraction))
+        return deliverable
 
     def settle(self, delivered_wh: int, dt_h: float) -> None:
         """After metering: battery discharges what was delivered beyond the PV surplus; the PV

@@ -40,8 +40,10 @@ def registrations(model: EnergyMarketModel, market: MarketContract) -> int:
     if market is model.retb:
         return len(model.reps) + len(model.users)
     a = model.letb.index(market)
-    return sum(1 for p in model.producers if p.area == a) + sum(
-        1 for u in model.users if u.area == a
+    return (
+        sum(1 for p in model.producers if p.area == a)
+        + sum(1 for u in model.users if u.area == a)
+        + model.extra_registrations.get(a, 0)  # sybil identities (day/attacks.py)
     )
 
 

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from gridledger.day.attacks import attack_summary
 from gridledger.day.conservation import check_tokens, check_user_energy
+from gridledger.day.pricing import FALLBACK_RULE
 from gridledger.market.contracts import usd_from_base_units
 
 if TYPE_CHECKING:
@@ -82,12 +84,14 @@ def record_hour(
         "loss_kw_baseline": pfb.loss_kw,
         "v_min_pu": float(pf.v_pu.min()),
         "v_max_pu": float(pf.v_pu.max()),
-        "opf_max_relaxation_gap": float(
-            opf.exactness.gap_by_hour.iloc[0 if sc.opf_mode == "hourly" else t]
-        ),
-        "opf_max_v_error_pu": float(
-            opf.exactness.v_error_by_hour.iloc[0 if sc.opf_mode == "hourly" else t]
-        ),
+        "opf_max_relaxation_gap": np.nan
+        if opf is None
+        else float(opf.exactness.gap_by_hour.iloc[0 if model.opf_mode == "hourly" else t]),
+        "opf_max_v_error_pu": np.nan
+        if opf is None
+        else float(opf.exactness.v_error_by_hour.iloc[0 if model.opf_mode == "hourly" else t]),
+        "opf_status": "infeasible" if opf is None else "ok",
+        "fallback": FALLBACK_RULE if opf is None else "",
         "tx_count": model.hour_tx,
         "gas_used": int(sum(model.hour_gas.values())),
         "gas_used_letb": int(model.hour_gas["letb"]),
@@ -171,12 +175,18 @@ def summary(model: EnergyMarketModel, hourly: pd.DataFrame, gas: pd.DataFrame) -
             "block_gas_limit": sc.chain_block_gas_limit,
             "block_period_s": sc.chain_block_period_s,
         },
-        "opf_mode": sc.opf_mode,
+        "opf_mode": model.opf_mode,
+        "opf_fallback_hours": [int(f["t"]) for f in model.opf_failures if f["t"] is not None],
+        "opf_failures": [
+            {k: (None if v is None else v if isinstance(v, str) else int(v)) for k, v in f.items()}
+            for f in model.opf_failures
+        ],
         "opf_max_relaxation_gap": float(hourly["opf_max_relaxation_gap"].max()),
         "opf_max_v_error_pu": float(hourly["opf_max_v_error_pu"].max()),
         "v_min_pu": float(hourly["v_min_pu"].min()),
         "v_max_pu": float(hourly["v_max_pu"].max()),
         "timing_s": {k: float(v) for k, v in model.timing.items()},
+        "attacks": attack_summary(model, pd.DataFrame(model.trade_rows, columns=TRADE_COLUMNS)),
     }
 
 

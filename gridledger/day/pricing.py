@@ -10,6 +10,13 @@ wholesale price, far below the tariff, and bind every offer.
 so `solve_opf` re-solves one compiled hourly problem); "hourly" keeps one compiled `HourlyOPF`
 and re-solves it at the start of each market hour. Producers plan their battery hours on the
 day-ahead caps (or, in "hourly" mode, on the reference energy price they expect).
+
+Infeasible network (issue 7, scenario 10): if the day-ahead OPF raises `OPFInfeasibleError`, the
+operator re-prices hour by hour. An hour whose OPF is infeasible falls back to the safe rule
+"grid_only": its DLMP caps are 0 $/MWh at every bus, below the feed-in tariff, so the operator
+opens no seller bus on either chain and nobody can sell that hour; users buy from the grid at the
+tariff. Each such hour is logged in `model.opf_failures` (hour, cause, bus, message) and flagged
+in the hourly row (`opf_status`, `fallback`).
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from gridledger.network.opf import HourlyOPF, OPFResult, solve_opf
+from gridledger.network.opf import HourlyOPF, OPFInfeasibleError, OPFResult, solve_opf
+
+FALLBACK_RULE = "grid_only"
+"""What an hour with an infeasible OPF does: no local or renewable sale, all from the grid."""
 
 if TYPE_CHECKING:
     from gridledger.model import EnergyMarketModel
@@ -62,20 +72,29 @@ def price_day(model: EnergyMarketModel) -> None:
     sc = model.params
     model.opf_p, model.opf_q = opf_inputs(model)
     price = model.reference_price
+    model.opf_failures: list[dict[str, object]] = []
+    model.opf_mode = sc.opf_mode
+    res = None
     if sc.opf_mode == "day_ahead":
         t0 = time.perf_counter()
-        res = solve_opf(
-            model.feeder,
-            model.opf_p,
-            model.opf_q,
-            price_usd_per_mwh=price,
-            pv_kw=_feeder_pv(model, np.arange(sc.hours)),
-            include_pv=sc.include_feeder_pv,
-            v_min_pu=sc.v_min_pu,
-            v_max_pu=sc.v_max_pu,
-            dt_h=sc.dt_h,
-        )
+        try:
+            res = solve_opf(
+                model.feeder,
+                model.opf_p,
+                model.opf_q,
+                price_usd_per_mwh=price,
+                pv_kw=_feeder_pv(model, np.arange(sc.hours)),
+                include_pv=sc.include_feeder_pv,
+                v_min_pu=sc.v_min_pu,
+                v_max_pu=sc.v_max_pu,
+                dt_h=sc.dt_h,
+            )
+        except OPFInfeasibleError as exc:
+            # some hour cannot be priced: re-price hour by hour, infeasible hours fall back
+            model.opf_failures.append(_failure(None, exc, "day-ahead -> hourly"))
+            model.opf_mode = "hourly"
         model.timing["opf_s"] += time.perf_counter() - t0
+    if res is not None:
         model.day_ahead = res
         dlmp = res.dlmp_usd_per_mwh.to_numpy()
         plan = dlmp
@@ -96,19 +115,30 @@ def price_day(model: EnergyMarketModel) -> None:
         prod.plan_day(plan[:, pos[prod.bus]], sc.producer_strategy, sc.producer_peak_hours)
 
 
-def price_hour(model: EnergyMarketModel, t: int) -> OPFResult:
-    """Hour t's OPF result: the day-ahead one, or a fresh solve of the compiled hourly OPF."""
-    if model.params.opf_mode != "hourly":
+def _failure(t: int | None, exc: OPFInfeasibleError, rule: str) -> dict[str, object]:
+    return {"t": t, "cause": exc.cause, "bus": exc.bus, "rule": rule, "message": str(exc)}
+
+
+def price_hour(model: EnergyMarketModel, t: int) -> OPFResult | None:
+    """Hour t's OPF result: the day-ahead one, or a fresh solve of the compiled hourly OPF;
+    None if hour t is infeasible (its caps are set by the fallback rule, module docstring)."""
+    if model.opf_mode != "hourly":
         return model.day_ahead
     pv = _feeder_pv(model, np.array([t]))
     t0 = time.perf_counter()
-    res = model.hourly_opf.solve(
-        model.opf_p.iloc[t],
-        model.opf_q.iloc[t],
-        float(model.reference_price[t]),
-        pv_kw=None if pv is None else pv.iloc[0],
-        hour=t,
-    )
-    model.timing["opf_s"] += time.perf_counter() - t0
+    try:
+        res = model.hourly_opf.solve(
+            model.opf_p.iloc[t],
+            model.opf_q.iloc[t],
+            float(model.reference_price[t]),
+            pv_kw=None if pv is None else pv.iloc[0],
+            hour=t,
+        )
+    except OPFInfeasibleError as exc:
+        model.opf_failures.append(_failure(t, exc, FALLBACK_RULE))
+        model.operator.set_dlmp_hour(t, np.zeros(model.feeder.n_buses))
+        return None
+    finally:
+        model.timing["opf_s"] += time.perf_counter() - t0
     model.operator.set_dlmp_hour(t, res.dlmp_usd_per_mwh.iloc[0].to_numpy())
     return res

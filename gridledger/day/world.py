@@ -17,6 +17,7 @@ from gridledger.agents.producer import LocalProducer
 from gridledger.agents.rep import RepAgent
 from gridledger.agents.tdno import TDNO
 from gridledger.agents.user import UserAgent, ev_profile_kw
+from gridledger.day.attacks import mark_cheaters
 from gridledger.network import profiles
 from gridledger.network.devices import Storage, ZIPLoad
 from gridledger.network.feeder import Feeder, load_feeder
@@ -209,3 +210,4 @@ def build_agents(model: EnergyMarketModel) -> None:
     # faults: pre-drawn per (hour, seller) so they do not depend on the trading path
     n_sellers = len(model.producers) + len(model.reps)
     model.faults = model.rngs["faults"].random((sc.hours, n_sellers)) < sc.fault_rate
+    mark_cheaters(model)
