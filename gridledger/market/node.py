@@ -193,6 +193,10 @@ def main_node(args: argparse.Namespace) -> int:
         print(f"gridledger node: the two chains need distinct chain ids, got {ids[0]} twice",
               file=sys.stderr)  # fmt: skip
         return 2
+    # A shell starts background jobs with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: restore Ctrl-C and let SIGTERM stop the nodes the same way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     nodes: list[AnvilNode] = []
     try:
         for i, cid in enumerate(ids):
