@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gridledger.contracts.gas_bounds import bound_of as target_of  # noqa: E402
 from tests.contracts.conftest import (  # noqa: E402
     DEFAULT_AREA_SELLER_BUSES,
     Chain,
@@ -27,17 +28,6 @@ from tests.contracts.conftest import (  # noqa: E402
     deploy_market,
     gas_day,
 )
-
-# Half of the reference paper's figures (the targets of issue 3).
-TARGETS = {"LETB.request": 140_000, "RETB.request": 55_000}
-OTHER_TARGET = 75_000
-
-
-def target_of(operation: str) -> int:
-    for prefix, gas in TARGETS.items():
-        if operation.startswith(prefix):
-            return gas
-    return OTHER_TARGET
 
 
 def table(log: list[tuple[str, int]]) -> list[dict[str, object]]:
