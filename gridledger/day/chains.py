@@ -139,7 +139,7 @@ def setup_chains(model: EnergyMarketModel, spec: str) -> None:
     res = send_many(reqs)
     model.letb = [LETB.at_result(model.chains["letb"], r) for r in res[:-1]]
     model.retb = RETB.at_result(model.chains["retb"], res[-1])
-    # minter, escrow seeds, token grants; every seller also gets SELLER_SEED base units beside
+    # minter, escrow seeds, token grants; every seller also gets SELLER_SEED_UNITS beside
     # its bond, so its token balance slot is already open when the market first pays it (the
     # zero -> non-zero SSTORE, 22.1k gas, is paid here, not by LETB/RETB.settle)
     reqs = [(admin["retb"], model.tokens["retb"].set_minter(model.retb.address, True))]
