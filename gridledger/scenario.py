@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gridledger.market.clearing import MAX_FILLS as LETB_MAX_FILLS
+
 REPUTATION_MAX = 1000
 """On-chain reputation scale: integer 0..REPUTATION_MAX (interfaces.md)."""
 
@@ -82,6 +84,10 @@ class Scenario:
     """Number of LETB areas, cut along the feeder's main laterals (agents/operator.py)."""
     letb_area_roots: tuple[int, ...] = ()
     """Explicit area root buses (each area = that bus's subtree); empty = derive `letb_areas`."""
+    letb_max_fills_per_request: int = 3
+    """Fills one LETB request may make at most (LETB deployment parameter, 1..LETB_MAX_FILLS);
+    the rest of the demand goes to RETB and the grid. Settlement costs ~9k gas per fill, so 3
+    keeps LETB.settle under 75k gas (half the paper's figure for non-matching operations)."""
 
     # --- households, prosumers, devices
     households_per_bus: int = 1
@@ -351,6 +357,12 @@ def _validate(s: Scenario) -> None:
         "letb_area_roots",
         s.letb_area_roots,
         "root buses must be distinct",
+    )
+    _check(
+        1 <= s.letb_max_fills_per_request <= LETB_MAX_FILLS,
+        "letb_max_fills_per_request",
+        s.letb_max_fills_per_request,
+        f"must be between 1 and {LETB_MAX_FILLS} (the LETB contract's MAX_FILLS)",
     )
     _check(s.opf_mode in OPF_MODES, "opf_mode", s.opf_mode, f"must be one of {OPF_MODES}")
     _check(

@@ -115,6 +115,7 @@ producers: HashMap[uint256, uint256]
 seller_of: HashMap[uint256, uint256]
 book_head: uint256
 AREA_ID: immutable(uint256)
+FILL_CAP: immutable(uint256)
 
 
 @deploy
@@ -125,15 +126,20 @@ def __init__(
     tdno: address,
     initial_reputation: uint256,
     bond: uint256,
+    max_fills: uint256,
 ):
     """
     @param token EnergyToken address
     @param area_id area number (informative)
     @param initial_reputation reputation of a new producer, 0..1000
     @param bond token base units locked per registration (0 = none)
+    @param max_fills fills one request may make, 1..MAX_FILLS (settlement and feedback gas grow
+           with it: about 9k and 5k gas per fill)
     """
+    assert max_fills >= 1 and max_fills <= MAX_FILLS, "max_fills out of range"
     base.__init__(token, operator, tdno, initial_reputation, bond)
     AREA_ID = area_id
+    FILL_CAP = max_fills
     self.book_head = HEAD_SLOT_MARK
 
 
@@ -176,6 +182,13 @@ def _seller(pid: uint256) -> address:
 def area_id() -> uint256:
     """@notice area number (informative)"""
     return AREA_ID
+
+
+@external
+@view
+def max_fills() -> uint256:
+    """@notice fills one request may make at most (deployment parameter, 1..16)"""
+    return FILL_CAP
 
 
 @external
@@ -253,7 +266,8 @@ def _request_hash(
 def request(t: uint256, demand_wh: uint256, rt: uint256) -> uint256:
     """
     @notice buy up to `demand_wh` Wh in the open hour `t` from the cheapest offers whose
-            producer reputation >= `rt` (0..1000); pulls the payment into escrow
+            producer reputation >= `rt` (0..1000), at most max_fills() fills; pulls the payment
+            into escrow
     @return filled energy, Wh
     """
     state: uint256 = base._check_hour(t)
@@ -273,8 +287,9 @@ def request(t: uint256, demand_wh: uint256, rt: uint256) -> uint256:
     remaining: uint256 = demand_wh
     total: uint256 = 0
     fills: DynArray[Fill, MAX_FILLS] = []
+    cap: uint256 = FILL_CAP
     for i: uint256 in range(MAX_VISIT):
-        if cur == 0 or remaining == 0 or len(fills) == MAX_FILLS:
+        if cur == 0 or remaining == 0 or len(fills) == cap:
             break
         s: uint256 = self.producers[cur]
         nxt: uint256 = (s >> P_NEXT_SHIFT) & base.MASK32

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gridledger.day.chains import commitment, one_event
+from gridledger.day.chains import SELLER_SEED_UNITS, commitment, one_event
 from gridledger.market.accounts import derive_account
 from gridledger.market.chain import send_many
 from gridledger.market.contracts import usd_to_base_units
@@ -70,8 +70,9 @@ def register_sybils(model: EnergyMarketModel) -> None:
     signers = [ch.signer(a, agent=f"sybil{i}") for i, a in enumerate(accts)]
     ch.fund([a.address for a in accts], 10**21)
     admin, op = model.signers[("admin", "letb")], model.signers[("operator", "letb")]
+    # bond + the seed every seller gets at set-up (day/chains.py SELLER_SEED_UNITS)
+    send_many([(admin, tok.transfer(a.address, bond + SELLER_SEED_UNITS)) for a in accts])
     if bond:
-        send_many([(admin, tok.transfer(a.address, bond)) for a in accts])
         send_many([(s, tok.approve(market.address)) for s in signers])
     res = send_many(
         [

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     from gridledger.model import EnergyMarketModel
 
 
+SELLER_SEED_UNITS = 1
+"""Token base units (1e-18 USD) each seller (local producer, REP, sybil identity) receives at
+set-up besides its bond: it stays in the seller's account for the whole run."""
+
+
 def commitment(seed: int, role: str, index: int) -> bytes:
     """Identity commitment: a hash, no personal data."""
     return keccak(text=f"gridledger/identity/{seed}/{role}/{index}")
@@ -110,6 +115,7 @@ def setup_chains(model: EnergyMarketModel, spec: str) -> None:
                 td,
                 sc.initial_reputation,
                 bond,
+                sc.letb_max_fills_per_request,
             ),
         )
         for a in range(model.n_areas)
@@ -133,18 +139,21 @@ def setup_chains(model: EnergyMarketModel, spec: str) -> None:
     res = send_many(reqs)
     model.letb = [LETB.at_result(model.chains["letb"], r) for r in res[:-1]]
     model.retb = RETB.at_result(model.chains["retb"], res[-1])
-    # minter, escrow seeds, token grants
+    # minter, escrow seeds, token grants; every seller also gets SELLER_SEED_UNITS beside
+    # its bond, so its token balance slot is already open when the market first pays it (the
+    # zero -> non-zero SSTORE, 22.1k gas, is paid here, not by LETB/RETB.settle)
     reqs = [(admin["retb"], model.tokens["retb"].set_minter(model.retb.address, True))]
     reqs += [(admin["letb"], model.tokens["letb"].transfer(m.address, 1)) for m in model.letb]
     reqs.append((admin["retb"], model.tokens["retb"].transfer(model.retb.address, 1)))
     for u in model.users:
         for c in model.chains:
             reqs.append((admin[c], model.tokens[c].transfer(u.account.address, user_units + bond)))
-    if bond:
-        for p in model.producers:
-            reqs.append((admin["letb"], model.tokens["letb"].transfer(p.account.address, bond)))
-        for r in model.reps:
-            reqs.append((admin["retb"], model.tokens["retb"].transfer(r.account.address, bond)))
+    for p in model.producers:
+        grant = bond + SELLER_SEED_UNITS
+        reqs.append((admin["letb"], model.tokens["letb"].transfer(p.account.address, grant)))
+    for r in model.reps:
+        grant = bond + SELLER_SEED_UNITS
+        reqs.append((admin["retb"], model.tokens["retb"].transfer(r.account.address, grant)))
     send_many(reqs)
     # approvals (each participant signs its own)
     reqs = []

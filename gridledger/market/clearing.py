@@ -118,21 +118,25 @@ def match_request(
     demand_wh: int,
     rt: int,
     own_producer_id: int = 0,
+    max_fills: int = MAX_FILLS,
 ) -> MatchResult:
     """Fill `demand_wh` Wh from the cheapest offers whose producer reputation >= `rt`.
 
-    Mirrors LETB.request: at most MAX_VISIT offers visited and MAX_FILLS fills; the buyer's own
-    offer (`own_producer_id`) is skipped; exhausted offers leave the book.
+    Mirrors LETB.request: at most MAX_VISIT offers visited and `max_fills` fills (the LETB
+    deployment parameter, 1..MAX_FILLS); the buyer's own offer (`own_producer_id`) is skipped;
+    exhausted offers leave the book.
     """
     if not 1 <= demand_wh <= MAX_E_WH:
         raise ClearingError(f"demand_wh={demand_wh} outside 1..{MAX_E_WH}")
     if not 0 <= rt <= REP_MAX:
         raise ClearingError(f"rt={rt} outside 0..{REP_MAX}")
+    if not 1 <= max_fills <= MAX_FILLS:
+        raise ClearingError(f"max_fills={max_fills} outside 1..{MAX_FILLS}")
     remaining = demand_wh
     fills: list[Fill] = []
     after: list[Offer] = []
     for i, offer in enumerate(book):
-        if i >= MAX_VISIT or remaining == 0 or len(fills) == MAX_FILLS:
+        if i >= MAX_VISIT or remaining == 0 or len(fills) == max_fills:
             after.extend(book[i:])
             break
         eligible = reputations[offer.producer_id] >= rt and offer.producer_id != own_producer_id

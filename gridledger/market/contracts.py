@@ -33,11 +33,13 @@ from gridledger.market.chain import (
     TxResult,
     send_many,
 )
+from gridledger.market.clearing import MAX_FILLS as LETB_MAX_FILLS  # largest LETB max_fills
 
 __all__ = [
     "BASE_UNITS_PER_USD",
     "GAS_LIMITS",
     "LETB",
+    "LETB_MAX_FILLS",
     "MAX_UINT256",
     "RETB",
     "AbiMismatchError",
@@ -516,14 +518,41 @@ class LETB(MarketContract):
         tdno: str,
         initial_reputation: int,
         bond: int = 0,
+        max_fills: int = LETB_MAX_FILLS,
         *,
         gas: int = DEPLOY_GAS_LIMIT,
         label: str | None = None,
     ) -> LETB:
+        """Deploy one area's LETB; `max_fills` (1..16) = fills one request may make at most."""
         return super().deploy(
-            signer, token, area_id, operator, tdno, initial_reputation, bond,
+            signer, token, area_id, operator, tdno, initial_reputation, bond, max_fills,
             gas=gas, label=label,
         )  # fmt: skip
+
+    @classmethod
+    def deploy_request(  # type: ignore[override]
+        cls,
+        token: str,
+        area_id: int,
+        operator: str,
+        tdno: str,
+        initial_reputation: int,
+        bond: int = 0,
+        max_fills: int = LETB_MAX_FILLS,
+        *,
+        artifact: str | None = None,
+        gas: int = DEPLOY_GAS_LIMIT,
+        label: str | None = None,
+    ) -> TxRequest:
+        """The creation transaction (constructor arguments as in `deploy`)."""
+        return super().deploy_request(
+            token, area_id, operator, tdno, initial_reputation, bond, max_fills,
+            artifact=artifact, gas=gas, label=label,
+        )  # fmt: skip
+
+    def max_fills(self) -> int:
+        """Fills one request may make at most (the deployment parameter)."""
+        return int(self.call("max_fills"))
 
     def post_offer(
         self, t: int, e_wh: int, price: int, hint_prev_id: int | None = None

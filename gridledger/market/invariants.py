@@ -14,6 +14,7 @@ Invariants (all exact integers: token base units, Wh):
                + the buyers' refund credits (LETB credits refunds, pull payment);
 * settlement:  per request delivered_wh <= scheduled_wh, paid + refunded = value,
                scheduled = delivered + undelivered (no Wh unaccounted);
+* fill cap:    no LETB request has more fills than its contract's `max_fills`;
 * balances:    every balance change is explained by Transfer events, and every debit of an account
                is a transaction it signed, a spender it approved, or the registration-bond rule;
                a market pays out only while settling; tokens are minted only with an incentive;
@@ -44,6 +45,7 @@ __all__ = [
     "check_energy_balance",
     "check_escrow",
     "check_feedback",
+    "check_fill_counts",
     "check_reputations",
     "check_settlements",
     "check_supply",
@@ -350,6 +352,27 @@ def check_settlements(requests: pd.DataFrame) -> list[Violation]:
                     subject,
                     f"one fill: paid {paid} != delivered {delivered} Wh x price "
                     f"{value // scheduled}",
+                )
+            )
+    return out
+
+
+def check_fill_counts(
+    requests: pd.DataFrame, max_fills: Mapping[tuple[str, str], int]
+) -> list[Violation]:
+    """No request has more fills (Trade events) than the cap of its market.
+
+    `max_fills` maps (chain, market address) to the market's cap (LETB's deployment parameter);
+    requests of markets not listed are not checked. `requests` is `request_book(...)`."""
+    out = []
+    for r in _rows(requests, *REQUEST_KEY, "n_fills"):
+        cap = max_fills.get((r["chain"], r["address"]))
+        if cap is not None and int(r["n_fills"]) > cap:
+            out.append(
+                Violation(
+                    "fill_cap",
+                    f"request {r['buyer']}#{r['nonce']} on {r['chain']!r} {r['address']}",
+                    f"{int(r['n_fills'])} fills, the market allows at most {cap}",
                 )
             )
     return out

@@ -115,6 +115,18 @@ def revert_reason(chain: Chain, call: Any, sender: str) -> str:
     raise AssertionError("call did not revert")
 
 
+def deploy_revert_reason(chain: Chain, name: str, *args: Any) -> str:
+    """The revert reason of deploying contract `name` with constructor `args` (eth_call of the
+    creation code: the same execution a mined deployment gets)."""
+    art = load_artifact(name)
+    ctor = chain.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"]).constructor(*args)
+    try:
+        chain.w3.eth.call({"from": chain.accounts[0], "data": ctor.data_in_transaction})
+    except Exception as exc:
+        return _reason(exc)
+    raise AssertionError(f"deploying {name} did not revert")
+
+
 @dataclass
 class Market:
     """Deployed contracts and named participants (see `deploy_market`)."""
@@ -136,6 +148,7 @@ class Market:
 
 
 LETB_BOND = 0
+LETB_MAX_FILLS = 16  # the contract's MAX_FILLS: no cap below the contract's own bound
 INITIAL_REP = 400
 RETB_PARAMS = {"log_base_k": 10, "scale_wh": 1_000_000, "stable_ref_hours": 24}
 
@@ -145,9 +158,14 @@ def commitment(account: str) -> bytes:
 
 
 def deploy_market(
-    chain: Chain, n_producers: int = 6, n_consumers: int = 5, n_reps: int = 2
+    chain: Chain,
+    n_producers: int = 6,
+    n_consumers: int = 5,
+    n_reps: int = 2,
+    letb_max_fills: int = LETB_MAX_FILLS,
 ) -> Market:
-    """Token + LETB + RETB, roles set, everyone funded, approved and registered."""
+    """Token + LETB (at most `letb_max_fills` fills per request) + RETB, roles set, everyone
+    funded, approved and registered."""
     acc = chain.accounts
     admin, operator, tdno = acc[0], acc[1], acc[2]
     producers = acc[3 : 3 + n_producers]
@@ -156,7 +174,9 @@ def deploy_market(
     reps = acc[k : k + n_reps]
     prosumer, outsider = acc[k + n_reps], acc[k + n_reps + 1]
     token = chain.deploy("EnergyToken", 10**12 * USD, sender=admin)
-    letb = chain.deploy("LETB", token.address, 1, operator, tdno, INITIAL_REP, LETB_BOND)
+    letb = chain.deploy(
+        "LETB", token.address, 1, operator, tdno, INITIAL_REP, LETB_BOND, letb_max_fills
+    )
     retb = chain.deploy(
         "RETB",
         token.address,
@@ -217,6 +237,24 @@ def deploy_market(
         buses,
         {"initial_rep": INITIAL_REP, **RETB_PARAMS},
     )
+
+
+def add_letb(m: Market, max_fills: int, area_id: int = 2) -> Contract:
+    """One more LETB on the market's chain with cap `max_fills`: escrow seed, the consumers' and
+    the prosumer's approvals, and the market's producers, consumers and prosumer registered in
+    deploy_market's order (so producer ids match m.letb's). Use it as `replace(m, letb=...)`."""
+    chain = m.chain
+    letb = chain.deploy(
+        "LETB", m.token.address, area_id, m.operator, m.tdno, INITIAL_REP, LETB_BOND, max_fills
+    )
+    chain.send_quiet(m.token.functions.transfer(letb.address, 1), m.admin)
+    for who in (*m.consumers, m.prosumer):
+        chain.send_quiet(m.token.functions.approve(letb.address, 2**256 - 1), who)
+    members = [(p, 1) for p in m.producers] + [(c, 2) for c in m.consumers] + [(m.prosumer, 3)]
+    for who, role in members:
+        call = letb.functions.register(who, commitment(who), m.buses[who], role)
+        chain.send_quiet(call, m.operator)
+    return letb
 
 
 @pytest.fixture(scope="module")

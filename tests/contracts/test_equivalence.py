@@ -1,9 +1,11 @@
 """The contracts and the pure-Python reference (gridledger.market.clearing) agree trade for trade.
 
 Hypothesis draws random books (posting order, sizes, prices with ties), requests (demands,
-thresholds, a prosumer that must skip its own offer), deliveries and feedback scores; each example
-runs on the real EVM from one snapshot (reputations already spread by a warm-up) and through the
-reference, and demands identical fills, books, balances, reputations and incentives.
+thresholds, a prosumer that must skip its own offer), the LETB's fill cap (its `max_fills`
+deployment parameter, 1..16: one LETB per cap is deployed on the same chain), deliveries and
+feedback scores; each example runs on the real EVM from one snapshot (reputations already spread
+by a warm-up) and through the reference, and demands identical fills, books, balances,
+reputations and incentives.
 """
 
 from __future__ import annotations
@@ -11,13 +13,23 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from web3.logs import DISCARD
 
 from gridledger.market import clearing
 
-from .conftest import PER_MWH, RETB_PARAMS, Chain, Market, deploy_market, fills_of, open_hour
+from .conftest import (
+    LETB_MAX_FILLS,
+    PER_MWH,
+    RETB_PARAMS,
+    Chain,
+    Market,
+    add_letb,
+    deploy_market,
+    fills_of,
+    open_hour,
+)
 
 WARMUP_SCORES = [5, 0, 3, 1, 4, 5]  # spreads producers' reputations over 350..475
 HOUR = len(WARMUP_SCORES)
@@ -32,7 +44,8 @@ SETTINGS = settings(
 
 @dataclass
 class World:
-    market: Market
+    market: Market  # its LETB has the contract's own bound, LETB_MAX_FILLS
+    letbs: dict[int, Market]  # the same market with an LETB of fill cap k, k = 1..LETB_MAX_FILLS
     snap: int
     pid: dict[str, int]
     reputation: dict[int, int]  # LETB reputation by producer id at the snapshot
@@ -41,11 +54,11 @@ class World:
     supply: int
 
 
-def _warm_up(m: Market) -> None:
+def _warm_up(m: Market, letb_only: bool = False) -> None:
     """Hour h: only producer h offers, consumer 0 buys it, settles, rates WARMUP_SCORES[h]."""
     u = m.consumers[0]
     for t, (p, score) in enumerate(zip(m.producers, WARMUP_SCORES, strict=True)):
-        open_hour(m, t)
+        open_hour(m, t, m.letb if letb_only else None)
         m.chain.send(m.letb.functions.post_offer(t, 100, 40 * PER_MWH, 0), p)
         fills = fills_of(m, m.chain.send(m.letb.functions.request(t, 100, 0), u))
         m.chain.send(m.letb.functions.settle(u, t + 1, t, fills, [100]), m.tdno)
@@ -57,15 +70,27 @@ def world() -> World:
     chain = Chain.fresh()
     m = deploy_market(chain)
     _warm_up(m)
+    letbs = {k: replace(m, letb=add_letb(m, k, area_id=10 + k)) for k in range(1, LETB_MAX_FILLS)}
+    letbs[LETB_MAX_FILLS] = m
+    for k in range(1, LETB_MAX_FILLS):
+        _warm_up(letbs[k], letb_only=True)
     sellers = [*m.producers, m.prosumer]
     pid = {p: m.letb.functions.producer_id(p).call() for p in sellers}
     reps = m.letb.functions.reputations_of(sellers).call()
-    everyone = [*sellers, *m.consumers, *m.reps, m.letb.address, m.retb.address]
+    for k, mk in letbs.items():  # the same producer ids and reputations in every LETB
+        assert mk.letb.functions.max_fills().call() == k
+        assert [mk.letb.functions.producer_id(p).call() for p in sellers] == list(pid.values())
+        assert mk.letb.functions.reputations_of(sellers).call() == reps
+    markets = [mk.letb.address for mk in letbs.values()]
+    everyone = [*sellers, *m.consumers, *m.reps, *markets, m.retb.address]
     bal = dict(zip(everyone, m.token.functions.balances_of(everyone).call(), strict=True))
     rep_rep = dict(zip(m.reps, m.retb.functions.reputations_of(m.reps).call(), strict=True))
     supply = m.token.functions.totalSupply().call()
     open_hour(m, HOUR)  # each example starts with hour HOUR open and both books empty
-    world = World(m, chain.snapshot(), pid, dict(zip([pid[p] for p in sellers], reps, strict=True)),
+    for k in range(1, LETB_MAX_FILLS):
+        open_hour(letbs[k], HOUR, letbs[k].letb)
+    world = World(m, letbs, chain.snapshot(), pid,
+                  dict(zip([pid[p] for p in sellers], reps, strict=True)),
                   bal, rep_rep, supply)  # fmt: skip
     assert sorted(set(world.reputation.values())) == [350, 375, 400, 425, 450, 475]
     return world
@@ -79,22 +104,24 @@ offer_st = st.tuples(st.integers(1, 2000), st.integers(4, 40))  # (e_wh, price i
 @st.composite
 def letb_case(draw):
     n_sellers = 7
-    chosen = draw(st.lists(st.integers(0, n_sellers - 1), min_size=1, max_size=4, unique=True))
+    chosen = draw(st.lists(st.integers(0, n_sellers - 1), min_size=1, max_size=7, unique=True))
     offers = [(i, *draw(offer_st)) for i in chosen]
     buyers = draw(st.lists(st.integers(0, 5), min_size=1, max_size=3, unique=True))
-    requests = [(b, draw(st.integers(1, 4000)), draw(st.sampled_from(THRESHOLDS))) for b in buyers]
+    requests = [(b, draw(st.integers(1, 6000)), draw(st.sampled_from(THRESHOLDS))) for b in buyers]
     delivered_pct = draw(st.lists(st.integers(0, 100), min_size=20, max_size=20))
     scores = draw(st.lists(st.integers(0, 5), min_size=20, max_size=20))
     rate = draw(st.lists(st.booleans(), min_size=3, max_size=3))
-    return offers, requests, delivered_pct, scores, rate
+    # every cap 1..16 is drawn; small caps twice as often, so the cap stops requests often
+    cap = draw(st.one_of(st.integers(1, 4), st.integers(1, LETB_MAX_FILLS)))
+    return offers, requests, delivered_pct, scores, rate, cap
 
 
 @pytest.mark.slow
 @SETTINGS
 @given(case=letb_case())
 def test_letb_matches_reference(world: World, case) -> None:
-    offers, requests, delivered_pct, scores, rate = case
-    m, chain = world.market, world.market.chain
+    offers, requests, delivered_pct, scores, rate, cap = case
+    m, chain = world.letbs[cap], world.market.chain
     chain.revert(world.snap)
     sellers = [*m.producers, m.prosumer]
     buyers = [*m.consumers, m.prosumer]
@@ -110,12 +137,16 @@ def test_letb_matches_reference(world: World, case) -> None:
     expected = dict(world.balances)
     credit = dict.fromkeys(buyers, 0)  # the warm-up delivers in full: no credit at the snapshot
     k = 0
+    stopped = 0  # requests the fill cap stopped before the reference without cap would
     for _round in range(2):  # the second round spends the first round's refund credits
         matched = []
         for b, demand, rt in requests:
             buyer = buyers[b]
             own = world.pid.get(buyer, 0)
-            want = clearing.match_request(book, reputation, demand, rt, own)
+            want = clearing.match_request(book, reputation, demand, rt, own, max_fills=cap)
+            uncapped = clearing.match_request(book, reputation, demand, rt, own)
+            assert len(want.fills) <= cap
+            stopped += len(uncapped.fills) > len(want.fills)
             receipt = chain.send(m.letb.functions.request(HOUR, demand, rt), buyer)
             events = m.letb.events.Trade().process_receipt(receipt, errors=DISCARD)
             got = [clearing.Fill(e.args.producer_id, e.args.seller, e.args.e_wh, e.args.price)
@@ -152,6 +183,7 @@ def test_letb_matches_reference(world: World, case) -> None:
                         reputation[f.producer_id], score
                     )
 
+    event("the fill cap stopped a request" if stopped else "no request stopped by the cap")
     assert {b: m.letb.functions.credit_of(b).call() for b in buyers} == credit
     for i, buyer in enumerate(buyers):  # withdraw some credits, keep others
         if credit[buyer] > 0 and rate[i % len(rate)]:

@@ -3,8 +3,12 @@ matching, escrow, settlement, feedback — every rule and every revert reason.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 from web3.logs import DISCARD
 
+from gridledger.market import clearing
 from gridledger.market.clearing import MAX_CREDIT
 
 from .conftest import (
@@ -14,8 +18,10 @@ from .conftest import (
     PER_MWH,
     USD,
     Market,
+    add_letb,
     balance,
     commitment,
+    deploy_revert_reason,
     fills_of,
     open_hour,
     post,
@@ -74,7 +80,7 @@ def test_register_reverts(market: Market) -> None:
 
 def test_registration_bond_is_pulled_and_locked(market: Market) -> None:
     m = market
-    bonded = m.chain.deploy("LETB", m.token.address, 2, m.operator, m.tdno, 300, 5 * USD)
+    bonded = m.chain.deploy("LETB", m.token.address, 2, m.operator, m.tdno, 300, 5 * USD, 16)
     who = m.outsider
     call = bonded.functions.register(who, commitment(who), 9, 1)
     assert revert_reason(m.chain, call, m.operator) == "insufficient allowance"
@@ -255,6 +261,53 @@ def test_request_larger_than_book_takes_everything(market: Market) -> None:
     assert req.filled_wh == 500
     assert m.letb.functions.book().call() == []
     assert m.letb.functions.head().call() == 0
+
+
+@pytest.mark.parametrize("cap", [1, 3])
+def test_request_stops_at_the_deployed_fill_cap(market: Market, cap: int) -> None:
+    """An LETB deployed with max_fills = cap fills at most cap offers per request (the rest of
+    the demand stays unfilled) and agrees with the reference matcher given the same cap."""
+    m = replace(market, letb=add_letb(market, cap))
+    assert m.letb.functions.max_fills().call() == cap
+    assert market.letb.functions.max_fills().call() == 16
+    open_hour(m, 0, m.letb)
+    sellers = m.producers[:5]
+    for i, p in enumerate(sellers):
+        post(m, p, 0, 100, (40 + i) * PER_MWH)
+    u = m.consumers[0]
+    before = balance(m, u)
+    receipt = m.chain.send(m.letb.functions.request(0, 10_000, 0), u)
+    fills = fills_of(m, receipt)
+    assert [f[1] for f in fills] == sellers[:cap]
+    req = m.letb.events.Requested().process_receipt(receipt, errors=DISCARD)[0].args
+    paid = sum(100 * (40 + i) * PER_MWH for i in range(cap))
+    assert (req.filled_wh, req.paid) == (100 * cap, paid)
+    assert balance(m, u) == before - paid
+    assert m.letb.functions.book().call() == [pid(m, p) for p in sellers[cap:]]
+    book = tuple(
+        clearing.Offer(pid(m, p), p, 100, (40 + i) * PER_MWH) for i, p in enumerate(sellers)
+    )
+    reps = {o.producer_id: INITIAL_REP for o in book}
+    want = clearing.match_request(book, reps, 10_000, 0, max_fills=cap)
+    assert [f.as_tuple() for f in want.fills] == fills
+    # the capped request settles and is rated like any other
+    paid_before = [balance(m, p) for p in sellers]
+    m.chain.send(m.letb.functions.settle(u, req.nonce, 0, fills, [100] * cap), m.tdno)
+    m.chain.send(m.letb.functions.feedback(u, req.nonce, 0, fills, [5] * cap), u)
+    gained = [balance(m, p) - b for p, b in zip(sellers, paid_before, strict=True)]
+    assert gained == [100 * (40 + i) * PER_MWH if i < cap else 0 for i in range(5)]
+    assert m.letb.functions.reputations_of(sellers).call() == (
+        [clearing.update_reputation(INITIAL_REP, 5)] * cap + [INITIAL_REP] * (5 - cap)
+    )
+
+
+def test_deployment_refuses_a_fill_cap_outside_1_to_16(market: Market) -> None:
+    m = market
+    args = (m.token.address, 2, m.operator, m.tdno, INITIAL_REP, 0)
+    for bad in (0, 17):
+        assert deploy_revert_reason(m.chain, "LETB", *args, bad) == "max_fills out of range"
+    with pytest.raises(clearing.ClearingError, match="max_fills=17"):
+        clearing.match_request((), {}, 1, 0, max_fills=17)
 
 
 def test_exhausted_offer_in_the_middle_is_unlinked(market: Market) -> None:

@@ -47,6 +47,8 @@ def test_frozen() -> None:
         ("include_feeder_pv", 1, "true or false"),
         ("rep_plants", (RepPlant(53, -1.0),), "p_kw must be positive"),
         ("incentive_log_base", 1, "> 1"),
+        ("letb_max_fills_per_request", 0, "between 1 and 16"),
+        ("letb_max_fills_per_request", 17, "between 1 and 16"),
     ],
 )
 def test_invalid_values_name_field_value_reason(field: str, value: object, reason: str) -> None:

@@ -12,6 +12,7 @@ import requests
 
 from gridledger import EnergyMarketModel, Results, Scenario
 from gridledger.cli import main
+from gridledger.day.chains import SELLER_SEED_UNITS
 from gridledger.market.contracts import usd_to_base_units
 from gridledger.market.node import start_anvil
 
@@ -73,8 +74,10 @@ def test_registration_bond_is_escrowed_and_kept() -> None:
     for u in model.users:  # granted initial + bond, paid the bond at registration
         assert letb_token.balance_of(u.account.address) == start
         assert retb_token.balance_of(u.account.address) == start
-    for p in model.producers:
-        assert letb_token.balance_of(p.account.address) == 0
+    for p in model.producers:  # granted bond + seed, paid the bond: the seed stays
+        assert letb_token.balance_of(p.account.address) == SELLER_SEED_UNITS
+    for rep in model.reps:
+        assert retb_token.balance_of(rep.account.address) == SELLER_SEED_UNITS
     for a, market in enumerate(model.letb):
         n = sum(p.area == a for p in model.producers) + sum(u.area == a for u in model.users)
         assert letb_token.balance_of(market.address) == 1 + n * bond

@@ -38,6 +38,16 @@ def test_request_book_and_settlement_checks():
     assert "settled more than once" in str(inv.check_settlements(twice)[0])
 
 
+def test_fill_cap_check_counts_the_fills_of_each_request():
+    trades = pd.DataFrame([trade(seller=s) for s in (A, B, Z)] + [trade(buyer=B, seller=A)])
+    book = inv.request_book(trades, pd.DataFrame())
+    assert inv.check_fill_counts(book, {("c", M): 3}) == []
+    (v,) = inv.check_fill_counts(book, {("c", M): 2})
+    assert v.invariant == "fill_cap" and "3 fills, the market allows at most 2" in v.detail
+    assert A in v.subject
+    assert inv.check_fill_counts(book, {("other", M): 1}) == []  # markets not listed: unchecked
+
+
 def test_escrow_check_counts_open_requests_and_kept_tokens():
     trades = pd.DataFrame([trade(), trade(buyer=B, nonce=1, e_wh=10, p=7)])
     book = inv.request_book(trades, pd.DataFrame([settled()]))

@@ -1,0 +1,35 @@
+"""Gas bound of each contract operation: half the reference paper's figures (issue 3).
+
+The paper reports ≈ 280k gas for LETB matching, ≈ 110k for RETB matching and <= 150k for every
+other operation; gridledger's contracts must stay within half of that. The contract tests
+(tests/contracts/test_gas.py), the model-day test (tests/market_day/test_gas_day.py) and
+benchmarks/bench_gas.py all take their bounds from here.
+
+Operations are named ``"<Contract>.<function>"``, optionally followed by a qualifier
+(``"LETB.request 3 fills"``); a bound applies to every name that starts with its key.
+"""
+
+from __future__ import annotations
+
+PAPER_GAS: dict[str, int] = {"LETB.request": 280_000, "RETB.request": 110_000}
+"""The reference paper's gas figures for matching (LETB, RETB)."""
+PAPER_OTHER_GAS = 150_000
+"""The paper's figure for every other operation."""
+
+GAS_BOUNDS: dict[str, int] = {op: gas // 2 for op, gas in PAPER_GAS.items()}
+"""Bound per operation prefix: LETB.request 140k, RETB.request 55k."""
+OTHER_BOUND = PAPER_OTHER_GAS // 2
+"""Bound of every other operation (registration, approvals, hours, offers, settlement,
+feedback, withdrawal, token transfers): 75k."""
+
+
+def bound_of(operation: str) -> int:
+    """Gas bound of `operation` ("LETB.settle 3 fills", "RETB.request", ...): the bound of the
+    longest matching prefix in GAS_BOUNDS, else OTHER_BOUND."""
+    for prefix, gas in sorted(GAS_BOUNDS.items(), key=lambda kv: -len(kv[0])):
+        if operation == prefix or operation.startswith(prefix + " "):
+            return gas
+    return OTHER_BOUND
+
+
+__all__ = ["GAS_BOUNDS", "OTHER_BOUND", "PAPER_GAS", "PAPER_OTHER_GAS", "bound_of"]
