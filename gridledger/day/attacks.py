@@ -179,6 +179,7 @@ def attack_summary(model: EnergyMarketModel, trades: Any) -> list[dict[str, Any]
                 "delivered_wh": settled_wh,
                 "paid_usd": paid_units / 1e18,
                 "refunded_usd": refunded_units / 1e18,
+                "balance_change_usd": balance_change / 1e18,
                 "reputation_start": sc.initial_reputation,
                 "reputation_end": rep_end,
                 "median_rt": median_rt,
@@ -239,6 +240,7 @@ def sybil_summary(model: EnergyMarketModel, letb: Any, tok: Any) -> dict[str, An
         "sybil_buyers_rt": buyers_rt,
         "sybil_wh_to_buyers_above_median_rt": int(above["e_wh"].sum()),
         "net_gain_usd": paid_units / 1e18 - bond_usd,
+        "balance_change_usd": balance_change / 1e18,
         "tokens_unaccounted": abs(balance_change - paid_units),
         "wh_unaccounted": abs(metered_wh - settled_wh),
         "happened": f"{len(used)} of {len(model.sybils)} identities used (hours "
