@@ -132,9 +132,13 @@ def record_hour(model: EnergyMarketModel, t: int) -> None:
 
 
 def attack_summary(model: EnergyMarketModel, trades: Any) -> list[dict[str, Any]]:
-    """One dict per attack tried: what was tried, what happened, tokens and Wh unaccounted."""
+    """One dict per attack tried: what was tried, what happened, tokens and Wh unaccounted.
+
+    The rows of `gridledger.day.refusals.probe_refusals` (if it ran) come last.
+    """
+    probes = list(getattr(model, "refusal_rows", []))
     if not model.cheaters:
-        return []
+        return probes
     sc = model.params
     tok = model.tokens["letb"]
     letb = trades[trades["chain"] == "letb"]
@@ -205,7 +209,7 @@ def attack_summary(model: EnergyMarketModel, trades: Any) -> list[dict[str, Any]
             f"median rt {o['median_rt']:.0f} (honest producers {o['honest_wh_after_drop']:,} Wh), "
             f"{o['sold_wh_to_buyers_rt_above_reputation']} Wh to buyers with rt above it"
         )
-    return out
+    return out + probes
 
 
 def sybil_summary(model: EnergyMarketModel, letb: Any, tok: Any) -> dict[str, Any]:

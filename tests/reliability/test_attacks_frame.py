@@ -15,13 +15,20 @@ import pytest
 from gridledger import EnergyMarketModel, Results, Scenario
 from gridledger.cli import format_summary
 from gridledger.day.attack_table import ATTACK_COLUMNS, attacks_frame
+from gridledger.day.refusals import ProbeSetupError, probe_refusals
 
 ATTACKS_TOML = Path(__file__).resolve().parents[2] / "gridledger" / "scenarios" / "attacks.toml"
 
 
 @pytest.fixture(scope="module")
-def attacked() -> Results:
-    return EnergyMarketModel(Scenario.from_toml(ATTACKS_TOML)).run()
+def attacked_model() -> tuple[EnergyMarketModel, Results]:
+    model = EnergyMarketModel(Scenario.from_toml(ATTACKS_TOML))
+    return model, model.run()
+
+
+@pytest.fixture(scope="module")
+def attacked(attacked_model: tuple[EnergyMarketModel, Results]) -> Results:
+    return attacked_model[1]
 
 
 def test_one_row_per_attack_with_the_summarys_values(attacked: Results) -> None:
@@ -91,3 +98,51 @@ def test_no_attack_empty_frame_round_trips(tmp_path: Path) -> None:
     back = Results.load(tmp_path)
     pd.testing.assert_frame_equal(back.attacks, frame)
     assert back.equals(r)
+
+
+REFUSALS = {
+    "bid above DLMP cap": "price above DLMP cap",
+    "bid below feed-in tariff": "price below feed-in floor",
+    "over-delivery confirmation": "delivered above schedule",
+    "settlement by a non-TDNO": "unauthorised: tdno only",
+    "hour opened by a non-operator": "unauthorised: operator only",
+    "feedback by a stranger": "only the buyer may rate",
+    "feedback by the seller": "only the buyer may rate",
+    "second rating by the buyer": "already rated",
+}
+
+
+def test_refusals_probed_after_the_run(
+    attacked_model: tuple[EnergyMarketModel, Results], tmp_path: Path
+) -> None:
+    """Attacks 3-7 on the run's own contracts and agents' keys: all refused, nothing moves, the
+    day's frames and KPIs unchanged, the rows land in Results.attacks."""
+    model, day = attacked_model
+    rows = probe_refusals(model)
+    assert {r["scenario"]: r["revert_reason"] for r in rows[:-2]} == REFUSALS
+    replays = rows[-2:]
+    assert [r["scenario"] for r in replays] == ["cross-chain replay"] * 2
+    assert (
+        "signed for chain id 31401, but chain 'retb' has chain id 31402"
+        in (replays[0]["revert_reason"])
+    )
+    assert (
+        "signed for chain id 31402, but chain 'letb' has chain id 31401"
+        in (replays[1]["revert_reason"])
+    )
+    assert all(r["refused"] for r in rows)
+    assert all(r["tokens_unaccounted"] == 0 and r["wh_unaccounted"] == 0 for r in rows)
+    after = model.results()
+    for name in ("hourly", "trades", "agents"):
+        pd.testing.assert_frame_equal(getattr(after, name), getattr(day, name))
+    assert after.summary["total_gas"] == day.summary["total_gas"]
+    probe_gas = after.gas[after.gas["t"] == -2]
+    assert len(after.gas) == len(day.gas) + len(probe_gas) and set(probe_gas["phase"]) == {"probe"}
+    a = after.attacks
+    assert len(a) == 2 + len(rows) and a["refused"].sum() == len(rows)
+    assert list(a["revert_reason"].iloc[2:-2]) == list(REFUSALS.values())
+    assert (a["tokens_unaccounted_base_units"] == 0).all() and (a["wh_unaccounted"] == 0).all()
+    after.save(tmp_path)
+    assert Results.load(tmp_path).equals(after)
+    with pytest.raises(ProbeSetupError, match="not finished"):
+        probe_refusals(EnergyMarketModel(Scenario(hours=1)))
