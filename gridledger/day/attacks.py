@@ -229,7 +229,8 @@ def sybil_summary(model: EnergyMarketModel, letb: Any, tok: Any) -> dict[str, An
     bond_usd = sc.registration_bond_usd * len(model.sybils)
     sold_wh = int(theirs["e_wh"].sum())
     median_rt = float(np.median(list(rt_of.values())))
-    above = theirs[[rt_of[b] > median_rt for b in theirs["buyer_id"]]]
+    # a boolean Series, not a list: an empty list would select columns, not rows
+    above = theirs[theirs["buyer_id"].map(rt_of) > median_rt]
     return {
         "scenario": "sybil producers",
         "tried": f"producer {model.cheaters[0].index} registers {len(model.sybils)} fresh "

@@ -146,3 +146,14 @@ def test_refusals_probed_after_the_run(
     assert Results.load(tmp_path).equals(after)
     with pytest.raises(ProbeSetupError, match="not finished"):
         probe_refusals(EnergyMarketModel(Scenario(hours=1)))
+
+
+def test_sybils_that_never_sold() -> None:
+    """One hour: no identity switch, so the sybils sell nothing; the summary still builds (an
+    empty selection once raised KeyError 'e_wh') and reports zeros."""
+    res = EnergyMarketModel(
+        Scenario(hours=1, start_hour=14, cheat_producers=1, sybil_identities=1)
+    ).run()
+    syb = res.attacks.set_index("scenario").loc["sybil producers"]
+    assert syb["identities_used"] == 0 and syb["sybil_wh_sold"] == 0
+    assert syb["sybil_wh_to_buyers_above_median_rt"] == 0 and syb["net_gain_usd"] == 0
