@@ -16,6 +16,7 @@ from gridledger import EnergyMarketModel, Results, Scenario
 from gridledger.cli import format_summary
 from gridledger.day.attack_table import ATTACK_COLUMNS, attacks_frame
 from gridledger.day.refusals import ProbeSetupError, probe_refusals
+from gridledger.market.node import start_anvil
 
 ATTACKS_TOML = Path(__file__).resolve().parents[2] / "gridledger" / "scenarios" / "attacks.toml"
 
@@ -157,3 +158,21 @@ def test_sybils_that_never_sold() -> None:
     syb = res.attacks.set_index("scenario").loc["sybil producers"]
     assert syb["identities_used"] == 0 and syb["sybil_wh_sold"] == 0
     assert syb["sybil_wh_to_buyers_above_median_rt"] == 0 and syb["net_gain_usd"] == 0
+
+
+@pytest.mark.anvil
+def test_refusals_on_anvil_nodes() -> None:
+    """The same probes on a run whose two chains are anvil processes: the node reverts with the
+    contract's reason, and the replay is refused before it reaches the other node."""
+    sc = Scenario(hours=1, start_hour=18)
+    with start_anvil(sc.letb_chain_id) as letb, start_anvil(sc.retb_chain_id) as retb:
+        model = EnergyMarketModel(sc, chain=f"{letb.url},{retb.url}")
+        day = model.run()
+        rows = probe_refusals(model)
+        assert {r["scenario"]: r["revert_reason"] for r in rows[:-2]} == REFUSALS
+        assert all(r["refused"] for r in rows)
+        assert all("signed for chain id" in r["revert_reason"] for r in rows[-2:])
+        assert all(r["tokens_unaccounted"] == 0 and r["wh_unaccounted"] == 0 for r in rows)
+        after = model.results()
+        assert after.summary["total_gas"] == day.summary["total_gas"]
+        assert after.attacks["refused"].all() and len(after.attacks) == len(rows)
