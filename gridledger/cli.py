@@ -81,6 +81,8 @@ def _load_scenario(args: argparse.Namespace) -> Any:
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The short end-of-run summary printed by `gridledger run`."""
+    from gridledger.day.attack_table import attacks_frame, format_attack_table
+
     s = summary
     lines = [
         f"hours {s['hours']}, users {s['users']}, producers {s['producers']}, REPs {s['reps']}, "
@@ -113,23 +115,10 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"OPF infeasible in hour(s) {s['opf_fallback_hours']} ({'; '.join(causes)}): "
             "fallback grid_only (no local/renewable sale, grid at tariff)"
         )
-    lines += format_attacks(s.get("attacks", []))
+    lines += format_attack_table(attacks_frame(s.get("attacks", [])))
     tm = s.get("timing_s", {})
     lines.append("wall time: " + ", ".join(f"{k} {v:.1f}" for k, v in tm.items()))
     return "\n".join(lines)
-
-
-def format_attacks(attacks: list[dict[str, Any]]) -> list[str]:
-    """One line per attack tried: scenario | tried | what happened | tokens | Wh unaccounted."""
-    if not attacks:
-        return []
-    lines = ["attacks: scenario | tried | what happened | tokens unaccounted | Wh unaccounted"]
-    for a in attacks:
-        lines.append(
-            f"  {a['scenario']} | {a['tried']} | {a['happened']} | "
-            f"{a['tokens_unaccounted']} | {a['wh_unaccounted']}"
-        )
-    return lines
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -141,7 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = results.save(args.out)
     figs = write_figures(results, out / "figures")
     print(format_summary(results.summary))
-    print(f"wrote {out}/{{hourly,trades,gas,agents}}.parquet, summary.json, {len(figs)} figures")
+    frames = ",".join(results.frames())
+    print(f"wrote {out}/{{{frames}}}.parquet, summary.json, {len(figs)} figures")
     return 0
 
 

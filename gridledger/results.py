@@ -1,11 +1,13 @@
 """Results of one run: tidy DataFrames (hourly, trades, gas, agents) and a summary, saved safely.
 
 `Results.save(folder)` writes `hourly.parquet`, `trades.parquet`, `gas.parquet`, `agents.parquet`,
-`scenario.toml` and `summary.json`. Each file is first written to a temporary name in the same
-folder and then moved into place with `os.replace` (atomic on POSIX), so a crash never leaves a
-half-written file under a final name. Every file carries the same run id (Parquet schema metadata,
-a TOML comment, the JSON field `run_id`); `Results.load` refuses a folder whose files come from
-different saves, so a crash between two moves cannot produce a silently mixed result either.
+`attacks.parquet`, `scenario.toml` and `summary.json`. Each file is first written to a temporary
+name in the same folder and then moved into place with `os.replace` (atomic on POSIX), so a crash
+never leaves a half-written file under a final name. Every file carries the same run id (Parquet
+schema metadata, a TOML comment, the JSON field `run_id`); `Results.load` refuses a folder whose
+files come from different saves, so a crash between two moves cannot produce a silently mixed
+result either. A folder saved before `attacks.parquet` existed still loads (the frame is rebuilt
+from its summary).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gridledger.day.attack_table import attacks_frame
 from gridledger.scenario import Scenario
 
-FRAMES = ("hourly", "trades", "gas", "agents")
+FRAMES = ("hourly", "trades", "gas", "agents", "attacks")
+OPTIONAL_FRAMES = ("attacks",)
+"""Frames a folder saved by an older version may lack (rebuilt from its summary on load)."""
 SUMMARY_FILE = "summary.json"
 SCENARIO_FILE = "scenario.toml"
 _RUN_ID_KEY = b"gridledger_run_id"
@@ -46,6 +51,9 @@ class Results:
     gas:    one row per transaction (chain, contract, operation, gas_used, block, ...).
     agents: one row per agent per hour (soc, reputation, cost_usd, bus, ...).
     summary: KPIs (cost_saving_pct, grid_energy_saved_kwh, total_gas, ...).
+    attacks: one row per attack tried (scenario, tried, outcome, refused, tokens and Wh
+             unaccounted, measured effects); built from `summary["attacks"]` when not given
+             (columns: `gridledger.day.attack_table.ATTACK_COLUMNS`).
     """
 
     hourly: pd.DataFrame
@@ -54,6 +62,11 @@ class Results:
     agents: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
     scenario: Scenario | None = None
+    attacks: pd.DataFrame = None  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.attacks is None:
+            self.attacks = attacks_frame(self.summary.get("attacks", []))
 
     def frames(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in FRAMES}
@@ -97,6 +110,8 @@ class Results:
         frames: dict[str, pd.DataFrame] = {}
         for name in FRAMES:
             path = folder / f"{name}.parquet"
+            if not path.is_file() and name in OPTIONAL_FRAMES:
+                continue  # saved before this frame existed: rebuilt from the summary
             if not path.is_file():
                 raise ResultsError(f"{path}: missing")
             try:

@@ -133,9 +133,13 @@ def record_hour(model: EnergyMarketModel, t: int) -> None:
 
 
 def attack_summary(model: EnergyMarketModel, trades: Any) -> list[dict[str, Any]]:
-    """One dict per attack tried: what was tried, what happened, tokens and Wh unaccounted."""
+    """One dict per attack tried: what was tried, what happened, tokens and Wh unaccounted.
+
+    The rows of `gridledger.day.refusals.probe_refusals` (if it ran) come last.
+    """
+    probes = list(getattr(model, "refusal_rows", []))
     if not model.cheaters:
-        return []
+        return probes
     sc = model.params
     tok = model.tokens["letb"]
     letb = trades[trades["chain"] == "letb"]
@@ -180,6 +184,7 @@ def attack_summary(model: EnergyMarketModel, trades: Any) -> list[dict[str, Any]
                 "delivered_wh": settled_wh,
                 "paid_usd": paid_units / 1e18,
                 "refunded_usd": refunded_units / 1e18,
+                "balance_change_usd": balance_change / 1e18,
                 "reputation_start": sc.initial_reputation,
                 "reputation_end": rep_end,
                 "median_rt": median_rt,
@@ -205,7 +210,7 @@ def attack_summary(model: EnergyMarketModel, trades: Any) -> list[dict[str, Any]
             f"median rt {o['median_rt']:.0f} (honest producers {o['honest_wh_after_drop']:,} Wh), "
             f"{o['sold_wh_to_buyers_rt_above_reputation']} Wh to buyers with rt above it"
         )
-    return out
+    return out + probes
 
 
 def sybil_summary(model: EnergyMarketModel, letb: Any, tok: Any) -> dict[str, Any]:
@@ -225,7 +230,8 @@ def sybil_summary(model: EnergyMarketModel, letb: Any, tok: Any) -> dict[str, An
     bond_usd = sc.registration_bond_usd * len(model.sybils)
     sold_wh = int(theirs["e_wh"].sum())
     median_rt = float(np.median(list(rt_of.values())))
-    above = theirs[[rt_of[b] > median_rt for b in theirs["buyer_id"]]]
+    # a boolean Series, not a list: an empty list would select columns, not rows
+    above = theirs[theirs["buyer_id"].map(rt_of) > median_rt]
     return {
         "scenario": "sybil producers",
         "tried": f"producer {model.cheaters[0].index} registers {len(model.sybils)} fresh "
@@ -240,6 +246,7 @@ def sybil_summary(model: EnergyMarketModel, letb: Any, tok: Any) -> dict[str, An
         "sybil_buyers_rt": buyers_rt,
         "sybil_wh_to_buyers_above_median_rt": int(above["e_wh"].sum()),
         "net_gain_usd": paid_units / 1e18 - bond_usd,
+        "balance_change_usd": balance_change / 1e18,
         "tokens_unaccounted": abs(balance_change - paid_units),
         "wh_unaccounted": abs(metered_wh - settled_wh),
         "happened": f"{len(used)} of {len(model.sybils)} identities used (hours "

@@ -58,3 +58,11 @@ def test_02_what_matters() -> None:
     assert images(nb) == 1
     text = "".join(o.get("text", "") for c in code_cells(nb) for o in c.outputs)
     assert "8 runs saved in" in text
+
+
+def test_03_trust_under_attack() -> None:
+    # five 8-hour evening runs plus the refusal probes; every claim in its text is an assert
+    nb = execute("03_trust_under_attack.ipynb")
+    assert images(nb) == 2  # reputations over the evening, the cheat's sales per hour
+    text = "".join(o.get("text", "") for c in code_cells(nb) for o in c.outputs)
+    assert "5 runs of 8 market hours in" in text
