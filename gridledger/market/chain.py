@@ -947,6 +947,21 @@ ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2f
 """Anvil's/hardhat's first well-known dev account (public test mnemonic): the dev faucet."""
 
 
+def _lost_reason(exc: Exception) -> str:
+    """Short cause of a lost connection (requests nests the OS error deep in its message)."""
+    text = str(exc)
+    for key, label in (
+        ("refused", "connection refused"),
+        ("reset", "connection reset"),
+        ("timed out", "timed out"),
+        ("RemoteDisconnected", "connection closed by the node"),
+        ("aborted", "connection aborted"),
+    ):
+        if key in text:
+            return label
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
 def _classify_rpc_error(message: str) -> type[TransactionRejected] | None:
     m = message.lower()
     if "chain id" in m or "chainid" in m or "chain_id" in m:
@@ -1025,7 +1040,7 @@ class RpcChain(ChainBackend):
             resp = self._session.post(self.url, json=payload, timeout=self.timeout_s)
         except lost as exc:
             raise ChainConnectionError(
-                f"no answer from {self.url} (chain {self.name!r}): {exc}",
+                f"no answer from {self.url} (chain {self.name!r}): {_lost_reason(exc)}",
                 chain=self.name,
                 url=self.url,
             ) from exc
