@@ -94,6 +94,7 @@ class Checkpoint:
     last_completed_hour: int
     start_blocks: dict[str, BlockRef]
     setup_blocks: dict[str, BlockRef]
+    """Empty if the run stopped during set-up."""
     hour_blocks: list[dict[str, BlockRef]] = field(default_factory=list)
     nonces: dict[str, dict[str, int]] = field(default_factory=dict)
     """chain -> agent -> next nonce after the last completed hour (or set-up)."""
@@ -152,7 +153,7 @@ class Checkpoint:
 
 def _signer_nonces(model: EnergyMarketModel) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {c: {} for c in model.chains}
-    for (agent, chain), s in model.signers.items():
+    for (agent, chain), s in getattr(model, "signers", {}).items():
         if s._nonce is not None:  # known locally (a signer never used has not fetched it)
             out[chain][agent] = s._nonce
     return out
@@ -171,10 +172,13 @@ def checkpoint_of(model: EnergyMarketModel) -> Checkpoint:
     )
 
 
-def write_checkpoint(model: EnergyMarketModel, folder: str | Path) -> Path:
-    """Results of the hours so far, then checkpoint.json (both atomic; the checkpoint last)."""
+def write_checkpoint(model: EnergyMarketModel, folder: str | Path, *, results: bool = True) -> Path:
+    """Results of the hours so far (unless `results` is False: before set-up), then
+    checkpoint.json (both atomic; the checkpoint last)."""
     folder = Path(folder)
-    model.results().save(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if results:
+        model.results().save(folder)
     text = json.dumps(checkpoint_of(model).to_json(), indent=1, sort_keys=True)
     path = folder / CHECKPOINT_FILE
     _atomic_write(path, lambda p: p.write_text(text))
@@ -241,6 +245,8 @@ def check_replayed_hour(model: EnergyMarketModel, t: int, ckpt: Checkpoint) -> N
     chains must stand at the same block numbers; a different hash there means the node had
     lost those blocks and the resumed run mined them again (recorded in model.resume_info)."""
     saved = ckpt.setup_blocks if t < 0 else ckpt.hour_blocks[t]
+    if not saved:  # the interrupted run never completed its set-up
+        return
     for name, chain in model.chains.items():
         now = block_ref(chain)
         was = saved[name]

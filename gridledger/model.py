@@ -155,7 +155,12 @@ class EnergyMarketModel(mesa.Model):
         self.chain_spec = chain_spec_of(chains) if not isinstance(chain, str) else chain
         # where each chain stood before set-up: a resume checks it is the same chain
         self.chain_start: dict[str, BlockRef] = {c: block_ref(ch) for c, ch in chains.items()}
+        self.chain_setup: dict[str, BlockRef] = {}  # filled when set-up is complete
         self.hour_blocks: list[dict[str, BlockRef]] = []
+        self.chains = chains
+        if self.checkpoint_dir is not None and _resume is None:
+            # before the first transaction: a run that dies in set-up can resume too
+            write_checkpoint(self, self.checkpoint_dir, results=False)
         try:
             setup_chains(self, chains)
             attacks.register_sybils(self)

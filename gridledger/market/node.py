@@ -120,6 +120,7 @@ def start_anvil(
     binary: Path | None = None,
     state_file: Path | None = None,
     state_interval_s: int = 1,
+    keep_history: bool = True,
 ) -> AnvilNode:
     """Start anvil on 127.0.0.1 with `chain_id`, wait until it answers, return the node.
 
@@ -128,10 +129,11 @@ def start_anvil(
     `block_time_s` instead mines a block every so many seconds, like a real network.
 
     `state_file`: the node's chain persists there (`--state`: loaded at start if it exists,
-    dumped on SIGTERM and every `state_interval_s` seconds, with historical states so that a
-    resumed run can read the state of earlier blocks). Measured with anvil 1.7.1: SIGTERM keeps
-    every block, receipt and nonce; SIGKILL keeps what the last periodic dump held (nothing if
-    killed before the first one: the node then starts a new chain).
+    dumped on SIGTERM and every `state_interval_s` seconds) with its historical states
+    (`--preserve-historical-states`: a resumed run reads the state of earlier blocks;
+    `keep_history=False` leaves them out). Measured with anvil 1.7.1: SIGTERM keeps every
+    block, receipt and nonce; SIGKILL keeps what the last periodic dump held (nothing if killed
+    before the first one: the node then starts a new chain with a new genesis hash).
     """
     import requests
 
@@ -152,8 +154,8 @@ def start_anvil(
         "--silent",
     ]  # fmt: skip
     if state_file is not None:
-        cmd += ["--state", str(state_file), "--state-interval", str(int(state_interval_s)),
-                "--preserve-historical-states"]  # fmt: skip
+        cmd += ["--state", str(state_file), "--state-interval", str(int(state_interval_s))]
+        cmd += ["--preserve-historical-states"] if keep_history else []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     node = AnvilNode(chain_id=int(chain_id), port=port, process=proc)
     deadline = time.monotonic() + startup_timeout_s

@@ -29,10 +29,11 @@ import pytest
 import requests
 
 from gridledger import EnergyMarketModel, Results, Scenario
-from gridledger.checkpoint import CHECKPOINT_FILE, CheckpointError, load_checkpoint
+from gridledger.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from gridledger.cli import EXIT_NODE_DOWN, main
-from gridledger.market.chain import NodeDownError, ResumeConflictError
+from gridledger.market.chain import NodeDownError, ResumeConflictError, make_chains
 from gridledger.market.node import AnvilNode, free_port, start_anvil
+from gridledger.market.replay import HistoryUnavailableError
 
 pytestmark = pytest.mark.anvil
 
@@ -51,34 +52,41 @@ HASH_COLUMNS = ["tx_hash", "block_hash"]
 class Nodes:
     """The two ledgers as anvil processes whose chains persist in `folder`/{letb,retb}.json."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, keep_history: bool = True) -> None:
         self.folder = folder
+        self.keep_history = keep_history
         self.ids = {"letb": SC.letb_chain_id, "retb": SC.retb_chain_id}
         self.ports = {k: free_port() for k in self.ids}
         self.nodes: dict[str, AnvilNode] = {}
         for k in self.ids:
-            self.start(k)
+            self.start(k, keep_history=keep_history)
 
     def state(self, name: str) -> Path:
         return self.folder / f"{name}.json"
 
-    def start(self, name: str, state: Path | None = None) -> None:
+    def start(self, name: str, state: Path | None = None, *, keep_history: bool = True) -> None:
         """(Re)start a node on its port from `state` (default: its own state file)."""
         self.nodes[name] = start_anvil(
-            self.ids[name], self.ports[name], state_file=state or self.state(name)
+            self.ids[name],
+            self.ports[name],
+            state_file=state or self.state(name),
+            keep_history=keep_history,
         )
 
     @property
     def spec(self) -> str:
         return ",".join(self.nodes[k].url for k in self.ids)
 
-    def head(self, name: str) -> int:
+    def rpc(self, name: str, method: str) -> Any:
         r = requests.post(
             self.nodes[name].url,
-            json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []},
             timeout=5,
         )
-        return int(r.json()["result"], 16)
+        return r.json()["result"]
+
+    def head(self, name: str) -> int:
+        return int(self.rpc(name, "eth_blockNumber"), 16)
 
     def crash(self, name: str) -> None:
         """SIGKILL the node right after a periodic dump, so its file holds every mined block."""
@@ -253,6 +261,67 @@ def test_node_restarted_from_an_older_dump_gets_lost_blocks_resent(nodes, tmp_pa
     assert res.summary["resumed"]["remined_hours"] == {"letb": [2]}
 
 
+def test_node_down_during_setup_resumes_from_the_start(nodes, tmp_path, reference):
+    out = tmp_path / "run"
+    chains = make_chains(nodes.spec, nodes.ids)
+    mined: list[int] = []
+
+    def crash_after_deployments(results: object) -> None:
+        mined.append(1)
+        if len(mined) == 3:  # funding, token, markets mined; grants and registrations not yet
+            nodes.crash("letb")
+
+    chains["letb"].add_listener(crash_after_deployments)
+    with pytest.raises(NodeDownError) as info:
+        EnergyMarketModel(SC, chain=chains, checkpoint_dir=out)
+    err = info.value
+    assert (err.chain, err.t, err.phase, err.last_completed_hour) == ("letb", None, "setup", -1)
+    assert "during set-up" in str(err)
+    assert load_checkpoint(out).setup_blocks == {}  # written before the first transaction
+    nodes.start("letb")
+    model = EnergyMarketModel.resume(out)
+    res = model.run()
+    assert_same_run(res, reference["results"])
+    assert_no_double_spend(model, res, reference)
+
+
+def test_transactions_left_unmined_on_the_surviving_node_are_not_doubled(
+    nodes, tmp_path, reference
+):
+    out = tmp_path / "run"
+    model = EnergyMarketModel(SC, chain=nodes.spec, checkpoint_dir=out)
+
+    def crash_retb(row: dict[str, Any]) -> None:
+        if row["t"] == 2:
+            # RETB dies after the next phase has read its base fee (cached until its next
+            # block) and before it submits: LETB gets hour 3's open_hour, RETB fails
+            model.chains["retb"].base_fee()
+            nodes.crash("retb")
+
+    with pytest.raises(NodeDownError) as info:
+        model.run(crash_retb)
+    assert (info.value.chain, info.value.t, info.value.phase) == ("retb", 3, "open_hour")
+    pool = nodes.rpc("letb", "txpool_status")
+    assert int(pool["pending"], 16) > 0  # LETB holds hour 3's open_hour, never mined
+    nodes.start("retb")
+    model = EnergyMarketModel.resume(out)
+    res = model.run()
+    assert_same_run(res, reference["results"])
+    assert_no_double_spend(model, res, reference)
+
+
+def test_resume_needs_the_nodes_historical_state(tmp_path):
+    nodes = Nodes(tmp_path, keep_history=False)  # anvil --state without past states
+    try:
+        out = tmp_path / "run"
+        interrupted_run(nodes, out)
+        nodes.start("letb", keep_history=False)
+        with pytest.raises(HistoryUnavailableError, match=r"'letb'.*preserve-historical-states"):
+            EnergyMarketModel.resume(out)
+    finally:
+        nodes.stop()
+
+
 def test_resume_against_a_fresh_node_is_refused(nodes, tmp_path):
     out = tmp_path / "run"
     interrupted_run(nodes, out)
@@ -280,26 +349,6 @@ def test_resume_while_the_node_is_still_down_names_it(nodes, tmp_path):
     with pytest.raises(NodeDownError, match="'letb'") as info:
         EnergyMarketModel.resume(out)
     assert info.value.phase == "resume: connect" and info.value.last_completed_hour == 2
-
-
-def test_embedded_run_checkpoints_every_hour_but_cannot_resume(tmp_path):
-    out = tmp_path / "run"
-    sc = SC.replace(hours=3)
-    model = EnergyMarketModel(sc, checkpoint_dir=out)
-    assert load_checkpoint(out).last_completed_hour == -1  # set-up is checkpointed too
-    seen = []
-
-    def check(row: dict[str, Any]) -> None:
-        saved = Results.load(out)
-        seen.append((load_checkpoint(out).last_completed_hour, saved.summary["hours"]))
-        assert saved.summary["complete"] is (row["t"] == sc.hours - 1)
-
-    model.run(check)
-    assert seen == [(0, 1), (1, 2), (2, 3)]
-    with pytest.raises(CheckpointError, match="embedded-chain run cannot be resumed"):
-        EnergyMarketModel.resume(out)
-    with pytest.raises(CheckpointError, match=r"checkpoint\.json: missing"):
-        EnergyMarketModel.resume(tmp_path / "nowhere")
 
 
 # --------------------------------------------------------------------------------------------
