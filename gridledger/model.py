@@ -239,14 +239,6 @@ class EnergyMarketModel(mesa.Model):
         self.timing["checkpoint_s"] += time.perf_counter() - t0
         self.checkpoint_times_s.append(time.perf_counter() - t0)
 
-    @property
-    def replaying(self) -> bool:
-        """True while a resume still serves mined transactions on some chain."""
-        return any(
-            isinstance(c, RpcChain) and c.replay is not None and c.replay.active
-            for c in self.chains.values()
-        )
-
     # ======================================================================================
     def step(self) -> None:
         sc = self.params
