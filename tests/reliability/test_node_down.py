@@ -97,19 +97,27 @@ class Nodes:
         path = self.state(name)
         before = path.stat().st_mtime_ns if path.exists() else 0
         deadline = time.monotonic() + 10
-        while (path.stat().st_mtime_ns if path.exists() else 0) == before:
+        while not (path.exists() and path.stat().st_mtime_ns != before and dumped(path, head)):
             assert time.monotonic() < deadline, "anvil wrote no periodic state dump"
             time.sleep(0.01)
-        time.sleep(0.2)  # let the dump finish; the next one is a second away
         proc = self.nodes[name].process
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         self.nodes[name].stop()
-        assert json.loads(path.read_text())["best_block_number"] in (head, hex(head))
+        assert dumped(path, head)
 
     def stop(self) -> None:
         for n in self.nodes.values():
             n.stop()
+
+
+def dumped(path: Path, head: int) -> bool:
+    """The state file is complete and holds the chain up to block `head`."""
+    try:
+        best = json.loads(path.read_bytes())["best_block_number"]
+    except (ValueError, KeyError):
+        return False
+    return int(best, 16) == head if isinstance(best, str) else best == head
 
 
 def final_state(model: EnergyMarketModel) -> dict[str, Any]:
