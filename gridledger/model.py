@@ -206,7 +206,7 @@ class EnergyMarketModel(mesa.Model):
                 phase="resume: connect",
                 last_completed_hour=ckpt.last_completed_hour,
                 checkpoint_dir=str(folder),
-                cause=str(exc),
+                cause=exc.reason,
             ) from exc
         t0 = time.perf_counter()
         model = cls(ckpt.scenario, chain=chains, checkpoint_dir=folder, _resume=ckpt)
@@ -225,7 +225,7 @@ class EnergyMarketModel(mesa.Model):
             phase=self.stage,
             last_completed_hour=saved,
             checkpoint_dir=str(ckpt) if ckpt is not None else "",
-            cause=str(exc),
+            cause=exc.reason,
         )
 
     def _checkpoint(self) -> None:

@@ -92,11 +92,12 @@ class ChainError(Exception):
 class ChainConnectionError(ChainError):
     """The node at a URL could not be reached (after checking that nothing was half-sent).
 
-    `chain` and `url` name the node ('' where unknown)."""
+    `chain` and `url` name the node ('' where unknown), `reason` says what failed."""
 
-    def __init__(self, message: str, *, chain: str = "", url: str = "") -> None:
+    def __init__(self, message: str, *, chain: str = "", url: str = "", reason: str = "") -> None:
         self.chain = chain
         self.url = url
+        self.reason = reason or message
         super().__init__(message)
 
 
@@ -137,9 +138,10 @@ class NodeDownError(ChainConnectionError):
         )
         super().__init__(
             f"node of chain {chain!r} at {url or '?'} stopped answering {where} "
-            f"(phase {phase}); {done}{saved}" + (f" [{cause}]" if cause else ""),
+            f"(phase {phase}: {cause or 'no answer'}); {done}{saved}",
             chain=chain,
             url=url,
+            reason=cause,
         )
 
 
@@ -1039,10 +1041,12 @@ class RpcChain(ChainBackend):
         try:
             resp = self._session.post(self.url, json=payload, timeout=self.timeout_s)
         except lost as exc:
+            reason = _lost_reason(exc)
             raise ChainConnectionError(
-                f"no answer from {self.url} (chain {self.name!r}): {_lost_reason(exc)}",
+                f"no answer from {self.url} (chain {self.name!r}): {reason}",
                 chain=self.name,
                 url=self.url,
+                reason=reason,
             ) from exc
         if resp.status_code != 200:
             raise RpcError(str(payload)[:80], f"HTTP {resp.status_code}: {resp.text}", self.url)
@@ -1053,6 +1057,7 @@ class RpcChain(ChainBackend):
                 f"truncated answer from {self.url} (chain {self.name!r}): {exc}",
                 chain=self.name,
                 url=self.url,
+                reason="truncated answer",
             ) from exc
 
     def _rpc(self, method: str, params: list[Any]) -> Any:

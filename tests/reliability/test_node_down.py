@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -410,3 +412,35 @@ def test_cli_names_the_down_node_and_resumes(nodes, tmp_path, capsys, reference)
     assert_same_run(Results.load(out), ref)
     assert main(["run", "--resume", str(out)]) == 0
     assert "nothing to resume" in capsys.readouterr().out
+
+
+def test_gridledger_node_state_dir_keeps_the_chains_across_a_restart(tmp_path):
+    """The operator's way: `gridledger node --state-dir DIR`, stopped and started again."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "gridledger.cli", "node", "--port", str(port),
+           "--state-dir", str(tmp_path)]  # fmt: skip
+
+    def serve() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        while "gridledger run --chain" not in proc.stdout.readline():
+            assert time.monotonic() < deadline and proc.poll() is None
+        return proc
+
+    proc = serve()
+    try:
+        chains = make_chains(f"http://127.0.0.1:{port},http://127.0.0.1:{port + 1}")
+        funded = chains["letb"].fund(["0x" + "11" * 20], 10**18)[0]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert {p.name for p in tmp_path.iterdir()} == {"letb.json", "retb.json"}
+        proc = serve()
+        again = make_chains(f"http://127.0.0.1:{port},http://127.0.0.1:{port + 1}")["letb"]
+        assert again.head() == funded.block_number
+        assert again.balance("0x" + "11" * 20) == 10**18
+        assert again.get_block(funded.block_number)["hash"] == funded.block_hash
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
