@@ -323,6 +323,23 @@ def test_transactions_left_unmined_on_the_surviving_node_are_not_doubled(
     assert_no_double_spend(model, res, reference)
 
 
+def test_a_killed_run_process_resumes_against_live_nodes(nodes, tmp_path, reference):
+    """Not the node but the run's own process stops (Ctrl-C, OOM): the same resume applies."""
+    out = tmp_path / "run"
+    model = EnergyMarketModel(SC, chain=nodes.spec, checkpoint_dir=out)
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    kill_when(model, KILL_HOUR, "settle", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        model.run()
+    model = EnergyMarketModel.resume(out)
+    res = model.run()
+    assert_same_run(res, reference["results"])
+    assert_no_double_spend(model, res, reference)
+
+
 def test_resume_needs_the_nodes_historical_state(tmp_path):
     nodes = Nodes(tmp_path, keep_history=False)  # anvil --state without past states
     try:
