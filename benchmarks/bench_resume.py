@@ -4,9 +4,9 @@
    (`REPEATS` times each): median total wall time, and the median / max time of one hourly
    checkpoint (Results.save of the hours so far + checkpoint.json, each fsync'd and renamed).
 2. The same day on two anvil nodes persisting their chains (start_anvil(state_file=...)): the
-   LETB node is killed (SIGKILL after a periodic dump) in hour `KILL_HOUR`, restarted from its
-   state file, and the run resumed: time to rebuild (set-up replayed from the chain), time to
-   replay the completed hours, and time to finish the day.
+   LETB node is killed (SIGKILL after a periodic dump) in hour `KILL_HOUR` (after its open_hour
+   block), restarted from its state file, and the run resumed: time to rebuild (set-up replayed
+   from the chain), time to replay the completed hours, and time to finish the day.
 Writes benchmarks/results/bench_resume.json and prints the numbers.
 """
 
@@ -69,13 +69,14 @@ def anvil_resume(tmp: Path) -> dict[str, float]:
         crashed: list[bool] = []
 
         def kill(_results: object) -> None:
-            if not crashed and model.t == KILL_HOUR and model.stage == "post_offer":
+            if not crashed and model.t == KILL_HOUR and model.stage == "open_hour":
                 crashed.append(True)
                 crash_after_dump(nodes["letb"], tmp / "letb.json")
 
         model.chains["letb"].add_listener(kill)
         with contextlib.suppress(NodeDownError):
             model.run()
+        assert crashed and model.t == KILL_HOUR, "the LETB node was not killed"
         first_s = time.perf_counter() - t0
         ckpt_times = list(model.checkpoint_times_s)
         nodes["letb"] = start_anvil(ids["letb"], ports["letb"], state_file=tmp / "letb.json")
