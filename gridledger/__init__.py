@@ -1,7 +1,9 @@
 """gridledger: blockchain-based peer-to-peer electricity trading on a real distribution feeder.
 
 Public API (imported lazily so that `import gridledger` stays light):
-`Scenario`, `ScenarioError`, `EnergyMarketModel`, `run_scenario`, `Results`.
+`Scenario`, `ScenarioError`, `EnergyMarketModel`, `run_scenario`, `Results`; the errors of a
+run whose node went down (`NodeDownError`) and of a resume that the chains contradict
+(`ResumeConflictError`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,18 @@ _EXPORTS = {
     "EnergyMarketModel": "gridledger.model",
     "run_scenario": "gridledger.model",
     "Results": "gridledger.results",
+    "NodeDownError": "gridledger.market.chain",
+    "ResumeConflictError": "gridledger.market.chain",
 }
-__all__ = ["EnergyMarketModel", "Results", "Scenario", "ScenarioError", "run_scenario"]
+__all__ = [
+    "EnergyMarketModel",
+    "NodeDownError",
+    "Results",
+    "ResumeConflictError",
+    "Scenario",
+    "ScenarioError",
+    "run_scenario",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+DEFAULT_OUT = Path("results/default")
+EXIT_BAD_INPUT = 2
+EXIT_NODE_DOWN = 3
+EXIT_RESUME_CONFLICT = 4
+
 
 def add_run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a market day, write results and figures")
@@ -21,10 +26,25 @@ def add_run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="override the scenario seed")
     p.add_argument(
         "--chain",
-        default="embedded",
-        help="'embedded' (default) or two JSON-RPC URLs 'URL_LETB,URL_RETB' (gridledger node)",
+        default=None,
+        help="'embedded' (default) or two JSON-RPC URLs 'URL_LETB,URL_RETB' (gridledger node); "
+        "with --resume: the nodes' URLs if they came back elsewhere",
     )
-    p.add_argument("--out", type=Path, default=Path("results/default"), help="output folder")
+    p.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument(
+        "--checkpoint",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="save the results and checkpoint.json into the output folder after every hour, so "
+        "that a run whose node went down can be resumed (default: on for node chains)",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue the interrupted run checkpointed in DIR (restart its nodes first); "
+        "scenario and output folder come from DIR",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
     return p
@@ -84,8 +104,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     from gridledger.day.attack_table import attacks_frame, format_attack_table
 
     s = summary
+    hours = f"hours {s['hours']}"
+    if not s.get("complete", True):
+        hours += f" of {s['hours_planned']} planned (partial)"
     lines = [
-        f"hours {s['hours']}, users {s['users']}, producers {s['producers']}, REPs {s['reps']}, "
+        f"{hours}, users {s['users']}, producers {s['producers']}, REPs {s['reps']}, "
         f"LETB areas {s['letb_areas']}, chain {s['chain']}",
         f"cost saving        {s['cost_saving_pct']:6.1f} %  "
         f"(${s['user_cost_usd_baseline']:,.0f} -> ${s['user_cost_usd']:,.0f})",
@@ -116,18 +139,55 @@ def format_summary(summary: dict[str, Any]) -> str:
             "fallback grid_only (no local/renewable sale, grid at tariff)"
         )
     lines += format_attack_table(attacks_frame(s.get("attacks", [])))
+    if s.get("resumed"):
+        r = s["resumed"]
+        served = ", ".join(f"{k} {v}" for k, v in r["tx_served_from_chain"].items())
+        lines.append(
+            f"resumed from hour {r['from_hour']}: transactions served from the chains (not "
+            f"sent again): {served}"
+            + (f"; blocks re-mined in hours {r['remined_hours']}" if r["remined_hours"] else "")
+        )
     tm = s.get("timing_s", {})
     lines.append("wall time: " + ", ".join(f"{k} {v:.1f}" for k, v in tm.items()))
     return "\n".join(lines)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from gridledger.checkpoint import load_checkpoint
     from gridledger.model import run_scenario
     from gridledger.report import write_figures
 
-    scenario = _load_scenario(args)
-    results = run_scenario(scenario, chain=args.chain, progress=not args.no_progress)
-    out = results.save(args.out)
+    if args.resume is not None:
+        given = [
+            f"--{n}" for n in ("scenario", "hours", "seed", "out") if getattr(args, n) is not None
+        ]
+        if given or args.checkpoint is False:
+            given += ["--no-checkpoint"] if args.checkpoint is False else []
+            print(
+                f"gridledger run: --resume takes the scenario and output folder from "
+                f"{args.resume}; drop {' '.join(given)}",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        ckpt = load_checkpoint(args.resume)
+        if ckpt.complete:
+            print(f"nothing to resume: all {ckpt.hours_planned} hours in {args.resume} are done")
+            return 0
+        out = args.resume
+        results = run_scenario(
+            resume=out, chain=args.chain or "embedded", progress=not args.no_progress
+        )
+    else:
+        chain = args.chain or "embedded"
+        out = args.out or DEFAULT_OUT
+        checkpoint = args.checkpoint if args.checkpoint is not None else chain != "embedded"
+        results = run_scenario(
+            _load_scenario(args),
+            chain=chain,
+            progress=not args.no_progress,
+            checkpoint_dir=out if checkpoint else None,
+        )
+    out = results.save(out)
     figs = write_figures(results, out / "figures")
     print(format_summary(results.summary))
     frames = ",".join(results.frames())
@@ -146,13 +206,22 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gridledger.checkpoint import CheckpointError
     from gridledger.day.attacks import AttackSetupError
     from gridledger.day.world import MarketSetupError
+    from gridledger.market.chain import ChainConnectionError, NodeDownError, ResumeConflictError
     from gridledger.network.feeder import FeederDataError
     from gridledger.results import ResultsError
     from gridledger.scenario import ScenarioError
 
-    bad_input = (ScenarioError, ResultsError, FeederDataError, MarketSetupError, AttackSetupError)
+    bad_input = (
+        ScenarioError,
+        ResultsError,
+        FeederDataError,
+        MarketSetupError,
+        AttackSetupError,
+        CheckpointError,
+    )
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -160,7 +229,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except bad_input as exc:  # bad input: named error, exit 2, nothing written (run saves last)
         print(f"gridledger {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except NodeDownError as exc:  # one line what happened, one line what to do; no traceback
+        print(f"gridledger {args.command}: node down: {exc}", file=sys.stderr)
+        print(node_down_advice(exc), file=sys.stderr)
+        return EXIT_NODE_DOWN
+    except ChainConnectionError as exc:  # a node not reachable at the start
+        print(f"gridledger {args.command}: cannot reach the node: {exc}", file=sys.stderr)
+        return EXIT_NODE_DOWN
+    except ResumeConflictError as exc:
+        print(f"gridledger {args.command}: cannot resume: {exc}", file=sys.stderr)
+        return EXIT_RESUME_CONFLICT
+
+
+def node_down_advice(exc: Any) -> str:
+    """What to do after a NodeDownError (printed under its one-line message)."""
+    if not exc.checkpoint_dir:
+        return (
+            "what to do: restart the node and run again (nothing was saved: run with --out DIR "
+            "--checkpoint to make a run resumable)"
+        )
+    return (
+        f"what to do: restart the {exc.chain} node from its state (e.g. `gridledger node "
+        f"--state-dir DIR` again), then: gridledger run --resume {exc.checkpoint_dir} "
+        "(add --chain URL_LETB,URL_RETB if the nodes' URLs changed)"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,13 @@ LETB, 4 shortages go to RETB with the operator's ranking hint, 5 the grid covers
 their trades (reputation, incentives) (day/settlement.py); 8 conservation checks
 (day/conservation.py), the hour's row and the DataCollector (day/kpis.py).
 
+Node down mid-run (issue 7, scenario 8): a chain's node that stops answering raises
+`NodeDownError` naming the chain, its URL, the interrupted hour and phase and the last completed
+hour. With `checkpoint_dir` the model saves the results of every completed hour and a checkpoint
+(gridledger/checkpoint.py); `EnergyMarketModel.resume(dir)` / `run_scenario(resume=dir)` rebuild
+the model from it and re-execute the run against the surviving chains, serving every transaction
+the chains already hold instead of sending it again (gridledger/market/replay.py).
+
 The baseline of the same scenario (no trading: users' metered demand all from the grid at the
 tariff; rooftop PV self-consumed behind the meter, its surplus exported; batteries idle; REP output
 exported) is computed beside it every hour, so every "before/after" sits in one row.
@@ -22,12 +29,23 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import mesa
 import pandas as pd
 
+from gridledger.checkpoint import (
+    BlockRef,
+    Checkpoint,
+    block_ref,
+    chain_spec_of,
+    check_replayed_hour,
+    load_checkpoint,
+    prepare_resume,
+    write_checkpoint,
+)
 from gridledger.day import attacks
 from gridledger.day.chains import setup_chains
 from gridledger.day.conservation import ConservationError
@@ -55,6 +73,14 @@ from gridledger.day.phases import (
 from gridledger.day.pricing import price_day
 from gridledger.day.settlement import phase6_tdno, phase7_feedback
 from gridledger.day.world import MarketSetupError, build_world
+from gridledger.market.chain import (
+    ChainBackend,
+    ChainConnectionError,
+    NodeDownError,
+    ResumeConflictError,
+    RpcChain,
+    make_chains,
+)
 from gridledger.market.ledger import Ledger
 from gridledger.network.opf import OPFResult
 from gridledger.network.powerflow import PowerFlowResult
@@ -66,19 +92,27 @@ __all__ = [
     "EnergyMarketModel",
     "InvariantError",
     "MarketSetupError",
+    "NodeDownError",
+    "ResumeConflictError",
     "run_scenario",
 ]
 
 
 class EnergyMarketModel(mesa.Model):
-    """The market day (see module docstring). `model.params` is the gridledger Scenario."""
+    """The market day (see module docstring). `model.params` is the gridledger Scenario.
+
+    `chain`: 'embedded', 'URL_LETB,URL_RETB', or ready chains {'letb': ..., 'retb': ...}.
+    `checkpoint_dir`: save the results and a checkpoint after set-up and every completed hour.
+    """
 
     def __init__(
         self,
         scenario: Scenario | Any | None = None,
         *,
-        chain: str = "embedded",
+        chain: str | Mapping[str, ChainBackend] = "embedded",
         seed: int | None = None,
+        checkpoint_dir: str | Path | None = None,
+        _resume: Checkpoint | None = None,
         **overrides: Any,
     ) -> None:
         # SolaraViz's Reset passes mesa's own Scenario object: ignore anything not ours
@@ -90,9 +124,13 @@ class EnergyMarketModel(mesa.Model):
         super().__init__(rng=sc.seed)
         self.params = sc
         self.t = 0
-        self.chain_spec = chain
+        self.stage = "setup"
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.resumed_from = _resume
+        self.resume_info: dict[str, Any] = {"remined_hours": {}}
         self.timing: dict[str, float] = defaultdict(float)
         t0 = time.perf_counter()
+        self.checkpoint_times_s: list[float] = []
         self.hourly_rows: list[dict[str, Any]] = []
         self.trade_rows: list[dict[str, Any]] = []
         self.ledger = Ledger()
@@ -109,10 +147,30 @@ class EnergyMarketModel(mesa.Model):
         self.reference_price = self.tariff if sc.dlmp_reference == "tariff" else self.wholesale
         self.timing["python_s"] += time.perf_counter() - t0
         price_day(self)
-        setup_chains(self, chain)
-        attacks.register_sybils(self)
-        attacks.start_balances(self)
-        start_invariants(self)
+        chains = (
+            make_chains(chain, {"letb": sc.letb_chain_id, "retb": sc.retb_chain_id})
+            if isinstance(chain, str)
+            else dict(chain)
+        )
+        self.chain_spec = chain_spec_of(chains) if not isinstance(chain, str) else chain
+        # where each chain stood before set-up: a resume checks it is the same chain
+        self.chain_start: dict[str, BlockRef] = {c: block_ref(ch) for c, ch in chains.items()}
+        self.chain_setup: dict[str, BlockRef] = {}  # filled when set-up is complete
+        self.hour_blocks: list[dict[str, BlockRef]] = []
+        self.chains = chains
+        if self.checkpoint_dir is not None and _resume is None:
+            # before the first transaction: a run that dies in set-up can resume too
+            write_checkpoint(self, self.checkpoint_dir, results=False)
+        try:
+            setup_chains(self, chains)
+            attacks.register_sybils(self)
+            attacks.start_balances(self)
+            start_invariants(self)
+            self.chain_setup = {c: block_ref(ch) for c, ch in self.chains.items()}
+        except ChainConnectionError as exc:
+            raise self._node_down(exc, None) from exc
+        if _resume is not None:
+            check_replayed_hour(self, -1, _resume)
         self.datacollector = mesa.DataCollector(
             model_reporters={k: hour_value(k) for k in MODEL_VARS},
             agent_reporters={
@@ -124,6 +182,62 @@ class EnergyMarketModel(mesa.Model):
             },
         )
         self.running = sc.hours > 0
+        if self.checkpoint_dir is not None and _resume is None:
+            self._checkpoint()
+
+    @classmethod
+    def resume(cls, folder: str | Path, *, chain: str | None = None) -> EnergyMarketModel:
+        """Rebuild an interrupted run from `folder/checkpoint.json` against its chains.
+
+        `chain` gives the nodes' URLs if they came back elsewhere (default: the saved ones).
+        Set-up and the completed hours are re-executed deterministically with the chains'
+        mined transactions served, not sent (no nonce is used twice); `run()` then continues
+        from the interrupted hour and keeps checkpointing into `folder`. Raises CheckpointError
+        (no usable checkpoint), ResumeConflictError (a chain contradicts the checkpoint),
+        NodeDownError (a node is still down)."""
+        ckpt = load_checkpoint(folder)
+        try:
+            chains = prepare_resume(ckpt, chain)
+        except ChainConnectionError as exc:
+            raise NodeDownError(
+                chain=exc.chain,
+                url=exc.url,
+                t=ckpt.last_completed_hour + 1 if not ckpt.complete else None,
+                phase="resume: connect",
+                last_completed_hour=ckpt.last_completed_hour,
+                checkpoint_dir=str(folder),
+                cause=exc.reason,
+            ) from exc
+        t0 = time.perf_counter()
+        model = cls(ckpt.scenario, chain=chains, checkpoint_dir=folder, _resume=ckpt)
+        model.timing["resume_setup_s"] += time.perf_counter() - t0
+        return model
+
+    def _node_down(self, exc: ChainConnectionError, t: int | None) -> NodeDownError:
+        ckpt = self.checkpoint_dir
+        saved = self.t - 1 if t is not None else -1
+        if self.resumed_from is not None:
+            saved = max(saved, self.resumed_from.last_completed_hour)
+        return NodeDownError(
+            chain=exc.chain,
+            url=exc.url,
+            t=t,
+            phase=self.stage,
+            last_completed_hour=saved,
+            checkpoint_dir=str(ckpt) if ckpt is not None else "",
+            cause=exc.reason,
+        )
+
+    def _checkpoint(self) -> None:
+        """Results so far + checkpoint.json (skipped for hours a resume re-executes: the
+        folder already holds them, rewriting fewer hours would only lose some)."""
+        r = self.resumed_from
+        if self.checkpoint_dir is None or (r is not None and self.t - 1 <= r.last_completed_hour):
+            return
+        t0 = time.perf_counter()
+        write_checkpoint(self, self.checkpoint_dir)
+        self.timing["checkpoint_s"] += time.perf_counter() - t0
+        self.checkpoint_times_s.append(time.perf_counter() - t0)
 
     # ======================================================================================
     def step(self) -> None:
@@ -139,16 +253,10 @@ class EnergyMarketModel(mesa.Model):
         self.hour_tx = 0
         for a in (*self.users, self.grid):
             a.reset_hour()
-        caps = phase1_operator(self, t)
-        offers = phase2_offers(self, t, caps)
-        letb_req = phase3_letb(self, t)
-        retb_trades = phase4_retb(self, t)
-        phase5_grid(self, t)
-        metered = phase6_tdno(self, t, letb_req, retb_trades)
-        minted = phase7_feedback(self, t, letb_req, retb_trades, metered)
-        attacks.record_hour(self, t)
-        check_hour_invariants(self, t)
-        row = record_hour(self, t, offers, minted)
+        try:
+            row = self._hour(t)
+        except ChainConnectionError as exc:
+            raise self._node_down(exc, t) from exc
         self.t += 1
         self.timing["python_s"] += (
             (time.perf_counter() - t_start)
@@ -160,6 +268,40 @@ class EnergyMarketModel(mesa.Model):
         record_agents(self, t)
         if self.t >= sc.hours:
             self.running = False
+            self._finish_replay()
+        self._checkpoint()
+
+    def _hour(self, t: int) -> dict[str, Any]:
+        """Phases 1-8 of hour t (`self.stage` names the one running, for NodeDownError)."""
+        self.stage = "open_hour"
+        caps = phase1_operator(self, t)
+        self.stage = "post_offer"
+        offers = phase2_offers(self, t, caps)
+        self.stage = "letb_request"
+        letb_req = phase3_letb(self, t)
+        self.stage = "retb_request"
+        retb_trades = phase4_retb(self, t)
+        self.stage = "grid"
+        phase5_grid(self, t)
+        self.stage = "settle"
+        metered = phase6_tdno(self, t, letb_req, retb_trades)
+        self.stage = "feedback"
+        minted = phase7_feedback(self, t, letb_req, retb_trades, metered)
+        self.stage = "checks"
+        attacks.record_hour(self, t)
+        check_hour_invariants(self, t)
+        row = record_hour(self, t, offers, minted)
+        if self.checkpoint_dir is not None or self.resumed_from is not None:
+            self.hour_blocks.append({c: block_ref(ch) for c, ch in self.chains.items()})
+        if self.resumed_from is not None and t <= self.resumed_from.last_completed_hour:
+            check_replayed_hour(self, t, self.resumed_from)
+        return row
+
+    def _finish_replay(self) -> None:
+        """End of a resumed run: every transaction the chains held must have been served."""
+        for c in self.chains.values():
+            if isinstance(c, RpcChain) and c.replay is not None and c.replay.active:
+                c.replay.finish(None)
 
     def run(self, progress: Callable[[dict[str, Any]], None] | None = None) -> Results:
         while self.running:
@@ -177,14 +319,35 @@ class EnergyMarketModel(mesa.Model):
         trades = pd.DataFrame(self.trade_rows, columns=TRADE_COLUMNS)
         gas = self.gas_rows
         agents = pd.DataFrame(self.agent_rows, columns=AGENT_COLUMNS)
+        kpis = summary(self, hourly, gas)
+        # a checkpoint's results are partial: say how many of the planned hours they hold
+        kpis["hours"] = len(hourly)
+        kpis["hours_planned"] = self.params.hours
+        kpis["complete"] = len(hourly) >= self.params.hours
+        if self.resumed_from is not None:
+            kpis["resumed"] = self._resume_summary()
         return Results(
             hourly=hourly,
             trades=trades,
             gas=gas,
             agents=agents,
-            summary=summary(self, hourly, gas),
+            summary=kpis,
             scenario=self.params,
         )
+
+    def _resume_summary(self) -> dict[str, Any]:
+        """What a resume found: hours restored, transactions served vs sent, re-mined hours."""
+        r = self.resumed_from
+        assert r is not None
+        served = {
+            name: (c.replay.served if isinstance(c, RpcChain) and c.replay else 0)
+            for name, c in self.chains.items()
+        }
+        return {
+            "from_hour": r.last_completed_hour + 1,
+            "tx_served_from_chain": served,
+            "remined_hours": {k: list(v) for k, v in self.resume_info["remined_hours"].items()},
+        }
 
     @property
     def gas_rows(self) -> pd.DataFrame:
@@ -198,9 +361,22 @@ def run_scenario(
     chain: str = "embedded",
     seed: int | None = None,
     progress: bool | Callable[[dict[str, Any]], None] = True,
+    checkpoint_dir: str | Path | None = None,
+    resume: str | Path | None = None,
 ) -> Results:
-    """Run a whole scenario and return its Results (progress bar on stderr if `progress`)."""
-    model = EnergyMarketModel(scenario or Scenario(), chain=chain, seed=seed)
+    """Run a whole scenario and return its Results (progress bar on stderr if `progress`).
+
+    `checkpoint_dir`: save results + checkpoint after every hour (resumable on RPC chains).
+    `resume`: continue the interrupted run checkpointed in that folder (its scenario and, unless
+    `chain` is given, its chain URLs); `scenario` and `seed` must then be left out."""
+    if resume is not None:
+        if scenario is not None or seed is not None:
+            raise ValueError("run_scenario(resume=...) takes the scenario from the checkpoint")
+        model = EnergyMarketModel.resume(resume, chain=None if chain == "embedded" else chain)
+    else:
+        model = EnergyMarketModel(
+            scenario or Scenario(), chain=chain, seed=seed, checkpoint_dir=checkpoint_dir
+        )
     if callable(progress):
         return model.run(progress)
     if not progress:

@@ -8,6 +8,7 @@ transaction goes to the model's `Ledger` (gas frame = Results.gas).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
@@ -44,16 +45,18 @@ def commitment(seed: int, role: str, index: int) -> bytes:
     return keccak(text=f"gridledger/identity/{seed}/{role}/{index}")
 
 
-def setup_chains(model: EnergyMarketModel, spec: str) -> None:
-    """Chains, keys, gas, token deployments, LETB per area and RETB, grants, approvals and
-    registrations (set-up transactions are recorded with t = -1)."""
+def setup_chains(model: EnergyMarketModel, spec: str | Mapping[str, ChainBackend]) -> None:
+    """Chains (a `--chain` spec or ready backends), keys, gas, token deployments, LETB per area
+    and RETB, grants, approvals and registrations (set-up transactions have t = -1)."""
     sc = model.params
     t0 = time.perf_counter()
     # each LETB user's refund credit (token base units, user address -> units): LETB.settle
     # credits undelivered value inside the contract, the next request spends it first
     model.letb_credit_units: dict[str, int] = {}
-    model.chains: dict[str, ChainBackend] = make_chains(
-        spec, {"letb": sc.letb_chain_id, "retb": sc.retb_chain_id}
+    model.chains: dict[str, ChainBackend] = (
+        make_chains(spec, {"letb": sc.letb_chain_id, "retb": sc.retb_chain_id})
+        if isinstance(spec, str)
+        else dict(spec)
     )
     for ch in model.chains.values():
         model.ledger.attach(ch)

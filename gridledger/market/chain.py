@@ -35,6 +35,8 @@ from eth_utils import keccak, to_canonical_address, to_checksum_address
 if TYPE_CHECKING:  # eth_account costs seconds to import; the CLI imports this module early
     from eth_account.signers.local import LocalAccount
 
+    from gridledger.market.replay import ReplayLog
+
 __all__ = [
     "CHAIN_NAMES",
     "DEFAULT_CHAIN_IDS",
@@ -46,10 +48,12 @@ __all__ = [
     "EmbeddedChain",
     "InsufficientFundsError",
     "Log",
+    "NodeDownError",
     "NonceError",
     "OutOfGasError",
     "PendingTx",
     "ReceiptTimeoutError",
+    "ResumeConflictError",
     "RpcChain",
     "RpcError",
     "Signer",
@@ -86,7 +90,65 @@ class ChainError(Exception):
 
 
 class ChainConnectionError(ChainError):
-    """The node at a URL could not be reached (after checking that nothing was half-sent)."""
+    """The node at a URL could not be reached (after checking that nothing was half-sent).
+
+    `chain` and `url` name the node ('' where unknown), `reason` says what failed."""
+
+    def __init__(self, message: str, *, chain: str = "", url: str = "", reason: str = "") -> None:
+        self.chain = chain
+        self.url = url
+        self.reason = reason or message
+        super().__init__(message)
+
+
+class NodeDownError(ChainConnectionError):
+    """A chain's node stopped answering in the middle of a run.
+
+    Names the chain, its URL, the market hour `t` that was interrupted (None: during set-up),
+    the `phase` it was in, and `last_completed_hour` (-1: none). Every hour up to that one is
+    saved if the run was checkpointing (`checkpoint_dir`); `gridledger run --resume DIR` then
+    continues from the interrupted hour once the node is back with its chain.
+    """
+
+    def __init__(
+        self,
+        *,
+        chain: str,
+        url: str,
+        t: int | None,
+        phase: str,
+        last_completed_hour: int,
+        checkpoint_dir: str = "",
+        cause: str = "",
+    ) -> None:
+        self.t = t
+        self.phase = phase
+        self.last_completed_hour = last_completed_hour
+        self.checkpoint_dir = checkpoint_dir
+        where = "during set-up" if t is None else f"in market hour {t}"
+        done = (
+            f"hours 0..{last_completed_hour} completed"
+            if last_completed_hour >= 0
+            else "no hour completed"
+        )
+        saved = (
+            f"; saved in {checkpoint_dir}"
+            if checkpoint_dir
+            else "; nothing saved (no checkpoint folder)"
+        )
+        super().__init__(
+            f"node of chain {chain!r} at {url or '?'} stopped answering {where} "
+            f"(phase {phase}: {cause or 'no answer'}); {done}{saved}",
+            chain=chain,
+            url=url,
+            reason=cause,
+        )
+
+
+class ResumeConflictError(ChainError):
+    """Resuming a run found a chain that contradicts it: a different transaction at a nonce the
+    run used, a chain that is not the one the run started on, or a re-execution that does not
+    reproduce what the chain holds. The message names the chain, the account/nonce or block."""
 
 
 class RpcError(ChainError):
@@ -291,6 +353,9 @@ class PendingTx:
     gas_limit: int
     signer: Signer | None = None
     result: TxResult | None = None
+    replayed: bool = False
+    """Already mined by an interrupted run (resume): `tx_hash` is then the mined one and the
+    chain serves its receipt instead of sending (gridledger/market/replay.py)."""
     # backend-private outcome known at submission (embedded backend)
     _local: Any = field(default=None, repr=False)
 
@@ -884,6 +949,21 @@ ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2f
 """Anvil's/hardhat's first well-known dev account (public test mnemonic): the dev faucet."""
 
 
+def _lost_reason(exc: Exception) -> str:
+    """Short cause of a lost connection (requests nests the OS error deep in its message)."""
+    text = str(exc)
+    for key, label in (
+        ("refused", "connection refused"),
+        ("reset", "connection reset"),
+        ("timed out", "timed out"),
+        ("RemoteDisconnected", "connection closed by the node"),
+        ("aborted", "connection aborted"),
+    ):
+        if key in text:
+            return label
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
 def _classify_rpc_error(message: str) -> type[TransactionRejected] | None:
     m = message.lower()
     if "chain id" in m or "chainid" in m or "chain_id" in m:
@@ -923,6 +1003,8 @@ class RpcChain(ChainBackend):
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"RPC url must start with http:// or https://, got {url!r}")
         self.url = url
+        self.name = name  # named in connection errors raised before ChainBackend.__init__
+        self.replay: ReplayLog | None = None
         self.timeout_s = timeout_s
         self.receipt_timeout_s = receipt_timeout_s
         self.retries = retries
@@ -951,13 +1033,32 @@ class RpcChain(ChainBackend):
     def _post(self, payload: Any) -> Any:
         import requests
 
+        lost = (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        )
         try:
             resp = self._session.post(self.url, json=payload, timeout=self.timeout_s)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ChainConnectionError(f"no answer from {self.url}: {exc}") from exc
+        except lost as exc:
+            reason = _lost_reason(exc)
+            raise ChainConnectionError(
+                f"no answer from {self.url} (chain {self.name!r}): {reason}",
+                chain=self.name,
+                url=self.url,
+                reason=reason,
+            ) from exc
         if resp.status_code != 200:
             raise RpcError(str(payload)[:80], f"HTTP {resp.status_code}: {resp.text}", self.url)
-        return resp.json()
+        try:
+            return resp.json()
+        except ValueError as exc:  # the node died in the middle of its answer
+            raise ChainConnectionError(
+                f"truncated answer from {self.url} (chain {self.name!r}): {exc}",
+                chain=self.name,
+                url=self.url,
+                reason="truncated answer",
+            ) from exc
 
     def _rpc(self, method: str, params: list[Any]) -> Any:
         """One read-type call; connection errors are retried (reads are idempotent)."""
@@ -1014,6 +1115,10 @@ class RpcChain(ChainBackend):
         self._submit_many(ptxs)
 
     def _submit_many(self, ptxs: Sequence[PendingTx]) -> None:
+        if self.replay is not None and self.replay.active:
+            ptxs = self._take_replayed(ptxs)
+            if not ptxs:
+                return
         calls = [("eth_sendRawTransaction", ["0x" + p.raw.hex()]) for p in ptxs]
         for attempt in range(self.retries + 1):
             try:
@@ -1049,6 +1154,21 @@ class RpcChain(ChainBackend):
         if first_error is not None:
             raise first_error
 
+    def _take_replayed(self, ptxs: Sequence[PendingTx]) -> list[PendingTx]:
+        """Resume: track the transactions the chain already holds (served at mine() from their
+        receipts, never sent again); return the others. The first one the chain does not hold
+        ends the replay (which checks that every mined transaction was reproduced)."""
+        assert self.replay is not None
+        fresh = []
+        for p in ptxs:
+            if self.replay.take(p):
+                self._pending[p.tx_hash] = p
+            else:
+                fresh.append(p)
+        if fresh:
+            self.replay.finish(fresh[0])
+        return fresh
+
     # ---- mining and receipts ----
     def _receipts(self, hashes: list[str]) -> list[dict[str, Any] | None]:
         answers = self._batch([("eth_getTransactionReceipt", [h]) for h in hashes])
@@ -1056,7 +1176,7 @@ class RpcChain(ChainBackend):
 
     def _evm_mine_once(self) -> None:
         """evm_mine exactly once: after a dropped connection, look at the head before retrying."""
-        before = self.block_number()
+        before = self.head()
         payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": "evm_mine", "params": []}
         for attempt in range(self.retries + 1):
             try:
@@ -1065,7 +1185,7 @@ class RpcChain(ChainBackend):
                 if attempt == self.retries:
                     raise
                 time.sleep(0.2 * 2**attempt)
-                if self.block_number() > before:
+                if self.head() > before:
                     return
                 continue
             if "error" in out:
@@ -1073,6 +1193,26 @@ class RpcChain(ChainBackend):
             return
 
     def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
+        served = [p for p in pending if p.replayed]
+        if not served:
+            if self.replay is not None and self.replay.active:
+                self.replay.finish(None)  # an empty block the interrupted run never mined
+            return self._mine_fresh(pending)
+        receipts = self._receipts([p.tx_hash for p in served])
+        out: dict[int, TxResult] = {}
+        for p, r in zip(served, receipts, strict=True):
+            if r is None:
+                raise ResumeConflictError(
+                    f"chain {self.name!r} ({self.url}) holds tx {p.tx_hash} (nonce {p.nonce} of "
+                    f"{p.agent}) but no receipt for it"
+                )
+            out[id(p)] = self._result(p, r)
+        fresh = [p for p in pending if not p.replayed]
+        if fresh:
+            out.update(zip(map(id, fresh), self._mine_fresh(fresh), strict=True))
+        return [out[id(p)] for p in pending]
+
+    def _mine_fresh(self, pending: list[PendingTx]) -> list[TxResult]:
         hashes = [p.tx_hash for p in pending]
         if self.dev:
             self._evm_mine_once()
@@ -1180,9 +1320,14 @@ class RpcChain(ChainBackend):
         return False, ""
 
     # ---- reads ----
-    @staticmethod
-    def _tag(block: int | str) -> str:
-        return hex(block) if isinstance(block, int) else block
+    def _tag(self, block: int | str) -> str:
+        """Block parameter; while a resume replays mined hours, 'latest'/'pending' mean the
+        block the interrupted run had reached at this point (its state, not later state)."""
+        if isinstance(block, int):
+            return hex(block)
+        if block in ("latest", "pending") and self.replay is not None and self.replay.active:
+            return hex(self.replay.pin)
+        return block
 
     def call(
         self,
@@ -1217,6 +1362,13 @@ class RpcChain(ChainBackend):
         return int(self._rpc("eth_getBalance", [address, self._tag(block)]), 16)
 
     def block_number(self) -> int:
+        """Latest block (during a resume's replay: the block the interrupted run had reached)."""
+        if self.replay is not None and self.replay.active:
+            return self.replay.pin
+        return self.head()
+
+    def head(self) -> int:
+        """The node's latest block number, replay or not."""
         return int(self._rpc("eth_blockNumber", []), 16)
 
     def get_block(self, number: int | str = "latest") -> dict[str, Any]:

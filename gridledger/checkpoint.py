@@ -1,0 +1,275 @@
+"""Checkpoints of a market day and resuming an interrupted one (issue 7, scenario 8).
+
+With a checkpoint folder the model writes, after set-up and after every completed hour, the
+Results of the hours so far (`Results.save`: every file atomically, summary.json last; the
+summary says `hours` completed of `hours_planned`, `complete` false) and then `checkpoint.json`
+(atomic, written last): the scenario, the chain spec, per chain the block the run started on and
+the block at the end of set-up and of every completed hour (number and hash), and each signer's
+next nonce after the last completed hour. A process that dies between two files leaves the
+previous checkpoint in force; the results files are rewritten by the resumed run anyway.
+
+`prepare_resume(checkpoint, spec)` connects to the chains (the nodes may have come back on other
+URLs), checks that each is the chain the run started on (same block hash at the start block),
+drops transactions the interrupted run left unmined in a node's pool, checks that the node can
+serve historical state, and attaches a `ReplayLog` to each chain. `EnergyMarketModel.resume`
+then rebuilds the model from the saved scenario and re-executes it: mined transactions are served
+from the chain, never sent twice (gridledger/market/replay.py); after each replayed hour
+`check_replayed_hour` compares the chains with the checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gridledger.market.chain import (
+    ChainBackend,
+    ResumeConflictError,
+    RpcChain,
+    RpcError,
+    make_chains,
+)
+from gridledger.market.replay import ReplayLog, check_history
+from gridledger.results import _atomic_write
+from gridledger.scenario import Scenario
+
+if TYPE_CHECKING:
+    from gridledger.model import EnergyMarketModel
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "BlockRef",
+    "Checkpoint",
+    "CheckpointError",
+    "block_ref",
+    "chain_spec_of",
+    "check_replayed_hour",
+    "load_checkpoint",
+    "prepare_resume",
+    "write_checkpoint",
+]
+
+CHECKPOINT_FILE = "checkpoint.json"
+FORMAT = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or cannot be resumed; names the file and field."""
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """A block by number and hash (the hash tells a re-mined block from the original)."""
+
+    number: int
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"number": self.number, "hash": self.hash}
+
+
+def block_ref(chain: ChainBackend, number: int | str = "latest") -> BlockRef:
+    """The chain's block `number` ('latest': during a resume's replay, the pinned block)."""
+    b = chain.get_block(number)
+    return BlockRef(int(b["number"]), str(b["hash"]))
+
+
+def chain_spec_of(chains: Mapping[str, ChainBackend]) -> str:
+    """The `--chain` value that reaches these chains ('embedded' or 'URL_LETB,URL_RETB')."""
+    urls = [getattr(c, "url", None) for c in chains.values()]
+    return "embedded" if None in urls else ",".join(str(u) for u in urls)
+
+
+@dataclass
+class Checkpoint:
+    """What `checkpoint.json` holds (module docstring)."""
+
+    scenario: Scenario
+    chain_spec: str
+    last_completed_hour: int
+    start_blocks: dict[str, BlockRef]
+    setup_blocks: dict[str, BlockRef]
+    """Empty if the run stopped during set-up."""
+    hour_blocks: list[dict[str, BlockRef]] = field(default_factory=list)
+    nonces: dict[str, dict[str, int]] = field(default_factory=dict)
+    """chain -> agent -> next nonce after the last completed hour (or set-up)."""
+
+    @property
+    def hours_planned(self) -> int:
+        return self.scenario.hours
+
+    @property
+    def complete(self) -> bool:
+        return self.last_completed_hour + 1 >= self.scenario.hours
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "written_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "chain": self.chain_spec,
+            "hours_planned": self.hours_planned,
+            "last_completed_hour": self.last_completed_hour,
+            "complete": self.complete,
+            "start_blocks": {c: b.to_json() for c, b in self.start_blocks.items()},
+            "setup_blocks": {c: b.to_json() for c, b in self.setup_blocks.items()},
+            "hour_blocks": [{c: b.to_json() for c, b in h.items()} for h in self.hour_blocks],
+            "nonces": self.nonces,
+            "scenario": self.scenario.to_dict(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: str = "checkpoint") -> Checkpoint:
+        def refs(d: dict[str, Any]) -> dict[str, BlockRef]:
+            return {c: BlockRef(int(b["number"]), str(b["hash"])) for c, b in d.items()}
+
+        if data.get("format") != FORMAT:
+            raise CheckpointError(
+                f"{source}: field 'format' = {data.get('format')!r}, expected {FORMAT}"
+            )
+        try:
+            ckpt = cls(
+                scenario=Scenario.from_dict(data["scenario"]),
+                chain_spec=str(data["chain"]),
+                last_completed_hour=int(data["last_completed_hour"]),
+                start_blocks=refs(data["start_blocks"]),
+                setup_blocks=refs(data["setup_blocks"]),
+                hour_blocks=[refs(h) for h in data["hour_blocks"]],
+                nonces={c: {a: int(n) for a, n in d.items()} for c, d in data["nonces"].items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{source}: missing or malformed field ({exc!r})") from exc
+        if len(ckpt.hour_blocks) != ckpt.last_completed_hour + 1:
+            raise CheckpointError(
+                f"{source}: {len(ckpt.hour_blocks)} hour block records for last completed hour "
+                f"{ckpt.last_completed_hour}"
+            )
+        return ckpt
+
+
+def _signer_nonces(model: EnergyMarketModel) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {c: {} for c in model.chains}
+    for (agent, chain), s in getattr(model, "signers", {}).items():
+        if s._nonce is not None:  # known locally (a signer never used has not fetched it)
+            out[chain][agent] = s._nonce
+    return out
+
+
+def checkpoint_of(model: EnergyMarketModel) -> Checkpoint:
+    """The model's checkpoint after its last completed hour (or set-up: -1)."""
+    return Checkpoint(
+        scenario=model.params,
+        chain_spec=model.chain_spec,
+        last_completed_hour=model.t - 1,
+        start_blocks=dict(model.chain_start),
+        setup_blocks=dict(model.chain_setup),
+        hour_blocks=list(model.hour_blocks),
+        nonces=_signer_nonces(model),
+    )
+
+
+def write_checkpoint(model: EnergyMarketModel, folder: str | Path, *, results: bool = True) -> Path:
+    """Results of the hours so far (unless `results` is False: before set-up), then
+    checkpoint.json (both atomic; the checkpoint last)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if results:
+        model.results().save(folder)
+    text = json.dumps(checkpoint_of(model).to_json(), indent=1, sort_keys=True)
+    path = folder / CHECKPOINT_FILE
+    _atomic_write(path, lambda p: p.write_text(text))
+    return path
+
+
+def load_checkpoint(folder: str | Path) -> Checkpoint:
+    """Read `folder/checkpoint.json` (CheckpointError naming the file if missing or bad)."""
+    path = Path(folder) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: missing (the folder of a run started with a checkpoint folder, e.g. "
+            "`gridledger run --chain URLS --out DIR`, is needed)"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
+    return Checkpoint.from_json(data, str(path))
+
+
+def prepare_resume(ckpt: Checkpoint, spec: str | None = None) -> dict[str, RpcChain]:
+    """Connect to the run's chains (`spec` overrides the saved URLs) ready to replay.
+
+    Raises CheckpointError for an embedded run (its chains ended with its process) and
+    ResumeConflictError for a chain that is not the one the run started on."""
+    spec = spec or ckpt.chain_spec
+    sc = ckpt.scenario
+    if spec.strip() == "embedded":
+        raise CheckpointError(
+            "an embedded-chain run cannot be resumed: its chains lived in the process that "
+            "stopped; run it again, or run on nodes (--chain URL_LETB,URL_RETB) to resume"
+        )
+    chains = make_chains(spec, {"letb": sc.letb_chain_id, "retb": sc.retb_chain_id})
+    out: dict[str, RpcChain] = {}
+    for name, chain in chains.items():
+        assert isinstance(chain, RpcChain)
+        start = ckpt.start_blocks.get(name)
+        if start is None:
+            raise CheckpointError(f"checkpoint has no start block for chain {name!r}")
+        try:
+            now = block_ref(chain, start.number)
+        except ValueError:
+            now = None
+        if now is None or now.hash != start.hash:
+            found = "has no such block" if now is None else f"has block hash {now.hash} there"
+            raise ResumeConflictError(
+                f"chain {name!r} at {chain.url} is not the chain the run started on: the run "
+                f"started at block {start.number} (hash {start.hash}), the node {found} (a "
+                "fresh or reset node? restart it from its state file, or pass the right "
+                "--chain URLs)"
+            )
+        if chain.dev:  # what the interrupted run submitted but never mined: signed again
+            with contextlib.suppress(RpcError):
+                chain._rpc("anvil_dropAllTransactions", [])
+        check_history(chain, start.number)
+        chain.replay = ReplayLog(chain, start.number)
+        out[name] = chain
+    return out
+
+
+def check_replayed_hour(model: EnergyMarketModel, t: int, ckpt: Checkpoint) -> None:
+    """After re-executing hour t (-1: set-up) that the checkpoint records as completed: the
+    chains must stand at the same block numbers; a different hash there means the node had
+    lost those blocks and the resumed run mined them again (recorded in model.resume_info)."""
+    saved = ckpt.setup_blocks if t < 0 else ckpt.hour_blocks[t]
+    if not saved:  # the interrupted run never completed its set-up
+        return
+    for name, chain in model.chains.items():
+        now = block_ref(chain)
+        was = saved[name]
+        if now.number != was.number:
+            where = "set-up" if t < 0 else f"hour {t}"
+            raise ResumeConflictError(
+                f"chain {name!r}: the resumed run ended {where} at block {now.number}, the "
+                f"interrupted run at block {was.number}: the re-execution diverged"
+            )
+        if now.hash != was.hash:
+            model.resume_info["remined_hours"].setdefault(name, []).append(t)
+    if t == ckpt.last_completed_hour:
+        now_nonces = _signer_nonces(model)
+        for name, saved_nonces in ckpt.nonces.items():
+            bad = {
+                a: (n, now_nonces[name].get(a))
+                for a, n in saved_nonces.items()
+                if now_nonces[name].get(a) != n
+            }
+            if bad:
+                a, (n, m) = next(iter(bad.items()))
+                raise ResumeConflictError(
+                    f"chain {name!r}: after the last completed hour {t} the resumed run's next "
+                    f"nonce of {a} is {m}, the interrupted run's was {n} ({len(bad)} signer(s) "
+                    "differ): the re-execution diverged"
+                )
