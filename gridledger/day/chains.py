@@ -20,7 +20,6 @@ from gridledger.market.chain import (
     Signer,
     TxRequest,
     TxResult,
-    make_chains,
     send_many,
 )
 from gridledger.market.contracts import (
@@ -45,19 +44,16 @@ def commitment(seed: int, role: str, index: int) -> bytes:
     return keccak(text=f"gridledger/identity/{seed}/{role}/{index}")
 
 
-def setup_chains(model: EnergyMarketModel, spec: str | Mapping[str, ChainBackend]) -> None:
-    """Chains (a `--chain` spec or ready backends), keys, gas, token deployments, LETB per area
-    and RETB, grants, approvals and registrations (set-up transactions have t = -1)."""
+def setup_chains(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -> None:
+    """On the model's chains ({'letb': ..., 'retb': ...}, made by the model from its `--chain`
+    spec): keys, gas, token deployments, LETB per area and RETB, grants, approvals and
+    registrations (set-up transactions have t = -1)."""
     sc = model.params
     t0 = time.perf_counter()
     # each LETB user's refund credit (token base units, user address -> units): LETB.settle
     # credits undelivered value inside the contract, the next request spends it first
     model.letb_credit_units: dict[str, int] = {}
-    model.chains: dict[str, ChainBackend] = (
-        make_chains(spec, {"letb": sc.letb_chain_id, "retb": sc.retb_chain_id})
-        if isinstance(spec, str)
-        else dict(spec)
-    )
+    model.chains: dict[str, ChainBackend] = dict(chains)
     for ch in model.chains.values():
         model.ledger.attach(ch)
     seed = sc.seed
@@ -151,11 +147,10 @@ def setup_chains(model: EnergyMarketModel, spec: str | Mapping[str, ChainBackend
     for u in model.users:
         for c in model.chains:
             reqs.append((admin[c], model.tokens[c].transfer(u.account.address, user_units + bond)))
+    grant = bond + SELLER_SEED_UNITS
     for p in model.producers:
-        grant = bond + SELLER_SEED_UNITS
         reqs.append((admin["letb"], model.tokens["letb"].transfer(p.account.address, grant)))
     for r in model.reps:
-        grant = bond + SELLER_SEED_UNITS
         reqs.append((admin["retb"], model.tokens["retb"].transfer(r.account.address, grant)))
     send_many(reqs)
     # approvals (each participant signs its own)
