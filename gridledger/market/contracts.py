@@ -509,27 +509,6 @@ class LETB(MarketContract):
     )  # fmt: skip
 
     @classmethod
-    def deploy(  # type: ignore[override]
-        cls,
-        signer: Signer,
-        token: str,
-        area_id: int,
-        operator: str,
-        tdno: str,
-        initial_reputation: int,
-        bond: int = 0,
-        max_fills: int = LETB_MAX_FILLS,
-        *,
-        gas: int = DEPLOY_GAS_LIMIT,
-        label: str | None = None,
-    ) -> LETB:
-        """Deploy one area's LETB; `max_fills` (1..16) = fills one request may make at most."""
-        return super().deploy(
-            signer, token, area_id, operator, tdno, initial_reputation, bond, max_fills,
-            gas=gas, label=label,
-        )  # fmt: skip
-
-    @classmethod
     def deploy_request(  # type: ignore[override]
         cls,
         token: str,
@@ -544,7 +523,8 @@ class LETB(MarketContract):
         gas: int = DEPLOY_GAS_LIMIT,
         label: str | None = None,
     ) -> TxRequest:
-        """The creation transaction (constructor arguments as in `deploy`)."""
+        """One area's LETB creation transaction; `max_fills` (1..16) = fills one request may
+        make at most. `LETB.deploy(signer, token, area_id, ...)` takes the same arguments."""
         return super().deploy_request(
             token, area_id, operator, tdno, initial_reputation, bond, max_fills,
             artifact=artifact, gas=gas, label=label,
