@@ -72,6 +72,10 @@ class BlockRef:
     def to_json(self) -> dict[str, Any]:
         return {"number": self.number, "hash": self.hash}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BlockRef:
+        return cls(int(data["number"]), str(data["hash"]))
+
 
 def block_ref(chain: ChainBackend, number: int | str = "latest") -> BlockRef:
     """The chain's block `number` ('latest': during a resume's replay, the pinned block)."""
@@ -125,7 +129,7 @@ class Checkpoint:
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str = "checkpoint") -> Checkpoint:
         def refs(d: dict[str, Any]) -> dict[str, BlockRef]:
-            return {c: BlockRef(int(b["number"]), str(b["hash"])) for c, b in d.items()}
+            return {c: BlockRef.from_json(b) for c, b in d.items()}
 
         if data.get("format") != FORMAT:
             raise CheckpointError(

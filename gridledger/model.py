@@ -300,7 +300,7 @@ class EnergyMarketModel(mesa.Model):
     def _finish_replay(self) -> None:
         """End of a resumed run: every transaction the chains held must have been served."""
         for c in self.chains.values():
-            if isinstance(c, RpcChain) and c.replay is not None and c.replay.active:
+            if isinstance(c, RpcChain) and c.replaying:
                 c.replay.finish(None)
 
     def run(self, progress: Callable[[dict[str, Any]], None] | None = None) -> Results:

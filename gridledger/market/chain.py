@@ -1114,8 +1114,13 @@ class RpcChain(ChainBackend):
             self._check_chain_id(ptx)
         self._submit_many(ptxs)
 
+    @property
+    def replaying(self) -> bool:
+        """A resume is serving this chain's mined transactions (gridledger/market/replay.py)."""
+        return self.replay is not None and self.replay.active
+
     def _submit_many(self, ptxs: Sequence[PendingTx]) -> None:
-        if self.replay is not None and self.replay.active:
+        if self.replaying:
             ptxs = self._take_replayed(ptxs)
             if not ptxs:
                 return
@@ -1195,7 +1200,7 @@ class RpcChain(ChainBackend):
     def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
         served = [p for p in pending if p.replayed]
         if not served:
-            if self.replay is not None and self.replay.active:
+            if self.replaying:
                 self.replay.finish(None)  # an empty block the interrupted run never mined
             return self._mine_fresh(pending)
         receipts = self._receipts([p.tx_hash for p in served])
@@ -1325,7 +1330,7 @@ class RpcChain(ChainBackend):
         block the interrupted run had reached at this point (its state, not later state)."""
         if isinstance(block, int):
             return hex(block)
-        if block in ("latest", "pending") and self.replay is not None and self.replay.active:
+        if block in ("latest", "pending") and self.replaying:
             return hex(self.replay.pin)
         return block
 
@@ -1363,7 +1368,7 @@ class RpcChain(ChainBackend):
 
     def block_number(self) -> int:
         """Latest block (during a resume's replay: the block the interrupted run had reached)."""
-        if self.replay is not None and self.replay.active:
+        if self.replaying:
             return self.replay.pin
         return self.head()
 
