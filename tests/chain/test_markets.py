@@ -28,6 +28,33 @@ def signers(chain: ChainBackend, role: str, n: int) -> list[Signer]:
     return [chain.signer(derive_account(11, role, i), f"{role}{i}") for i in range(n)]
 
 
+def join_zone(
+    token: EnergyToken,
+    zone: RETB,
+    admin: Signer,
+    operator: Signer,
+    rep: Signer,
+    user: Signer,
+    user_tag: str,
+) -> None:
+    """Make `zone` the token's minter (escrow seeded), approve it for the REP at bus 53 and the
+    user at bus 12, and register both."""
+    send_many(
+        [
+            (admin, token.set_minter(zone.address)),
+            (admin, token.transfer(zone.address, 1)),
+            (rep, token.approve(zone.address)),
+            (user, token.approve(zone.address)),
+        ]
+    )
+    send_many(
+        [
+            (operator, zone.register(rep.address, keccak(text="rep"), 53, 1)),
+            (operator, zone.register(user.address, keccak(text=user_tag), 12, 2)),
+        ]
+    )
+
+
 @pytest.fixture
 def market(letb: ChainBackend):
     chain = letb
@@ -170,20 +197,7 @@ def test_one_retb_trade_with_incentive(letb: ChainBackend):
     ledger.watch(token, zone)
     fund_agents(token, admin, [s.address for s in (operator, tdno, rep, user)],
                 gas_wei=10**19, token_units=100 * USD)  # fmt: skip
-    send_many(
-        [
-            (admin, token.set_minter(zone.address)),
-            (admin, token.transfer(zone.address, 1)),
-            (rep, token.approve(zone.address)),
-            (user, token.approve(zone.address)),
-        ]
-    )
-    send_many(
-        [
-            (operator, zone.register(rep.address, keccak(text="rep"), 53, 1)),
-            (operator, zone.register(user.address, keccak(text="user"), 12, 2)),
-        ]
-    )
+    join_zone(token, zone, admin, operator, rep, user, "user")
     price = price_to_base_units_per_wh
     ledger.t = 0
     operator.transact(zone.open_hour(0, price(30), [53], [price(90)]))
@@ -220,20 +234,7 @@ def test_one_ledger_over_letb_and_retb_has_one_seller_column(market):
                        10, 1_000_000, 24)  # fmt: skip
     ledger.watch(zone)
     fund_agents(token, admin, [rep.address], gas_wei=10**19, token_units=USD)
-    send_many(
-        [
-            (admin, token.set_minter(zone.address)),
-            (admin, token.transfer(zone.address, 1)),
-            (rep, token.approve(zone.address)),
-            (u1, token.approve(zone.address)),
-        ]
-    )
-    send_many(
-        [
-            (operator, zone.register(rep.address, keccak(text="rep"), 53, 1)),
-            (operator, zone.register(u1.address, keccak(text="u1"), 12, 2)),
-        ]
-    )
+    join_zone(token, zone, admin, operator, rep, u1, "u1")
     price = price_to_base_units_per_wh
     bus = market["buses"][p0.address]
     operator.transact(area.open_hour(0, price(30), [bus], [price(90)]))

@@ -61,10 +61,10 @@ class Chain:
         assert receipt.status == 1, f"deploying {name} failed"
         return self.w3.eth.contract(address=receipt.contractAddress, abi=art["abi"])
 
-    def send(self, call: Any, sender: str, label: str | None = None) -> Any:
-        """Send a contract call as `sender`; returns the receipt or raises Reverted(reason)."""
-        # straight to eth-tester (web3's transaction building costs ~25 % per transaction here)
-        tx = self.tester.send_transaction(
+    def _submit(self, call: Any, sender: str) -> Any:
+        """Straight to eth-tester (web3's transaction building costs ~25 % per transaction
+        here); returns the transaction hash."""
+        return self.tester.send_transaction(
             {
                 "from": sender,
                 "to": call.address,
@@ -73,6 +73,10 @@ class Chain:
                 "data": call._encode_transaction_data(),
             }
         )
+
+    def send(self, call: Any, sender: str, label: str | None = None) -> Any:
+        """Send a contract call as `sender`; returns the receipt or raises Reverted(reason)."""
+        tx = self._submit(call, sender)
         receipt = self.w3.eth.get_transaction_receipt(tx)
         if receipt.status != 1:
             try:
@@ -86,15 +90,7 @@ class Chain:
 
     def send_quiet(self, call: Any, sender: str) -> None:
         """Like `send` when the receipt is not needed (skips web3's receipt formatting)."""
-        tx = self.tester.send_transaction(
-            {
-                "from": sender,
-                "to": call.address,
-                "gas": TX_GAS,
-                "value": 0,
-                "data": call._encode_transaction_data(),
-            }
-        )
+        tx = self._submit(call, sender)
         if self.tester.get_transaction_receipt(tx)["status"] != 1:
             self.send(call, sender)  # replays the call to raise Reverted with the reason
 

@@ -43,6 +43,15 @@ def letb_sale(world: World, t: int, offers: dict, user, demand_wh: int, rt: int)
     return world.letb_request_rows(res)
 
 
+def retb_sale(world: World, user):
+    """Hour 0 on RETB: the first REP posts 5000 Wh for hours 0..3 at 60 $/MWh and `user` buys
+    800 Wh of it. Returns (rep, trade)."""
+    rep, retb = world.reps[0], world.retb
+    rep.on("retb").transact(retb.post_offer(0, 0, 4, 5000, price(60), 10))
+    res = user.on("retb").transact(retb.request(0, 800, 0, 1, 0, rep.address))
+    return rep, World.retb_trade(retb, res)
+
+
 def meter_score(delivered_wh: int, scheduled_wh: int) -> int:
     """The smart meter's rating: 5 x delivered share, rounded down (0..5)."""
     return 5 * delivered_wh // scheduled_wh
@@ -83,11 +92,7 @@ def test_bad_feedback_refused(world: World):
     (p0, *_), (u0, u1, _) = world.producers, world.users
     tdno, letb, retb = world.tdno, world.letb, world.retb
     nonce, fills = letb_sale(world, 0, {p0: (1000, 50)}, u0, 600, 0)
-    rep = world.reps[0]
-    rep.on("retb").transact(retb.post_offer(0, 0, 4, 5000, price(60), 10))
-    trade = World.retb_trade(
-        retb, u0.on("retb").transact(retb.request(0, 800, 0, 1, 0, rep.address))
-    )
+    rep, trade = retb_sale(world, u0)
 
     fb = letb.feedback(u0.address, nonce, 0, fills, [5])
     reverts(u0.on("letb"), fb, "request not settled")
@@ -118,11 +123,7 @@ def test_unauthorised_role_calls_refused(world: World):
     (p0, *_), (u0, *_) = world.producers, world.users
     letb, retb, tok = world.letb, world.retb, world.tokens
     nonce, fills = letb_sale(world, 0, {p0: (1000, 50)}, u0, 600, 0)
-    rep = world.reps[0]
-    rep.on("retb").transact(retb.post_offer(0, 0, 4, 5000, price(60), 10))
-    trade = World.retb_trade(
-        retb, u0.on("retb").transact(retb.request(0, 800, 0, 1, 0, rep.address))
-    )
+    _, trade = retb_sale(world, u0)
 
     for m, market in world.markets.items():
         for who in (u0, world.stranger, world.tdno):
@@ -207,11 +208,7 @@ def test_delivery_above_schedule_refused(world: World):
     tdno, letb, retb = world.tdno, world.letb, world.retb
     nonce, fills = letb_sale(world, 0, {p0: (500, 50), p1: (1000, 60)}, u0, 900, 0)
     assert [f["e_wh"] for f in fills] == [500, 400]
-    rep = world.reps[0]
-    rep.on("retb").transact(retb.post_offer(0, 0, 4, 5000, price(60), 10))
-    trade = World.retb_trade(
-        retb, u0.on("retb").transact(retb.request(0, 800, 0, 1, 0, rep.address))
-    )
+    _, trade = retb_sale(world, u0)
     escrow = world.tokens["letb"].balance_of(letb.address)
     for delivered in ([501, 400], [500, 401], [10**12, 0]):
         reverts(tdno.on("letb"), letb.settle(u0.address, nonce, 0, fills, delivered),
