@@ -129,7 +129,7 @@ class EnergyMarketModel(mesa.Model):
         self.resumed_from = _resume
         self.resume_info: dict[str, Any] = {"remined_hours": {}}
         self.timing: dict[str, float] = defaultdict(float)
-        t0 = time.perf_counter()
+        t0 = self._wall_t0 = time.perf_counter()
         self.checkpoint_times_s: list[float] = []
         self.hourly_rows: list[dict[str, Any]] = []
         self.trade_rows: list[dict[str, Any]] = []
@@ -319,6 +319,7 @@ class EnergyMarketModel(mesa.Model):
         trades = pd.DataFrame(self.trade_rows, columns=TRADE_COLUMNS)
         gas = self.gas_rows
         agents = pd.DataFrame(self.agent_rows, columns=AGENT_COLUMNS)
+        self.timing["wall_s"] = time.perf_counter() - self._wall_t0  # set-up + hours so far
         kpis = summary(self, hourly, gas)
         # a checkpoint's results are partial: say how many of the planned hours they hold
         kpis["hours"] = len(hourly)
@@ -384,9 +385,14 @@ def run_scenario(
     from tqdm import tqdm
 
     with tqdm(total=model.params.hours, unit="h", desc="market day") as bar:
+        sent = [0, time.perf_counter()]  # market-hour transactions so far, start of the hours
 
         def tick(row: dict[str, Any]) -> None:
-            bar.set_postfix(tx=row["tx_count"], grid_kwh=f"{row['grid_import_kwh']:.0f}")
+            sent[0] += row["tx_count"]
+            rate = sent[0] / max(time.perf_counter() - sent[1], 1e-9)
+            bar.set_postfix(
+                tx=row["tx_count"], tx_s=f"{rate:.0f}", grid_kwh=f"{row['grid_import_kwh']:.0f}"
+            )
             bar.update(1)
 
         return model.run(tick)

@@ -167,6 +167,10 @@ def summary(model: EnergyMarketModel, hourly: pd.DataFrame, gas: pd.DataFrame) -
         # request would spend it, withdraw() pays it out)
         "letb_credits_usd": usd_from_base_units(sum(model.letb_credit_units.values())),
         "trades": len(model.trade_rows),
+        # scale: every agent signs its own transactions (operator and TDNO included); tx/s is
+        # tx_total / timing_s["wall_s"] (wall-clock figures stay under timing_s)
+        "agents": len(model.users) + len(model.producers) + len(model.reps) + 2,
+        "tx_total": len(gas),
         "tx_count": len(ops),
         "total_gas": int(ops["gas_used"].sum()),
         "gas_by_operation": by_op,
