@@ -1,8 +1,9 @@
 """Checkpoints of a market day and resuming an interrupted one (issue 7, scenario 8).
 
 With a checkpoint folder the model writes, after set-up and after every completed hour, the
-Results of the hours so far (`Results.save`: every file atomically, summary.json last; the
-summary says `hours` completed of `hours_planned`, `complete` false) and then `checkpoint.json`
+Results of the hours so far (`ResultsJournal`: the hour's new rows appended as parts, every file
+atomically, summary.json last; the summary says `hours` completed of `hours_planned`, `complete`
+false; the last hour saves the whole Results) and then `checkpoint.json`
 (atomic, written last): the scenario, the chain spec, per chain the block the run started on and
 the block at the end of set-up and of every completed hour (number and hash), and each signer's
 next nonce after the last completed hour. A process that dies between two files leaves the
@@ -21,12 +22,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
+from gridledger.day.kpis import AGENT_COLUMNS, TRADE_COLUMNS
 from gridledger.market.chain import (
     ChainBackend,
     ResumeConflictError,
@@ -35,7 +41,16 @@ from gridledger.market.chain import (
     make_chains,
 )
 from gridledger.market.replay import ReplayLog, check_history
-from gridledger.results import _atomic_write
+from gridledger.results import (
+    APPENDED_FRAMES,
+    PARTS_DIR,
+    SCENARIO_FILE,
+    SUMMARY_FILE,
+    _atomic_write,
+    _jsonable,
+    part_path,
+    write_parquet,
+)
 from gridledger.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -176,13 +191,102 @@ def checkpoint_of(model: EnergyMarketModel) -> Checkpoint:
     )
 
 
+class ResultsJournal:
+    """A checkpointing run's results on disk, appended per hour, not rewritten.
+
+    Checkpoint n (0: after set-up, t + 1: after hour t) writes only the rows the trades, gas and
+    agents frames gained since checkpoint n - 1 as part n (`results.part_path`), then the small
+    hourly frame, the summary (with `parts` = n + 1) and checkpoint.json: the cost of a
+    checkpoint follows the hour's rows, not the run's. `Results.load` reads a partial folder
+    from its parts; the checkpoint of the last hour saves the whole Results as `Results.save`
+    does and removes the parts. The run id stays the folder's across a resume.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.run_id = _folder_parts_run_id(folder) or uuid.uuid4().hex
+        self.done = dict.fromkeys(APPENDED_FRAMES, 0)
+        """Rows of each frame already in the parts."""
+        self.frames: dict[str, pd.DataFrame] | None = None
+        """The frames so far, kept for the summary (built once, then extended per part)."""
+        self.wrote_scenario = False
+
+    @staticmethod
+    def _rows(model: EnergyMarketModel) -> dict[str, int]:
+        return {"trades": len(model.trade_rows), "gas": model.ledger.n_tx,
+                "agents": len(model.agent_rows)}  # fmt: skip
+
+    @staticmethod
+    def _frame(model: EnergyMarketModel, name: str, start: int, stop: int) -> pd.DataFrame:
+        if name == "gas":
+            return model.ledger.gas(start, stop)
+        rows, cols = (
+            (model.trade_rows, TRADE_COLUMNS)
+            if name == "trades"
+            else (model.agent_rows, AGENT_COLUMNS)
+        )
+        return pd.DataFrame(rows[start:stop], columns=cols)
+
+    def skip(self, model: EnergyMarketModel) -> None:
+        """A resume re-executed a checkpointed hour: its rows are in the parts already."""
+        self.done = self._rows(model)
+        self.frames = None
+
+    def append(self, model: EnergyMarketModel) -> None:
+        """Checkpoint number model.t: the new rows as parts, hourly, scenario, summary."""
+        if model.t >= model.params.hours:  # the last hour: the whole Results, no parts
+            model.results().save(self.folder)
+            shutil.rmtree(self.folder / PARTS_DIR, ignore_errors=True)
+            return
+        rows = self._rows(model)
+        if self.frames is None:
+            self.frames = {n: self._frame(model, n, 0, self.done[n]) for n in APPENDED_FRAMES}
+        for name in APPENDED_FRAMES:
+            new = self._frame(model, name, self.done[name], rows[name])
+            path = part_path(self.folder, name, model.t)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_parquet(new, path, self.run_id)
+            old = self.frames[name]
+            self.frames[name] = pd.concat([old, new], ignore_index=True) if len(old) else new
+        self.done = rows
+        hourly = model.hourly_frame()
+        write_parquet(hourly, self.folder / "hourly.parquet", self.run_id)
+        if not self.wrote_scenario:
+            text = f"# run_id = {self.run_id}\n" + model.params.to_toml()
+            _atomic_write(self.folder / SCENARIO_FILE, lambda p: p.write_text(text))
+            self.wrote_scenario = True
+        kpis = model.summary_kpis(hourly, self.frames["gas"], self.frames["trades"])
+        summary = {"run_id": self.run_id, "parts": model.t + 1, **_jsonable(kpis)}
+        text = json.dumps(summary, indent=2, sort_keys=True, allow_nan=False)
+        _atomic_write(self.folder / SUMMARY_FILE, lambda p: p.write_text(text))
+
+
+def _folder_parts_run_id(folder: Path) -> str | None:
+    """The run id of a partial results folder (a resumed run keeps appending to it)."""
+    with contextlib.suppress(OSError, ValueError):
+        summary = json.loads((folder / SUMMARY_FILE).read_text())
+        if "parts" in summary:
+            return str(summary["run_id"])
+    return None
+
+
+def results_journal(model: EnergyMarketModel, folder: Path) -> ResultsJournal:
+    """The model's journal into `folder` (made on first use)."""
+    journal = getattr(model, "results_journal", None)
+    if journal is None or journal.folder != folder:
+        journal = model.results_journal = ResultsJournal(folder)
+    return journal
+
+
 def write_checkpoint(model: EnergyMarketModel, folder: str | Path, *, results: bool = True) -> Path:
-    """Results of the hours so far (unless `results` is False: before set-up), then
-    checkpoint.json (both atomic; the checkpoint last)."""
+    """Results of the hours so far, appended (unless `results` is False: before set-up, when
+    the parts of an earlier run in `folder` are removed), then checkpoint.json (atomic, last)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if results:
-        model.results().save(folder)
+        results_journal(model, folder).append(model)
+    else:
+        shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
     text = json.dumps(checkpoint_of(model).to_json(), indent=1, sort_keys=True)
     path = folder / CHECKPOINT_FILE
     _atomic_write(path, lambda p: p.write_text(text))

@@ -44,6 +44,7 @@ from gridledger.checkpoint import (
     check_replayed_hour,
     load_checkpoint,
     prepare_resume,
+    results_journal,
     write_checkpoint,
 )
 from gridledger.day import attacks
@@ -232,7 +233,10 @@ class EnergyMarketModel(mesa.Model):
         """Results so far + checkpoint.json (skipped for hours a resume re-executes: the
         folder already holds them, rewriting fewer hours would only lose some)."""
         r = self.resumed_from
-        if self.checkpoint_dir is None or (r is not None and self.t - 1 <= r.last_completed_hour):
+        if self.checkpoint_dir is None:
+            return
+        if r is not None and self.t - 1 <= r.last_completed_hour:
+            results_journal(self, self.checkpoint_dir).skip(self)
             return
         t0 = time.perf_counter()
         write_checkpoint(self, self.checkpoint_dir)
@@ -312,29 +316,40 @@ class EnergyMarketModel(mesa.Model):
 
     def results(self) -> Results:
         """Tidy frames of the hours run so far plus the summary KPIs."""
+        hourly = self.hourly_frame()
+        trades = pd.DataFrame(self.trade_rows, columns=TRADE_COLUMNS)
+        gas = self.gas_rows
+        agents = pd.DataFrame(self.agent_rows, columns=AGENT_COLUMNS)
+        return Results(
+            hourly=hourly,
+            trades=trades,
+            gas=gas,
+            agents=agents,
+            summary=self.summary_kpis(hourly, gas, trades),
+            scenario=self.params,
+        )
+
+    def hourly_frame(self) -> pd.DataFrame:
+        """One row per market hour run so far, indexed by t."""
         hourly = pd.DataFrame(self.hourly_rows)
         if not hourly.empty:
             hourly = hourly.set_index("t", drop=False)
             hourly.index.name = None
-        trades = pd.DataFrame(self.trade_rows, columns=TRADE_COLUMNS)
-        gas = self.gas_rows
-        agents = pd.DataFrame(self.agent_rows, columns=AGENT_COLUMNS)
+        return hourly
+
+    def summary_kpis(
+        self, hourly: pd.DataFrame, gas: pd.DataFrame, trades: pd.DataFrame
+    ) -> dict[str, Any]:
+        """The summary KPIs of the hours run so far (frames as `results()` builds them)."""
         self.timing["wall_s"] = time.perf_counter() - self._wall_t0  # set-up + hours so far
-        kpis = summary(self, hourly, gas)
+        kpis = summary(self, hourly, gas, trades)
         # a checkpoint's results are partial: say how many of the planned hours they hold
         kpis["hours"] = len(hourly)
         kpis["hours_planned"] = self.params.hours
         kpis["complete"] = len(hourly) >= self.params.hours
         if self.resumed_from is not None:
             kpis["resumed"] = self._resume_summary()
-        return Results(
-            hourly=hourly,
-            trades=trades,
-            gas=gas,
-            agents=agents,
-            summary=kpis,
-            scenario=self.params,
-        )
+        return kpis
 
     def _resume_summary(self) -> dict[str, Any]:
         """What a resume found: hours restored, transactions served vs sent, re-mined hours."""

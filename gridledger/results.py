@@ -32,6 +32,10 @@ from gridledger.scenario import Scenario
 
 FRAMES = ("hourly", "trades", "gas", "agents", "attacks")
 OPTIONAL_FRAMES = ("attacks",)
+APPENDED_FRAMES = ("trades", "gas", "agents")
+"""Frames a checkpoint appends per hour as parts (PARTS_DIR/<frame>/<n>.parquet) instead of
+rewriting them (gridledger/checkpoint.py); summary.json's `parts` says how many are valid."""
+PARTS_DIR = "parts"
 """Frames a folder saved by an older version may lack (rebuilt from its summary on load)."""
 SUMMARY_FILE = "summary.json"
 SCENARIO_FILE = "scenario.toml"
@@ -107,24 +111,19 @@ class Results:
         except json.JSONDecodeError as exc:
             raise ResultsError(f"{summary_path}: not valid JSON ({exc})") from exc
         run_id = summary.pop("run_id", None)
+        parts = summary.pop("parts", None)  # a checkpoint's partial results
         frames: dict[str, pd.DataFrame] = {}
         for name in FRAMES:
+            if parts is not None and name in (*APPENDED_FRAMES, *OPTIONAL_FRAMES):
+                if name in APPENDED_FRAMES:
+                    frames[name] = _read_parts(folder, name, int(parts), run_id)
+                continue
             path = folder / f"{name}.parquet"
             if not path.is_file() and name in OPTIONAL_FRAMES:
                 continue  # saved before this frame existed: rebuilt from the summary
             if not path.is_file():
                 raise ResultsError(f"{path}: missing")
-            try:
-                table = pq.read_table(path)
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise ResultsError(f"{path}: unreadable Parquet ({exc})") from exc
-            file_id = (table.schema.metadata or {}).get(_RUN_ID_KEY, b"").decode()
-            if file_id != run_id:
-                raise ResultsError(
-                    f"{path}: belongs to run {file_id or '?'} but summary.json to run {run_id} "
-                    "(an interrupted save?)"
-                )
-            frames[name] = table.to_pandas()
+            frames[name] = _read_parquet(path, run_id).to_pandas()
         scenario = None
         scen_path = folder / SCENARIO_FILE
         if scen_path.is_file():
@@ -139,6 +138,40 @@ class Results:
         return all(getattr(self, n).equals(getattr(other, n)) for n in FRAMES) and _jsonable(
             self.summary
         ) == _jsonable(other.summary)
+
+
+def part_path(folder: Path, frame: str, index: int) -> Path:
+    """Where a checkpoint writes part `index` (0: set-up, t + 1: hour t) of an appended frame."""
+    return folder / PARTS_DIR / frame / f"{index:05d}.parquet"
+
+
+def _read_parts(folder: Path, name: str, n: int, run_id: str | None) -> pd.DataFrame:
+    """The first `n` parts of an appended frame, concatenated in order."""
+    frames = [_read_parquet(part_path(folder, name, i), run_id).to_pandas() for i in range(n)]
+    filled = [f for f in frames if len(f)] or frames[:1]  # an hour may add no rows
+    return pd.concat(filled, ignore_index=True) if filled else pd.DataFrame()
+
+
+def _read_parquet(path: Path, run_id: str | None) -> pa.Table:
+    """A Parquet file of run `run_id` (ResultsError naming it if missing, bad or another run's)."""
+    if not path.is_file():
+        raise ResultsError(f"{path}: missing")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ResultsError(f"{path}: unreadable Parquet ({exc})") from exc
+    file_id = (table.schema.metadata or {}).get(_RUN_ID_KEY, b"").decode()
+    if file_id != run_id:
+        raise ResultsError(
+            f"{path}: belongs to run {file_id or '?'} but summary.json to run {run_id} "
+            "(an interrupted save?)"
+        )
+    return table
+
+
+def write_parquet(frame: pd.DataFrame, path: Path, run_id: str) -> None:
+    """`frame` to `path` atomically, tagged with `run_id`."""
+    _atomic_write(path, lambda p: _write_parquet(frame, p, run_id))
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path, run_id: str) -> None:
