@@ -3,7 +3,7 @@
 With a checkpoint folder the model writes, after set-up and after every completed hour, the
 Results of the hours so far (`ResultsJournal`: the hour's new rows appended as parts, every file
 atomically, summary.json last; the summary says `hours` completed of `hours_planned`, `complete`
-false; the last hour saves the whole Results) and then `checkpoint.json`
+false until the last hour) and then `checkpoint.json`
 (atomic, written last): the scenario, the chain spec, per chain the block the run started on and
 the block at the end of set-up and of every completed hour (number and hash), and each signer's
 next nonce after the last completed hour. A process that dies between two files leaves the
@@ -48,6 +48,7 @@ from gridledger.results import (
     SUMMARY_FILE,
     _atomic_write,
     _jsonable,
+    hourly_frame,
     part_path,
     write_parquet,
 )
@@ -194,12 +195,12 @@ def checkpoint_of(model: EnergyMarketModel) -> Checkpoint:
 class ResultsJournal:
     """A checkpointing run's results on disk, appended per hour, not rewritten.
 
-    Checkpoint n (0: after set-up, t + 1: after hour t) writes only the rows the trades, gas and
-    agents frames gained since checkpoint n - 1 as part n (`results.part_path`), then the small
-    hourly frame, the summary (with `parts` = n + 1) and checkpoint.json: the cost of a
-    checkpoint follows the hour's rows, not the run's. `Results.load` reads a partial folder
-    from its parts; the checkpoint of the last hour saves the whole Results as `Results.save`
-    does and removes the parts. The run id stays the folder's across a resume.
+    Checkpoint n (0: after set-up, t + 1: after hour t) writes only the rows the hourly, trades,
+    gas and agents frames gained since checkpoint n - 1 as part n (`results.part_path`), then
+    the summary (with `parts` = n + 1) and checkpoint.json: the cost of a
+    checkpoint follows the hour's rows, not the run's. `Results.load` reads such a folder from
+    its parts; `Results.save` (e.g. `gridledger run` at the end) writes whole frames and removes
+    the parts. The run id stays the folder's across a resume.
     """
 
     def __init__(self, folder: Path) -> None:
@@ -213,13 +214,15 @@ class ResultsJournal:
 
     @staticmethod
     def _rows(model: EnergyMarketModel) -> dict[str, int]:
-        return {"trades": len(model.trade_rows), "gas": model.ledger.n_tx,
-                "agents": len(model.agent_rows)}  # fmt: skip
+        return {"hourly": len(model.hourly_rows), "trades": len(model.trade_rows),
+                "gas": model.ledger.n_tx, "agents": len(model.agent_rows)}  # fmt: skip
 
     @staticmethod
     def _frame(model: EnergyMarketModel, name: str, start: int, stop: int) -> pd.DataFrame:
         if name == "gas":
             return model.ledger.gas(start, stop)
+        if name == "hourly":
+            return hourly_frame(model.hourly_rows[start:stop])
         rows, cols = (
             (model.trade_rows, TRADE_COLUMNS)
             if name == "trades"
@@ -234,10 +237,6 @@ class ResultsJournal:
 
     def append(self, model: EnergyMarketModel) -> None:
         """Checkpoint number model.t: the new rows as parts, hourly, scenario, summary."""
-        if model.t >= model.params.hours:  # the last hour: the whole Results, no parts
-            model.results().save(self.folder)
-            shutil.rmtree(self.folder / PARTS_DIR, ignore_errors=True)
-            return
         rows = self._rows(model)
         if self.frames is None:
             self.frames = {n: self._frame(model, n, 0, self.done[n]) for n in APPENDED_FRAMES}
@@ -247,18 +246,22 @@ class ResultsJournal:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_parquet(new, path, self.run_id)
             old = self.frames[name]
-            self.frames[name] = pd.concat([old, new], ignore_index=True) if len(old) else new
+            if len(new) and len(old):  # hourly keeps its index (t)
+                self.frames[name] = pd.concat([old, new], ignore_index=name != "hourly")
+            elif len(new):
+                self.frames[name] = new
         self.done = rows
-        hourly = model.hourly_frame()
-        write_parquet(hourly, self.folder / "hourly.parquet", self.run_id)
         if not self.wrote_scenario:
             text = f"# run_id = {self.run_id}\n" + model.params.to_toml()
             _atomic_write(self.folder / SCENARIO_FILE, lambda p: p.write_text(text))
             self.wrote_scenario = True
-        kpis = model.summary_kpis(hourly, self.frames["gas"], self.frames["trades"])
+        f = self.frames
+        kpis = model.summary_kpis(f["hourly"], f["gas"], f["trades"])
         summary = {"run_id": self.run_id, "parts": model.t + 1, **_jsonable(kpis)}
         text = json.dumps(summary, indent=2, sort_keys=True, allow_nan=False)
-        _atomic_write(self.folder / SUMMARY_FILE, lambda p: p.write_text(text))
+        # replaced atomically, not fsynced: a partial folder is for reading while the run goes
+        # on; a resume re-executes the run from checkpoint.json (fsynced) and the chains
+        _atomic_write(self.folder / SUMMARY_FILE, lambda p: p.write_text(text), durable=False)
 
 
 def _folder_parts_run_id(folder: Path) -> str | None:

@@ -85,7 +85,7 @@ from gridledger.market.chain import (
 from gridledger.market.ledger import Ledger
 from gridledger.network.opf import OPFResult
 from gridledger.network.powerflow import PowerFlowResult
-from gridledger.results import Results
+from gridledger.results import Results, hourly_frame
 from gridledger.scenario import Scenario
 
 __all__ = [
@@ -316,7 +316,7 @@ class EnergyMarketModel(mesa.Model):
 
     def results(self) -> Results:
         """Tidy frames of the hours run so far plus the summary KPIs."""
-        hourly = self.hourly_frame()
+        hourly = hourly_frame(self.hourly_rows)
         trades = pd.DataFrame(self.trade_rows, columns=TRADE_COLUMNS)
         gas = self.gas_rows
         agents = pd.DataFrame(self.agent_rows, columns=AGENT_COLUMNS)
@@ -328,14 +328,6 @@ class EnergyMarketModel(mesa.Model):
             summary=self.summary_kpis(hourly, gas, trades),
             scenario=self.params,
         )
-
-    def hourly_frame(self) -> pd.DataFrame:
-        """One row per market hour run so far, indexed by t."""
-        hourly = pd.DataFrame(self.hourly_rows)
-        if not hourly.empty:
-            hourly = hourly.set_index("t", drop=False)
-            hourly.index.name = None
-        return hourly
 
     def summary_kpis(
         self, hourly: pd.DataFrame, gas: pd.DataFrame, trades: pd.DataFrame
