@@ -55,6 +55,7 @@ def one_run(backend: str, hpb: int, hours: int) -> dict[str, Any]:
 
     sc = Scenario().replace(households_per_bus=hpb, hours=hours)
     row: dict[str, Any] = {"backend": backend, "households_per_bus": hpb, "hours": hours}
+    row["load_avg_1m_at_start"] = os.getloadavg()[0]  # a shared machine: other jobs' load
     nodes = []
     t0 = time.perf_counter()
     try:

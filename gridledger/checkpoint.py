@@ -1,9 +1,9 @@
 """Checkpoints of a market day and resuming an interrupted one (issue 7, scenario 8).
 
 With a checkpoint folder the model writes, after set-up and after every completed hour, the
-Results of the hours so far (`ResultsJournal`: the hour's new rows appended as parts, every file
-atomically, summary.json last; the summary says `hours` completed of `hours_planned`, `complete`
-false until the last hour) and then `checkpoint.json`
+Results of the hours so far (`ResultsJournal`: the hour's new rows appended as parts,
+summary.json last; the summary says `hours` completed of `hours_planned`, `complete` false until
+the last hour) and then `checkpoint.json`
 (atomic, written last): the scenario, the chain spec, per chain the block the run started on and
 the block at the end of set-up and of every completed hour (number and hash), and each signer's
 next nonce after the last completed hour. A process that dies between two files leaves the
@@ -192,24 +192,32 @@ def checkpoint_of(model: EnergyMarketModel) -> Checkpoint:
     )
 
 
+SUMMARY_INPUTS: dict[str, list[str] | None] = {
+    "hourly": None,
+    "trades": None,
+    "gas": ["t", "contract", "operation", "gas_used"],
+}
+"""Frames (and columns; None: all) `gridledger.day.kpis.summary` reads."""
+
+
 class ResultsJournal:
     """A checkpointing run's results on disk, appended per hour, not rewritten.
 
     Checkpoint n (0: after set-up, t + 1: after hour t) writes only the rows the hourly, trades,
     gas and agents frames gained since checkpoint n - 1 as part n (`results.part_path`), then
-    the summary (with `parts` = n + 1) and checkpoint.json: the cost of a
-    checkpoint follows the hour's rows, not the run's. `Results.load` reads such a folder from
+    the summary (with `parts` = n + 1) and checkpoint.json: the cost of a checkpoint follows
+    the hour's rows, not the run's. `Results.load` reads such a folder from
     its parts; `Results.save` (e.g. `gridledger run` at the end) writes whole frames and removes
     the parts. The run id stays the folder's across a resume.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, resume: bool = False) -> None:
         self.folder = folder
-        self.run_id = _folder_parts_run_id(folder) or uuid.uuid4().hex
+        self.run_id = (resume and _folder_parts_run_id(folder)) or uuid.uuid4().hex
         self.done = dict.fromkeys(APPENDED_FRAMES, 0)
         """Rows of each frame already in the parts."""
         self.frames: dict[str, pd.DataFrame] | None = None
-        """The frames so far, kept for the summary (built once, then extended per part)."""
+        """What the summary reads of the frames so far (built once, then extended per part)."""
         self.wrote_scenario = False
 
     @staticmethod
@@ -230,6 +238,11 @@ class ResultsJournal:
         )
         return pd.DataFrame(rows[start:stop], columns=cols)
 
+    @staticmethod
+    def _summary_input(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        cols = SUMMARY_INPUTS[name]
+        return frame if cols is None or frame.empty else frame[cols]
+
     def skip(self, model: EnergyMarketModel) -> None:
         """A resume re-executed a checkpointed hour: its rows are in the parts already."""
         self.done = self._rows(model)
@@ -239,17 +252,21 @@ class ResultsJournal:
         """Checkpoint number model.t: the new rows as parts, hourly, scenario, summary."""
         rows = self._rows(model)
         if self.frames is None:
-            self.frames = {n: self._frame(model, n, 0, self.done[n]) for n in APPENDED_FRAMES}
+            self.frames = {
+                n: self._summary_input(n, self._frame(model, n, 0, self.done[n]))
+                for n in SUMMARY_INPUTS
+            }
         for name in APPENDED_FRAMES:
             new = self._frame(model, name, self.done[name], rows[name])
             path = part_path(self.folder, name, model.t)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_parquet(new, path, self.run_id)
-            old = self.frames[name]
-            if len(new) and len(old):  # hourly keeps its index (t)
-                self.frames[name] = pd.concat([old, new], ignore_index=name != "hourly")
-            elif len(new):
-                self.frames[name] = new
+            if name not in SUMMARY_INPUTS or not len(new):
+                continue
+            new, old = self._summary_input(name, new), self.frames[name]
+            # hourly keeps its index (t)
+            both = pd.concat([old, new], ignore_index=name != "hourly") if len(old) else new
+            self.frames[name] = both
         self.done = rows
         if not self.wrote_scenario:
             text = f"# run_id = {self.run_id}\n" + model.params.to_toml()
@@ -277,7 +294,8 @@ def results_journal(model: EnergyMarketModel, folder: Path) -> ResultsJournal:
     """The model's journal into `folder` (made on first use)."""
     journal = getattr(model, "results_journal", None)
     if journal is None or journal.folder != folder:
-        journal = model.results_journal = ResultsJournal(folder)
+        resume = model.resumed_from is not None
+        journal = model.results_journal = ResultsJournal(folder, resume=resume)
     return journal
 
 
