@@ -4,7 +4,7 @@ An account's budget is what its transactions could cost at most: for every call 
 send, count x gas limit (`gridledger.market.contracts.GAS_LIMITS`) x `BUDGET_MAX_FEE_WEI`,
 over set-up and `hours + EXTRA_HOURS` market hours, times `GAS_BUDGET_MARGIN`. A transaction
 pays gas used (well under its limit) x the effective price (under the fee cap), so a budget is an
-upper bound. `ROLE_CALLS` is the one table to update when a phase changes what a role sends.
+upper bound. `role_calls` is the one table to update when a phase changes what a role sends.
 
 The faucet of each chain is checked against the chain's total before any set-up transaction
 (`check_faucets`, `FaucetTooSmallError`). The budgets are constants of the scenario, not of the
@@ -70,7 +70,8 @@ def gas_limit(function: str) -> int:
 
 
 def role_calls(model: EnergyMarketModel, chain: str) -> dict[str, Calls]:
-    """Calls each role can send on `chain` ('letb' or 'retb'): THE table of transaction counts.
+    """What each role can send on `chain` ('letb' or 'retb'): the one table of transaction
+    counts per role (update it when a phase changes its calls).
 
     Sellers are local producers (LETB) or REPs (RETB); sybil identities count as sellers. The
     TDNO settles one LETB request / RETB trade per user and hour (one `settle` each).
@@ -82,7 +83,11 @@ def role_calls(model: EnergyMarketModel, chain: str) -> dict[str, Calls]:
     participants = n_users + n_sellers
     return {
         "admin": Calls(
-            setup={"deploy": 1 + n_markets, "transfer": participants + n_markets + 1, "other": 1}
+            setup={
+                "deploy": 1 + n_markets,
+                "transfer": participants + n_markets + 1,
+                "set_minter": 1,
+            }
         ),
         "operator": Calls(setup={"register": participants}, per_hour={"open_hour": n_markets}),
         "tdno": Calls(per_hour={"settle": n_users}),
