@@ -25,6 +25,13 @@ def add_run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--hours", type=int, help="override the number of market hours")
     p.add_argument("--seed", type=int, help="override the scenario seed")
     p.add_argument(
+        "--households-per-bus",
+        type=int,
+        metavar="N",
+        help="override the scenario's households_per_bus: N household agents per load bus, each "
+        "signing its own transactions (1..1000; scale: README 'Scale')",
+    )
+    p.add_argument(
         "--chain",
         default=None,
         help="'embedded' (default) or two JSON-RPC URLs 'URL_LETB,URL_RETB' (gridledger node); "
@@ -96,6 +103,8 @@ def _load_scenario(args: argparse.Namespace) -> Any:
         changes["hours"] = args.hours
     if args.seed is not None:
         changes["seed"] = args.seed
+    if args.households_per_bus is not None:
+        changes["households_per_bus"] = args.households_per_bus
     return sc.replace(**changes) if changes else sc
 
 
@@ -117,6 +126,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"local / renewable  {s['local_kwh']:8,.0f} / {s['renewable_kwh']:,.0f} kWh; "
         f"incentives ${s['incentives_usd']:,.2f}",
         f"transactions       {s['tx_count']:8,d}, gas {s['total_gas']:,d}",
+        f"scale              {s.get('agents', 0):8,d} agents signing, "
+        f"{s.get('tx_total', 0):,d} transactions with set-up, {tx_per_s(s):,.0f} tx/s",
         "gas per operation (mean):",
     ]
     for op, g in sorted(s["gas_by_operation"].items()):
@@ -152,15 +163,20 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def tx_per_s(summary: dict[str, Any]) -> float:
+    """Transactions (set-up included) per second of the run's wall time (0 if not known)."""
+    wall = summary.get("timing_s", {}).get("wall_s", 0.0)
+    return summary.get("tx_total", 0) / wall if wall else 0.0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from gridledger.checkpoint import load_checkpoint
     from gridledger.model import run_scenario
     from gridledger.report import write_figures
 
     if args.resume is not None:
-        given = [
-            f"--{n}" for n in ("scenario", "hours", "seed", "out") if getattr(args, n) is not None
-        ]
+        names = ("scenario", "hours", "seed", "households_per_bus", "out")
+        given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is not None]
         if given or args.checkpoint is False:
             given += ["--no-checkpoint"] if args.checkpoint is False else []
             print(
@@ -208,6 +224,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     from gridledger.checkpoint import CheckpointError
     from gridledger.day.attacks import AttackSetupError
+    from gridledger.day.funding import FaucetTooSmallError
     from gridledger.day.world import MarketSetupError
     from gridledger.market.chain import ChainConnectionError, NodeDownError, ResumeConflictError
     from gridledger.network.feeder import FeederDataError
@@ -221,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         MarketSetupError,
         AttackSetupError,
         CheckpointError,
+        FaucetTooSmallError,
     )
 
     parser = build_parser()
