@@ -60,7 +60,7 @@ def _hours(results: Results) -> tuple[np.ndarray, list[str]]:
     return x, [f"{int(v) % 24:02d}:00" for v in x]
 
 
-def _time_axis(ax: plt.Axes, x: np.ndarray, labels: list[str], *, spans: bool = False) -> None:
+def time_axis(ax: plt.Axes, x: np.ndarray, labels: list[str], *, spans: bool = False) -> None:
     """Clock-hour ticks at the start of market hours. `spans`: the data are drawn as steps over
     [start, start + 1 h) (limits from the first start to the last end), else centred on x."""
     step = max(1, len(x) // 12)
@@ -142,7 +142,7 @@ def fig4_battery(results: Results) -> Figure:
     ax.set_ylabel("battery power (kW)")
     span = max(1.0, float(np.max(np.abs(p), initial=0.0)) * 1.15)
     ax.set_ylim(-span, span)
-    _time_axis(ax, x, labels)
+    time_axis(ax, x, labels)
     ax.legend(loc="upper left", fontsize=8)
     return fig
 
@@ -184,7 +184,7 @@ def fig5_pv_deficit(results: Results) -> Figure:
     )
     ax.set_ylabel("energy per market hour (kWh)")
     ax.set_ylim(0, max(float(pv.max(initial=0)), float(deficiency.max(initial=0))) * 1.3 + 1)
-    _time_axis(ax, x, labels)
+    time_axis(ax, x, labels)
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title("Renewable (REP) PV production vs users' power deficiency")
     return fig
@@ -252,7 +252,7 @@ def fig6_grid(results: Results) -> Figure:
     )
     ax.set_ylabel("users' grid demand (kWh per market hour)")
     ax.set_ylim(bottom=0)
-    _time_axis(ax, x, labels)
+    time_axis(ax, x, labels)
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title("Total grid demand before and after P2P trading")
     return fig
@@ -285,7 +285,7 @@ def fig7_price(results: Results) -> Figure:
         )
     ax.set_ylabel("average price paid by users ($/MWh)")
     ax.set_ylim(0, float(np.nanmax(np.append(before, after), initial=1.0)) * 1.35)  # legend room
-    _time_axis(ax, x, labels, spans=True)
+    time_axis(ax, x, labels, spans=True)
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title("Users' electricity price before and after P2P trading")
     return fig
