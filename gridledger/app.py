@@ -285,7 +285,9 @@ def FeederView(model: mesa.Model) -> None:
         value_label=label,
         line_flows=line_flows(model),
         marks=participants(model),
-        title=f"Feeder at market hour {t}" if model.t else "Feeder (before the first hour)",
+        title=f"Feeder in the hour from {clock_label(model, t)}"
+        if model.t
+        else "Feeder (before the first hour)",
     )
     with solara.Column(classes=["gl-feeder"]):
         solara.ToggleButtonsSingle(
@@ -326,7 +328,8 @@ def time_series_figure(
     time_axis(ax, x, labels, spans=steps)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    ax.set_ylim(bottom=0)
+    top = float(np.nanmax(frame[list(columns)].to_numpy(float), initial=0.0))
+    ax.set_ylim(0, top * 1.2 + 1e-9)  # room for the legend above the highest line
     ax.legend(loc="best", fontsize=8)
     return fig
 

@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 from gridledger import EnergyMarketModel
 from gridledger.app import (
@@ -23,7 +24,7 @@ GRID = {"grid_import_kwh": SCHEME[0], "grid_import_kwh_baseline": SCHEME[1]}
 PRICE = {"user_price_usd_per_mwh": SCHEME[0], "user_price_usd_per_mwh_baseline": SCHEME[1]}
 
 
-def tick_labels(fig) -> list[str]:  # noqa: ANN001
+def tick_labels(fig: Figure) -> list[str]:
     return [t.get_text() for t in fig.axes[0].get_xticklabels()]
 
 
