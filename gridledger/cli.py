@@ -79,14 +79,24 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     add_figure_format_argument(p)
 
 
-def write_outputs(results: Any, out: Path, args: argparse.Namespace) -> list[Path]:
-    """Figures (and CSV files with `--format csv`) of `results` into `out`; the paths."""
-    from gridledger.report import write_figures
-    from gridledger.results import export_csv
+def write_outputs(
+    results: Any, out: Path, args: argparse.Namespace, *, new_run: bool = False
+) -> list[Path]:
+    """Figures (and CSV files with `--format csv`) of `results` into `out`; the paths.
+
+    `new_run`: `out` was just saved by a new run, so CSV and figure files not written now
+    belong to an older run and are removed (an overwritten folder never mixes two runs)."""
+    from gridledger.report import FIGURE_FORMATS, FIGURES, write_figures
+    from gridledger.results import FRAMES, export_csv
 
     paths = write_figures(results, out / "figures", formats=args.figure_format)
     if args.format == "csv":
         paths += export_csv(results, out)
+    if new_run:
+        stale = [out / f"{name}.csv" for name in FRAMES]
+        stale += [out / "figures" / f"{n}.{f}" for n in FIGURES for f in FIGURE_FORMATS]
+        for path in set(stale) - set(paths):
+            path.unlink(missing_ok=True)
     return paths
 
 
@@ -276,7 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             checkpoint_dir=out if checkpoint else None,
         )
     out = results.save(out)
-    written = write_outputs(results, out, args)
+    written = write_outputs(results, out, args, new_run=True)
     print(format_summary(results.summary))
     frames = ",".join(results.frames())
     csv = ", CSV" if args.format == "csv" else ""

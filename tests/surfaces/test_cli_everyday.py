@@ -122,9 +122,13 @@ def test_results_of_another_scenario_refused_unless_force(
     # the same scenario again (e.g. `make run` twice): overwritten without --force
     assert main(common) == 0
     assert json.loads((out / "summary.json").read_text())["run_id"] != run_id
-    # --force: overwritten by the other scenario
+    # --force: overwritten by the other scenario; CSV and SVG files of the older run removed
+    assert main([*common, "--format", "csv", "--figure-format", "svg"]) == 0
+    assert (out / "hourly.csv").is_file() and (out / "figures" / "fig7_user_price.svg").is_file()
     assert main([*common, "--hours", "3", "--force"]) == 0
     assert len(Results.load(out).hourly) == 3
+    assert not list(out.glob("*.csv")) and not list(out.glob("figures/*.svg"))
+    assert len(list(out.glob("figures/*.png"))) == 5
 
 
 def test_folder_with_other_files_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
