@@ -57,10 +57,21 @@ def kpi_table(runs: Mapping[str, Results]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("run")
 
 
+def _cell(value: object) -> str:
+    if isinstance(value, bool | str):
+        return str(value) or "-"
+    if isinstance(value, int | np.integer):
+        return f"{value:,d}"
+    if isinstance(value, float | np.floating) and np.isfinite(value):
+        return f"{value:,.1f}"
+    return "-"
+
+
 def format_kpi_table(table: pd.DataFrame) -> str:
-    """The KPI table as aligned text (numbers rounded for reading; kpis.csv keeps them all)."""
-    shown = table.rename(columns=KPI_COLUMNS)
-    return shown.to_string(float_format=lambda v: f"{v:,.1f}", na_rep="-")
+    """The KPI table as aligned text, one column per run (numbers rounded for reading; kpis.csv
+    keeps them all)."""
+    shown = table.rename(columns=KPI_COLUMNS).T.astype(object)
+    return shown.map(_cell).to_string()
 
 
 def _clock_x(res: Results) -> np.ndarray:
