@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="gridledger",
         description="Blockchain P2P electricity trading on a distribution feeder (Mesa model).",
-        epilog="exit codes: " + "; ".join(f"{c} {what}" for c, what in EXIT_CODES.items()),
+        epilog="exit codes:\n" + "\n".join(f"  {c}  {what}" for c, what in EXIT_CODES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gridledger {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
