@@ -107,14 +107,18 @@ def fig3_gas(results: Results) -> Figure:
     ax.barh(y, mean_k, color=colors, height=0.7)
     ax.vlines(max_k, y - 0.35, y + 0.35, color="black", lw=1.5, label="max per tx")
     ax.vlines(bound_k, y - 0.45, y + 0.45, color=ACCENT, lw=2.5, label=BOUND_LABEL)
+    x_max = max(float(max_k.max()), float(bound_k.max())) * 1.08
     for yi, (m, n) in enumerate(zip(mean_k, stats["count"], strict=True)):
-        # the label sits inside its bar, at the bar's end
-        ax.text(m, yi, f"{m:.0f}k x {n} tx ", va="center", ha="right", fontsize=8, color="white")
+        # the label sits at the end of its bar: inside it, or just outside a bar too short for it
+        inside = m > 0.25 * x_max
+        ax.text(m, yi, f" {m:.0f}k x {n} tx " if inside else f"  {m:.0f}k x {n} tx",
+                va="center", ha="right" if inside else "left", fontsize=8,
+                color="white" if inside else "black")  # fmt: skip
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("gas per transaction (thousands; bar = mean)")
     ax.set_title("Gas per contract operation (market hours) against half the paper's figures")
-    ax.set_xlim(0, max(float(max_k.max()), float(bound_k.max())) * 1.08)
+    ax.set_xlim(0, x_max)
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return fig
