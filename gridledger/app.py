@@ -333,7 +333,7 @@ def TotalsView(model: mesa.Model) -> None:
         ("cost", "Users' cost (baseline)",
          f"${s['user_cost_usd']:.2f} (${s['user_cost_usd_baseline']:.2f})"),
         ("saving", "Users' saving", f"${saving:.2f}"),
-        ("gas", "Transactions / gas", f"{s['tx_count']:.0f} / {s['gas_used']:.0f}"),
+        ("gas", "Transactions / gas", f"{s['tx_count']:,.0f} / {s['gas_used']:,.0f}"),
     ]  # fmt: skip
     sc = model.params
     setting = [

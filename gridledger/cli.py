@@ -297,9 +297,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from gridledger.outdir import check_writable
     from gridledger.results import Results
 
     results = Results.load(args.dir)
+    check_writable(Path(args.dir))
     for path in write_outputs(results, Path(args.dir), args):
         print(f"wrote {path}")
     return 0
