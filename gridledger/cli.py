@@ -301,7 +301,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from gridledger.results import Results
 
     results = Results.load(args.dir)
-    check_writable(Path(args.dir))
+    check_writable(Path(args.dir), name="results folder")
     for path in write_outputs(results, Path(args.dir), args):
         print(f"wrote {path}")
     return 0

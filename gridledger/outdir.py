@@ -37,18 +37,19 @@ def _nearest_existing(path: Path) -> Path:
     return Path.cwd()  # pragma: no cover (a relative path's ancestors end at '.')
 
 
-def check_writable(out: Path) -> None:
-    """Raise OutputFolderError unless `out` is, or can be created as, a writable folder."""
+def check_writable(out: Path, *, name: str = "--out") -> None:
+    """Raise OutputFolderError unless `out` is, or can be created as, a writable folder
+    (`name`: how the message calls it)."""
     existing = _nearest_existing(out.absolute())
     if not existing.is_dir():
         where = "is a file" if existing == out.absolute() else f"lies under the file {existing}"
-        raise OutputFolderError(f"--out {out}: {where}, not a folder")
+        raise OutputFolderError(f"{name} {out}: {where}, not a folder")
     try:
         with tempfile.TemporaryFile(dir=existing, prefix=".gridledger-probe-"):
             pass
     except OSError as exc:
         raise OutputFolderError(
-            f"--out {out}: cannot write into {existing} ({exc.strerror or exc})"
+            f"{name} {out}: cannot write into {existing} ({exc.strerror or exc})"
         ) from exc
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -109,6 +110,23 @@ def test_read_only_folder_refused_before_the_run(tmp_path: Path) -> None:
         assert "Permission denied" in line
         assert time.monotonic() - start < max(15.0, 2 * startup_s())
     assert not any(locked.iterdir())
+
+
+@pytest.mark.slow
+def test_report_into_a_read_only_results_folder(runs: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(runs["three"], folder)
+    (folder / "figures").chmod(0o555)
+    folder.chmod(0o555)
+    try:
+        proc = cli("report", str(folder), bits_bind=True)
+    finally:
+        folder.chmod(0o755)
+        (folder / "figures").chmod(0o755)
+    assert proc.returncode == 2
+    assert one_line(proc.stderr).startswith(
+        f"gridledger report: results folder {folder}: cannot write into {folder} (Permission"
+    )
 
 
 @pytest.mark.slow
