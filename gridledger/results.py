@@ -1,8 +1,9 @@
 """Results of one run: tidy DataFrames (hourly, trades, gas, agents) and a summary, saved safely.
 
 `Results.save(folder)` writes `hourly.parquet`, `trades.parquet`, `gas.parquet`, `agents.parquet`,
-`attacks.parquet`, `scenario.toml` and `summary.json`. Each file is first written to a temporary
-name in the same folder and then moved into place with `os.replace` (atomic on POSIX), so a crash
+`attacks.parquet`, `scenario.toml` and `summary.json` (`export_csv` adds `<frame>.csv`). Each
+file is first written to a temporary name in the same folder (mode 0666 minus the umask) and then
+moved into place with `os.replace` (atomic on POSIX), so a crash
 never leaves a half-written file under a final name. Every file carries the same run id (Parquet
 schema metadata, a TOML comment, the JSON field `run_id`); `Results.load` refuses a folder whose
 files come from different saves, so a crash between two moves cannot produce a silently mixed
@@ -16,7 +17,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -198,10 +198,12 @@ def _write_parquet(frame: pd.DataFrame, path: Path, run_id: str) -> None:
 
 def _atomic_write(path: Path, write: Callable[[Path], None], *, durable: bool = True) -> None:
     """Write via a temporary file in the same folder, fsync (if `durable`: survives a power
-    loss, not only a crashed process), then os.replace into place."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    loss, not only a crashed process), then os.replace into place.
+
+    The temporary file is created with mode 0666 minus the umask (like any file the user
+    writes, e.g. the figures), not mkstemp's 0600, so results are as readable as the figures."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         write(tmp)
         if durable:
@@ -211,6 +213,20 @@ def _atomic_write(path: Path, write: Callable[[Path], None], *, durable: bool = 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def export_csv(results: Results, folder: str | Path) -> list[Path]:
+    """Write each frame as `<frame>.csv` beside its Parquet file (for spreadsheets and R).
+
+    The Parquet files stay the source `Results.load` reads; CSV is an export. Returns the paths.
+    """
+    folder = Path(folder)
+    paths = []
+    for name, frame in results.frames().items():
+        path = folder / f"{name}.csv"
+        _atomic_write(path, lambda p, f=frame: f.to_csv(p, index=True))
+        paths.append(path)
+    return paths
 
 
 def _jsonable(value: Any) -> Any:
