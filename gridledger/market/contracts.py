@@ -33,6 +33,7 @@ from gridledger.market.chain import (
     TxResult,
     send_many,
 )
+from gridledger.market.clearing import MAX_BATCH
 from gridledger.market.clearing import MAX_FILLS as LETB_MAX_FILLS  # largest LETB max_fills
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "GAS_LIMITS",
     "LETB",
     "LETB_MAX_FILLS",
+    "MAX_BATCH",
     "MAX_UINT256",
     "RETB",
     "AbiMismatchError",
@@ -68,6 +70,13 @@ GAS_LIMITS: dict[str, int] = {
     "register": 500_000,
 }
 """Explicit gas limit per function name (others: chain.DEFAULT_GAS_LIMIT)."""
+SETTLE_ITEM_GAS_LIMIT = 250_000
+"""Gas limit of a settle_many call per item (an LETB item with 16 fills costs ≈ 170k)."""
+
+
+def _chunks(n: int) -> list[range]:
+    """Item ranges of the settle_many calls for n items: at most MAX_BATCH per call, in order."""
+    return [range(i, min(i + MAX_BATCH, n)) for i in range(0, n, MAX_BATCH)]
 
 
 def price_to_base_units_per_wh(price_usd_per_mwh: float) -> int:
@@ -504,8 +513,8 @@ class LETB(MarketContract):
 
     artifact = "LETB"
     required_functions = (
-        "register", "open_hour", "post_offer", "request", "settle", "feedback", "hint_for",
-        "withdraw", "credit_of",
+        "register", "open_hour", "post_offer", "request", "settle", "settle_many", "feedback",
+        "hint_for", "withdraw", "credit_of",
     )  # fmt: skip
 
     @classmethod
@@ -555,6 +564,23 @@ class LETB(MarketContract):
     ) -> TxRequest:
         """TDNO settles a request: fills = its Trade events' (producer_id, seller, e_wh, price)."""
         return self.tx("settle", buyer, nonce, t, [_fill(f) for f in fills], list(delivered_wh))
+
+    def settle_many(self, t: int, items: Sequence[Mapping[str, Any]]) -> list[TxRequest]:
+        """TDNO settles requests of hour t: items = {buyer, nonce, fills, delivered_wh} (as for
+        `settle`); one settle_many call per MAX_BATCH items, in order."""
+        calls = []
+        for part in _chunks(len(items)):
+            batch = [
+                {
+                    "buyer": items[i]["buyer"],
+                    "nonce": items[i]["nonce"],
+                    "fills": [_fill(f) for f in items[i]["fills"]],
+                    "delivered_wh": list(items[i]["delivered_wh"]),
+                }
+                for i in part
+            ]
+            calls.append(self.tx("settle_many", t, batch, gas=SETTLE_ITEM_GAS_LIMIT * len(part)))
+        return calls
 
     def feedback(
         self,
@@ -612,7 +638,9 @@ class RETB(MarketContract):
     settlement and incentive minting)."""
 
     artifact = "RETB"
-    required_functions = ("register", "open_hour", "post_offer", "request", "settle", "feedback")
+    required_functions = (
+        "register", "open_hour", "post_offer", "request", "settle", "settle_many", "feedback",
+    )  # fmt: skip
 
     @classmethod
     def deploy(  # type: ignore[override]
@@ -650,6 +678,25 @@ class RETB(MarketContract):
     def settle(self, trade: Mapping[str, Any], delivered_wh: int) -> TxRequest:
         """TDNO settles a trade (the fields of its Trade event)."""
         return self.tx("settle", _retb_trade(trade), delivered_wh)
+
+    def settle_many(
+        self, trades: Sequence[Mapping[str, Any]], delivered_wh: Sequence[int]
+    ) -> list[TxRequest]:
+        """TDNO settles trades (their Trade events' fields) with the delivered Wh of each; one
+        settle_many call per MAX_BATCH trades, in order."""
+        if len(trades) != len(delivered_wh):
+            raise ValueError(
+                f"RETB.settle_many: {len(delivered_wh)} delivered amounts for {len(trades)} trades"
+            )
+        return [
+            self.tx(
+                "settle_many",
+                [_retb_trade(trades[i]) for i in part],
+                [delivered_wh[i] for i in part],
+                gas=SETTLE_ITEM_GAS_LIMIT * len(part),
+            )
+            for part in _chunks(len(trades))
+        ]
 
     def feedback(self, trade: Mapping[str, Any], delivered_wh: int, score: int) -> TxRequest:
         return self.tx("feedback", _retb_trade(trade), delivered_wh, score)

@@ -61,7 +61,7 @@ REP_MAX = 1000
 ZERO_ADDRESS = "0x" + "00" * 20
 REQUEST_KEY = ["chain", "address", "buyer", "nonce"]
 """A matched request: market contract (chain, address), buyer and the buyer's request nonce."""
-PAYOUT_OPERATIONS = frozenset({"settle", "withdraw"})
+PAYOUT_OPERATIONS = frozenset({"settle", "settle_many", "withdraw"})
 """Operations in which a market contract may send tokens (payments to sellers, refunds that do
 not fit the credit field, a buyer withdrawing its refund credit)."""
 BOND_OPERATIONS = frozenset({"register"})
