@@ -567,9 +567,14 @@ class LETB(MarketContract):
 
     def settle_many(self, t: int, items: Sequence[Mapping[str, Any]]) -> list[TxRequest]:
         """TDNO settles requests of hour t: items = {buyer, nonce, fills, delivered_wh} (as for
-        `settle`); one settle_many call per MAX_BATCH items, in order."""
+        `settle`); one settle_many call per MAX_BATCH items, in order (a lone item goes as
+        `settle`: the batch's decoding costs ≈ 8k gas more than one request saves)."""
         calls = []
         for part in _chunks(len(items)):
+            if len(part) == 1:
+                x = items[part[0]]
+                calls.append(self.settle(x["buyer"], x["nonce"], t, x["fills"], x["delivered_wh"]))
+                continue
             batch = [
                 {
                     "buyer": items[i]["buyer"],
@@ -683,7 +688,7 @@ class RETB(MarketContract):
         self, trades: Sequence[Mapping[str, Any]], delivered_wh: Sequence[int]
     ) -> list[TxRequest]:
         """TDNO settles trades (their Trade events' fields) with the delivered Wh of each; one
-        settle_many call per MAX_BATCH trades, in order."""
+        settle_many call per MAX_BATCH trades, in order (a lone trade goes as `settle`)."""
         if len(trades) != len(delivered_wh):
             raise ValueError(
                 f"RETB.settle_many: {len(delivered_wh)} delivered amounts for {len(trades)} trades"
@@ -695,6 +700,8 @@ class RETB(MarketContract):
                 [delivered_wh[i] for i in part],
                 gas=SETTLE_ITEM_GAS_LIMIT * len(part),
             )
+            if len(part) > 1
+            else self.settle(trades[part[0]], delivered_wh[part[0]])
             for part in _chunks(len(trades))
         ]
 
