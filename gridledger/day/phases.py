@@ -112,6 +112,7 @@ def phase2_offers(model: EnergyMarketModel, t: int, caps: dict[int, float]) -> d
                 )
             )
             rep_wh += post.capacity_wh
+    model.offer_blocks = len(rounds)  # LETB blocks of this hour's offers (0: none offered)
     for r, posts in enumerate(rounds or [[]]):
         batch = posts + items if r == 0 else posts  # REPs post with the first round
         if batch or r == 0:
