@@ -119,3 +119,26 @@ def test_offer_rounds_hold_in_either_execution_order(reordering_market, backward
     book = area.book()
     assert sorted(book) == sorted(pid.values())
     assert [(area.offer_of(i)["price"], i) for i in book] == sorted(keys)
+
+
+def test_model_hours_at_households_per_bus_5_on_anvil() -> None:
+    """The issue's failing case: 315 households (105 producers) on the project's anvil nodes,
+    where same-block hints reverted with 'stale hint' in the first hour. Two hours of the model:
+    every offer lands within its gas bound, in more than one block per hour."""
+    from gridledger import EnergyMarketModel, Scenario
+
+    nodes = [start_anvil(31401), start_anvil(31402)]
+    try:
+        sc = Scenario().replace(households_per_bus=5, hours=2, start_hour=10)
+        model = EnergyMarketModel(sc, chain=f"{nodes[0].url},{nodes[1].url}")
+        res = model.run()
+    finally:
+        for n in nodes:
+            n.stop()
+    assert len(res.hourly) == 2 and len(model.producers) == 105
+    g = res.gas
+    offers = g[(g["operation"] == "post_offer") & (g["contract"] != "RETB")]
+    assert len(offers) > 100 and (offers["status"] == 1).all()
+    assert offers["gas_used"].max() <= bound_of("LETB.post_offer")
+    assert offers.groupby("t")["block"].nunique().min() >= 2  # several offer rounds per hour
+    assert len(model.ledger.events("OfferPosted", contract="LETB")) >= len(offers)
