@@ -42,6 +42,7 @@ __all__ = [
     "LETB",
     "LETB_MAX_FILLS",
     "MAX_BATCH",
+    "MAX_BATCH_FILLS",
     "MAX_UINT256",
     "RETB",
     "AbiMismatchError",
@@ -74,9 +75,26 @@ SETTLE_ITEM_GAS_LIMIT = 250_000
 """Gas limit of a settle_many call per item (an LETB item with 16 fills costs ≈ 170k)."""
 
 
-def _chunks(n: int) -> list[range]:
-    """Item ranges of the settle_many calls for n items: at most MAX_BATCH per call, in order."""
-    return [range(i, min(i + MAX_BATCH, n)) for i in range(0, n, MAX_BATCH)]
+MAX_BATCH_FILLS = 3 * MAX_BATCH
+"""Fills one LETB settle_many call carries at most (≈ 9k gas each): 32 requests of the model's
+3 fills, fewer requests when a market allows more fills per request, so a call stays within
+its per-call gas bound (gridledger/contracts/gas_bounds.py) whatever the fill cap."""
+
+
+def _chunks(n: int, sizes: Sequence[int] | None = None, max_total: int = 0) -> list[range]:
+    """Item ranges of the settle_many calls for n items, in order: at most MAX_BATCH items per
+    call and, with `sizes` (fills per item), at most `max_total` fills per call."""
+    out: list[range] = []
+    start, total = 0, 0
+    for i in range(n):
+        size = sizes[i] if sizes is not None else 0
+        if i - start == MAX_BATCH or (i > start and total + size > max_total):
+            out.append(range(start, i))
+            start, total = i, 0
+        total += size
+    if n > start:
+        out.append(range(start, n))
+    return out
 
 
 def price_to_base_units_per_wh(price_usd_per_mwh: float) -> int:
@@ -567,10 +585,12 @@ class LETB(MarketContract):
 
     def settle_many(self, t: int, items: Sequence[Mapping[str, Any]]) -> list[TxRequest]:
         """TDNO settles requests of hour t: items = {buyer, nonce, fills, delivered_wh} (as for
-        `settle`); one settle_many call per MAX_BATCH items, in order (a lone item goes as
-        `settle`: the batch's decoding costs ≈ 8k gas more than one request saves)."""
+        `settle`); one settle_many call per MAX_BATCH items or MAX_BATCH_FILLS fills, in order
+        (a lone item goes as `settle`: the batch's decoding costs ≈ 8k gas more than one request
+        saves)."""
         calls = []
-        for part in _chunks(len(items)):
+        fills = [len(x["fills"]) for x in items]
+        for part in _chunks(len(items), fills, MAX_BATCH_FILLS):
             if len(part) == 1:
                 x = items[part[0]]
                 calls.append(self.settle(x["buyer"], x["nonce"], t, x["fills"], x["delivered_wh"]))

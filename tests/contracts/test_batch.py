@@ -20,7 +20,7 @@ from gridledger.contracts.gas_bounds import bound_of, item_bound_of
 from gridledger.market import clearing
 from gridledger.market.chain import EmbeddedChain
 from gridledger.market.contracts import LETB as LETBWrapper
-from gridledger.market.contracts import MAX_BATCH, SETTLE_ITEM_GAS_LIMIT
+from gridledger.market.contracts import MAX_BATCH, MAX_BATCH_FILLS, SETTLE_ITEM_GAS_LIMIT
 
 from .conftest import (
     CAP,
@@ -179,17 +179,26 @@ def test_more_than_max_batch_items_are_refused_and_the_wrapper_splits(market: Ma
     types = wrapper.abi.function("settle_many", 2).input_types
     assert [len(abi_decode(types, c.data[4:])[1]) for c in calls[:2]] == [MAX_BATCH, MAX_BATCH]
     assert [c.gas for c in calls[:2]] == [SETTLE_ITEM_GAS_LIMIT * MAX_BATCH] * 2
+    fill = {"producer_id": 1, "seller": m.producers[0], "e_wh": 1, "price": PRICE}
+    wide = {**item, "fills": [fill] * 16, "delivered_wh": [1] * 16}  # a 16-fill market
+    calls = wrapper.settle_many(0, [wide] * 10)
+    assert [len(abi_decode(types, c.data[4:])[1]) for c in calls] == [6, 4]  # <= 96 fills each
 
 
 # ----- full batches: the per-call bound at the cap -------------------------------------------
 
 
 @pytest.mark.slow
-def test_full_letb_batch_of_three_fill_requests_within_bounds() -> None:
-    """MAX_BATCH requests of 3 fills each (the model's fill cap) settled in one call."""
-    n_prod = 3 * MAX_BATCH
-    chain = Chain.fresh(n_prod + MAX_BATCH + 8)
-    m = deploy_market(chain, n_producers=1, n_consumers=MAX_BATCH, n_reps=1, letb_max_fills=3)
+@pytest.mark.parametrize("max_fills", [3, 16])
+def test_full_letb_batch_within_bounds(max_fills: int) -> None:
+    """The largest call the wrapper makes: MAX_BATCH requests of 3 fills (the model's fill cap),
+    or, in a market allowing 16 fills, MAX_BATCH_FILLS // 16 requests of 16 fills; within the
+    per-call bound, and per item within the single settle's bound at 3 fills."""
+    n_items = min(MAX_BATCH, MAX_BATCH_FILLS // max_fills)
+    n_prod = n_items * max_fills  # one 1..10 Wh offer per seller, each request takes max_fills
+    chain = Chain.fresh(n_prod + n_items + 8)
+    m = deploy_market(chain, n_producers=1, n_consumers=n_items, n_reps=1,
+                      letb_max_fills=max_fills)  # fmt: skip
     sellers = chain.accounts[-n_prod:]  # all at one bus, ids 3, 4, ... (after producer, prosumer)
     for who in sellers:  # seeded with 1 base unit, as the model seeds every seller
         chain.send_quiet(m.letb.functions.register(who, commitment(who), 500, 1), m.operator)
@@ -199,15 +208,21 @@ def test_full_letb_batch_of_three_fill_requests_within_bounds() -> None:
         m.chain.send_quiet(m.letb.functions.post_offer(0, 10, PRICE, i + 2 if i else 0), p)
     items = []
     for u in m.consumers:
-        fills = fills_of(m, m.chain.send(m.letb.functions.request(0, 30, 0), u))
-        assert len(fills) == 3
-        items.append((u, m.letb.functions.account_state(u).call()[1], fills, [9, 10, 8]))
+        fills = fills_of(m, m.chain.send(m.letb.functions.request(0, 10 * max_fills, 0), u))
+        assert len(fills) == max_fills
+        items.append((u, m.letb.functions.account_state(u).call()[1], fills, [9] * max_fills))
+    wrapper = LETBWrapper(EmbeddedChain(31401, "letb"), m.letb.address)
+    as_dicts = [{"buyer": u, "nonce": n, "fills": [dict(zip(("producer_id", "seller", "e_wh",
+                 "price"), f, strict=True)) for f in fs], "delivered_wh": d}
+                for u, n, fs, d in items]  # fmt: skip
+    assert len(wrapper.settle_many(0, as_dicts)) == 1  # the wrapper's largest call
     receipt = m.chain.send(m.letb.functions.settle_many(0, items), m.tdno)
-    print(f"LETB.settle_many {MAX_BATCH} items x 3 fills: {receipt.gasUsed} gas")
+    print(f"LETB.settle_many {n_items} items x {max_fills} fills: {receipt.gasUsed} gas")
     assert receipt.gasUsed <= bound_of("LETB.settle_many")
-    assert receipt.gasUsed // MAX_BATCH <= item_bound_of("LETB.settle_many")
+    if max_fills == 3:
+        assert receipt.gasUsed // n_items <= item_bound_of("LETB.settle_many")
     settled = m.letb.events.Settled().process_receipt(receipt, errors=DISCARD)
-    assert [e.args.delivered_wh for e in settled] == [27] * MAX_BATCH
+    assert [e.args.delivered_wh for e in settled] == [9 * max_fills] * n_items
 
 
 @pytest.mark.slow
