@@ -395,8 +395,9 @@ def check_balance_changes(
     change equals its Transfer events' credits minus debits; (2) each debit of an account other
     than a market is in a transaction the account signed, or signed by a spender it approved
     earlier (Approval events), or is a registration bond pulled into a market; (3) a market pays
-    out only in 'settle' / 'settle_many' transactions; (4) tokens are minted (Transfer from the zero address) only
-    in a 'feedback' transaction that emitted IncentiveMinted for the same receiver and amount.
+    out only in 'settle' / 'settle_many' / 'withdraw' transactions; (4) tokens are minted
+    (Transfer from the zero address) only in a 'feedback' transaction that emitted
+    IncentiveMinted for the same receiver and amount.
     `transfers` = `Ledger.events("Transfer")`, `txs` = `Ledger.gas()`, both for all chains;
     `token_address` selects one token when several share the chain.
     """
