@@ -20,7 +20,12 @@ from gridledger.contracts.gas_bounds import bound_of, item_bound_of
 from gridledger.market import clearing
 from gridledger.market.chain import EmbeddedChain
 from gridledger.market.contracts import LETB as LETBWrapper
-from gridledger.market.contracts import MAX_BATCH, MAX_BATCH_FILLS, SETTLE_ITEM_GAS_LIMIT
+from gridledger.market.contracts import (
+    MAX_BATCH,
+    MAX_BATCH_FILLS,
+    SETTLE_FILL_GAS_LIMIT,
+    SETTLE_ITEM_GAS_LIMIT,
+)
 
 from .conftest import (
     CAP,
@@ -178,11 +183,12 @@ def test_more_than_max_batch_items_are_refused_and_the_wrapper_splits(market: Ma
     assert [c.function for c in calls] == ["settle_many", "settle_many", "settle"]  # lone: settle
     types = wrapper.abi.function("settle_many", 2).input_types
     assert [len(abi_decode(types, c.data[4:])[1]) for c in calls[:2]] == [MAX_BATCH, MAX_BATCH]
-    assert [c.gas for c in calls[:2]] == [SETTLE_ITEM_GAS_LIMIT * MAX_BATCH] * 2
+    assert [c.gas for c in calls[:2]] == [SETTLE_ITEM_GAS_LIMIT * MAX_BATCH] * 2  # no fills
     fill = {"producer_id": 1, "seller": m.producers[0], "e_wh": 1, "price": PRICE}
     wide = {**item, "fills": [fill] * 16, "delivered_wh": [1] * 16}  # a 16-fill market
     calls = wrapper.settle_many(0, [wide] * 10)
     assert [len(abi_decode(types, c.data[4:])[1]) for c in calls] == [6, 4]  # <= 96 fills each
+    assert calls[0].gas == 6 * SETTLE_ITEM_GAS_LIMIT + 96 * SETTLE_FILL_GAS_LIMIT
 
 
 # ----- full batches: the per-call bound at the cap -------------------------------------------
