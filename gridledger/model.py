@@ -143,6 +143,7 @@ class EnergyMarketModel(mesa.Model):
         self.hour: dict[str, Any] = {}
         self.hour_gas: dict[str, int] = {}
         self.hour_tx = 0
+        self.offer_blocks = 0  # LETB blocks of the current hour's offers (day/phases.py)
         build_world(self)
         # energy price at the substation in the operator's OPF (Scenario.dlmp_reference)
         self.reference_price = self.tariff if sc.dlmp_reference == "tariff" else self.wholesale
