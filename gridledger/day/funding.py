@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gridledger.market.chain import DEFAULT_GAS_LIMIT, ChainBackend, ChainError
-from gridledger.market.contracts import DEPLOY_GAS_LIMIT, GAS_LIMITS
+from gridledger.market.contracts import (
+    DEPLOY_GAS_LIMIT,
+    GAS_LIMITS,
+    SETTLE_FILL_GAS_LIMIT,
+    SETTLE_ITEM_GAS_LIMIT,
+)
 
 if TYPE_CHECKING:
     from gridledger.model import EnergyMarketModel
@@ -43,6 +48,11 @@ GAS_BUDGET_MARGIN = 2
 """Safety factor on every budget (base fee rises, refused attempts, the refusal probe)."""
 EXTRA_HOURS = 2
 """Hours budgeted beyond the scenario's (the refusal probe, day/refusals.py, opens one)."""
+MAX_FILLS_PER_REQUEST = 16
+"""The largest LETB fill cap a deployment accepts (contracts/LETB.vy): a settle_many item's
+budget assumes it, so the budget holds for any `letb_max_fills_per_request`."""
+SETTLE_MANY_ITEM = "settle_many_item"
+"""Budget name of one item of a settle_many call (its gas limit grows with the items)."""
 FUND_GAS = 21_000
 """Gas of one funding transfer (the faucet pays it on top of the budgets)."""
 
@@ -65,7 +75,10 @@ class Calls:
 
 
 def gas_limit(function: str) -> int:
-    """The gas limit a call of `function` is sent with (day/chains.py, market/contracts.py)."""
+    """The gas limit a call of `function` is sent with (day/chains.py, market/contracts.py);
+    for SETTLE_MANY_ITEM the share of one item in a settle_many call's limit."""
+    if function == SETTLE_MANY_ITEM:
+        return SETTLE_ITEM_GAS_LIMIT + SETTLE_FILL_GAS_LIMIT * MAX_FILLS_PER_REQUEST
     return DEPLOY_GAS_LIMIT if function == "deploy" else GAS_LIMITS.get(function, DEFAULT_GAS_LIMIT)
 
 
@@ -74,7 +87,9 @@ def role_calls(model: EnergyMarketModel, chain: str) -> dict[str, Calls]:
     counts per role (update it when a phase changes its calls).
 
     Sellers are local producers (LETB) or REPs (RETB); sybil identities count as sellers. The
-    TDNO settles one LETB request / RETB trade per user and hour (one `settle` each).
+    TDNO settles every user's LETB request / RETB trade of the hour in settle_many calls (an
+    item each) and, per market, at most one lone request as a plain `settle`
+    (market/contracts.py sends a one-item batch that way).
     """
     sc = model.params
     n_users = len(model.users)
@@ -90,7 +105,7 @@ def role_calls(model: EnergyMarketModel, chain: str) -> dict[str, Calls]:
             }
         ),
         "operator": Calls(setup={"register": participants}, per_hour={"open_hour": n_markets}),
-        "tdno": Calls(per_hour={"settle": n_users}),
+        "tdno": Calls(per_hour={"settle": n_markets, SETTLE_MANY_ITEM: n_users}),
         "user": Calls(setup={"approve": 1}, per_hour={"request": 1, "feedback": 1}),
         "seller": Calls(setup={"approve": 1}, per_hour={"post_offer": 1}),
     }
