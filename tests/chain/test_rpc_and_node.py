@@ -17,6 +17,7 @@ from gridledger.market.chain import (
     ANVIL_DEV_KEY,
     DEFAULT_CHAIN_IDS,
     ChainConnectionError,
+    ChainError,
     ChainIdMismatchError,
     ReceiptTimeoutError,
     RpcChain,
@@ -82,7 +83,7 @@ def test_real_network_needs_a_faucet_key(monkeypatch):
     monkeypatch.delenv("GRIDLEDGER_FAUCET_KEY", raising=False)
     with start_anvil(4711) as node:
         chain = RpcChain(node.url, "x", dev=False)
-        with pytest.raises(Exception, match="GRIDLEDGER_FAUCET_KEY"):
+        with pytest.raises(ChainError, match=r"not a dev node: .*GRIDLEDGER_FAUCET_KEY"):
             _ = chain.faucet
 
 

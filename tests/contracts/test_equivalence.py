@@ -10,9 +10,11 @@ reputations and incentives.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import pytest
+from eth_tester.exceptions import TransactionFailed
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from web3.logs import DISCARD
@@ -258,7 +260,8 @@ def test_retb_matches_reference(world: World, case) -> None:
         call = m.retb.functions.request(HOUR, shortage, start, end, rt, ranked[0].rep)
         if choice is None:
             reason = clearing.ineligibility(ranked[0], user, shortage, start, end, rt)
-            with pytest.raises(Exception, match=reason):
+            exact = f"^execution reverted: {re.escape(reason)}$"
+            with pytest.raises(TransactionFailed, match=exact):
                 call.call({"from": user})
             continue
         receipt = chain.send(
