@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -94,7 +93,7 @@ def test_find_anvil_honours_env(monkeypatch, tmp_path):
         find_anvil()
 
 
-def test_gridledger_node_serves_both_chains_until_interrupted():
+def test_gridledger_node_serves_both_chains_until_interrupted(line_waiter):
     port = free_port()
     code = (
         "import argparse, sys; from gridledger.market.node import main_node; "
@@ -103,13 +102,8 @@ def test_gridledger_node_serves_both_chains_until_interrupted():
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
-        spec = None
-        deadline = time.monotonic() + 30
-        assert proc.stdout is not None
-        while spec is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if "gridledger run --chain" in line:
-                spec = line.split("--chain", 1)[1].strip()
+        line = line_waiter(proc, "gridledger run --chain", 60)
+        spec = line.split("--chain", 1)[1].strip()
         assert spec == f"http://127.0.0.1:{port},http://127.0.0.1:{port + 1}"
         chains = make_chains(spec)  # checks the chain ids
         assert {k: c.chain_id for k, c in chains.items()} == DEFAULT_CHAIN_IDS

@@ -118,6 +118,7 @@ def letb_case(draw):
     return offers, requests, delivered_pct, scores, rate, cap
 
 
+@pytest.mark.timeout(900)  # ~2 min on 2 shared cores, above the 300 s default when loaded
 @pytest.mark.slow
 @SETTINGS
 @given(case=letb_case())

@@ -15,6 +15,7 @@ from gridledger.day.attacks import AttackSetupError
 from gridledger.scenario import ScenarioError
 
 EVENING = {"hours": 8, "start_hour": 14}
+pytestmark = pytest.mark.slow  # 4-5 s per run of the evening: the two fixtures, each sybil test
 
 
 def run(**fields: object) -> tuple[EnergyMarketModel, Results]:
