@@ -12,6 +12,7 @@ from gridledger.model import InvariantError
 SHORT = {"hours": 3, "start_hour": 17}
 
 
+@pytest.mark.slow  # 2-6 s: three model hours
 def test_hourly_invariants_hold_with_a_cheater() -> None:
     """Every hour's check passes on a run with under-delivery (that the model's step runs
     the check at all: test_supply_change_without_incentive_is_named)."""
