@@ -95,7 +95,9 @@ class OneChainWorld(World):
 
 
 _WORLD: list[OneChainWorld] = []
-pytestmark = pytest.mark.slow  # ~30-60 s: 15 examples of up to 25 steps, all checks per step
+# ~30-60 s: 15 examples of up to 25 steps, all checks per step; a failing example's shrinking
+# can take minutes (pytest-timeout's alarm inside an example only starts another shrink step)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def shared_world() -> OneChainWorld:
