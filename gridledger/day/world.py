@@ -7,6 +7,7 @@ one part of a scenario does not reshuffle the random draws of another.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +21,8 @@ from gridledger.agents.user import UserAgent, ev_profile_kw
 from gridledger.day.attacks import mark_cheaters
 from gridledger.network import profiles
 from gridledger.network.devices import Storage, ZIPLoad
-from gridledger.network.feeder import Feeder, load_feeder
+from gridledger.network.feeder import BUNDLED_FEEDERS, Feeder, load_feeder
+from gridledger.scenario import ScenarioError
 
 if TYPE_CHECKING:
     from gridledger.model import EnergyMarketModel
@@ -52,6 +54,9 @@ def build_world(model: EnergyMarketModel) -> None:
 def build_network(model: EnergyMarketModel) -> None:
     """Feeder (without its own PV unless asked), REP buses checked, LETB areas, ZIP load."""
     sc = model.params
+    if sc.feeder not in BUNDLED_FEEDERS and not Path(sc.feeder).is_dir():  # before any work
+        reason = f"not a bundled feeder {BUNDLED_FEEDERS} nor an existing folder"
+        raise ScenarioError("feeder", sc.feeder, reason)
     feeder = load_feeder(sc.feeder)
     if not sc.include_feeder_pv and feeder.buses["pv_kw"].any():
         feeder = feeder.with_pv({int(b): 0.0 for b in feeder.buses.index})

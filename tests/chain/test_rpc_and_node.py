@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -17,6 +16,7 @@ from gridledger.market.chain import (
     ANVIL_DEV_KEY,
     DEFAULT_CHAIN_IDS,
     ChainConnectionError,
+    ChainError,
     ChainIdMismatchError,
     ReceiptTimeoutError,
     RpcChain,
@@ -82,7 +82,7 @@ def test_real_network_needs_a_faucet_key(monkeypatch):
     monkeypatch.delenv("GRIDLEDGER_FAUCET_KEY", raising=False)
     with start_anvil(4711) as node:
         chain = RpcChain(node.url, "x", dev=False)
-        with pytest.raises(Exception, match="GRIDLEDGER_FAUCET_KEY"):
+        with pytest.raises(ChainError, match=r"not a dev node: .*GRIDLEDGER_FAUCET_KEY"):
             _ = chain.faucet
 
 
@@ -93,7 +93,7 @@ def test_find_anvil_honours_env(monkeypatch, tmp_path):
         find_anvil()
 
 
-def test_gridledger_node_serves_both_chains_until_interrupted():
+def test_gridledger_node_serves_both_chains_until_interrupted(line_waiter):
     port = free_port()
     code = (
         "import argparse, sys; from gridledger.market.node import main_node; "
@@ -102,13 +102,8 @@ def test_gridledger_node_serves_both_chains_until_interrupted():
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
-        spec = None
-        deadline = time.monotonic() + 30
-        assert proc.stdout is not None
-        while spec is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if "gridledger run --chain" in line:
-                spec = line.split("--chain", 1)[1].strip()
+        line = line_waiter(proc, "gridledger run --chain", 60)
+        spec = line.split("--chain", 1)[1].strip()
         assert spec == f"http://127.0.0.1:{port},http://127.0.0.1:{port + 1}"
         chains = make_chains(spec)  # checks the chain ids
         assert {k: c.chain_id for k, c in chains.items()} == DEFAULT_CHAIN_IDS

@@ -11,9 +11,11 @@ reputations and incentives. LETB's first round of requests is settled with one s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import pytest
+from eth_tester.exceptions import TransactionFailed
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from web3.logs import DISCARD
@@ -117,6 +119,7 @@ def letb_case(draw):
     return offers, requests, delivered_pct, scores, rate, cap
 
 
+@pytest.mark.timeout(900)  # ~2 min on 2 shared cores, above the 300 s default when loaded
 @pytest.mark.slow
 @SETTINGS
 @given(case=letb_case())
@@ -271,7 +274,8 @@ def test_retb_matches_reference(world: World, case) -> None:
         call = m.retb.functions.request(HOUR, shortage, start, end, rt, ranked[0].rep)
         if choice is None:
             reason = clearing.ineligibility(ranked[0], user, shortage, start, end, rt)
-            with pytest.raises(Exception, match=reason):
+            exact = f"^execution reverted: {re.escape(reason)}$"
+            with pytest.raises(TransactionFailed, match=exact):
                 call.call({"from": user})
             continue
         receipt = chain.send(

@@ -33,13 +33,6 @@ STEP = PER_MWH // 2
 # the 3-fill settlement under 75k.
 
 
-def test_bounds_are_half_the_papers_figures() -> None:
-    assert bound_of("LETB.request") == bound_of("LETB.request 3 fills") == 140_000
-    assert bound_of("RETB.request") == 55_000
-    for op in ("LETB.settle 3 fills", "LETB.requester", "RETB.feedback", "EnergyToken.approve"):
-        assert bound_of(op) == OTHER_BOUND == 75_000, op
-
-
 def test_open_hour_at_the_default_area_size(market: Market) -> None:
     """open_hour with the caps of the default scenario's largest area, first hour included."""
     m = market

@@ -4,8 +4,10 @@ feedback, the incentive with its on-chain fixed-point logarithm — every rule a
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
+from eth_tester.exceptions import TransactionFailed
 from web3.logs import DISCARD
 
 from gridledger.market import clearing
@@ -268,7 +270,7 @@ def test_constructor_validates_incentive_parameters(market: Market) -> None:
         ((10, 0, 24), "scale out of range"),
         ((10, 10**6, 0), "stable reference out of range"),
     ]:
-        with pytest.raises(Exception, match=reason):
+        with pytest.raises(TransactionFailed, match=f"^execution reverted: {re.escape(reason)}$"):
             m.chain.deploy("RETB", *base, *params)
 
 

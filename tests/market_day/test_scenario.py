@@ -10,7 +10,6 @@ import pytest
 from gridledger.scenario import SCENARIO_FIELDS, RepPlant, Scenario, ScenarioError
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "gridledger" / "scenarios"
-SHIPPED = ("default.toml", "faulty.toml")
 
 
 def test_default_is_the_papers_day() -> None:
@@ -108,9 +107,13 @@ def test_toml_wrong_type_and_syntax(tmp_path: Path) -> None:
 
 
 def test_shipped_scenarios_load() -> None:
-    for name in SHIPPED:
-        Scenario.from_toml(SCENARIOS / name)
+    """default.toml is the paper's day; faulty.toml is that day with exactly the changes its
+    header describes (20 % faulty producer-hours delivering half, forecast error 0.1)."""
     assert Scenario.from_toml(SCENARIOS / "default.toml") == Scenario()
+    faulty = Scenario.from_toml(SCENARIOS / "faulty.toml")
+    changed = {k: v for k, v in faulty.to_dict().items() if v != Scenario().to_dict()[k]}
+    assert changed == {"fault_rate": 0.2, "forecast_error_std": 0.1}
+    assert faulty.fault_delivery_fraction == 0.5  # the default, restated in the file
 
 
 def test_field_list_matches_dataclass() -> None:

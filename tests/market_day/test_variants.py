@@ -109,7 +109,12 @@ def test_cli_run_on_anvil_nodes(tmp_path: Path) -> None:
         summary = json.loads((out / "summary.json").read_text())
         assert summary["chain"] == f"{letb.url},{retb.url}"
         assert len(r.hourly) == 2 and r.trades["e_wh"].sum() > 0
-        assert sorted(p.name for p in (out / "figures").glob("*.png"))
+        pngs = sorted((out / "figures").glob("*.png"))
+        assert [p.stem for p in pngs] == [
+            "fig3_gas_per_operation", "fig4_battery_and_load", "fig5_pv_vs_deficiency",
+            "fig6_grid_demand", "fig7_user_price",
+        ]  # fmt: skip
+        assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
         for name, node in (("letb", letb), ("retb", retb)):
             gas = r.gas[r.gas["chain"] == name]
             assert int(_rpc(node.url, "eth_blockNumber", []), 16) >= gas["block"].max()

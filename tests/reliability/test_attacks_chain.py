@@ -328,15 +328,17 @@ def test_sybil_identity(chains, bond_usd: int):
                              rt_typical)  # fmt: skip
     assert REP0 < rt_typical <= r_honest
     assert [f["seller"] for f in fills] == [honest.address]
-    # a user accepting rt <= REP0 buys from it; one good rating then lifts it past rt 450
+    # a user accepting rt <= REP0 buys from it; one good rating on chain lifts it past rt 450
     res = u0.on("letb").transact(letb.request(1, 300, REP0))
-    _, f0 = world.letb_request_rows(res)
+    n0, f0 = world.letb_request_rows(res)
     assert [f["seller"] for f in f0] == [sybil.address]
-    ratings_to_pass = 0
-    r = REP0
-    while r < rt_typical:
-        r, ratings_to_pass = update_reputation(r, 5), ratings_to_pass + 1
-    assert ratings_to_pass == 1
+    world.tdno.on("letb").transact(letb.settle(u0.address, n0, 1, f0, [f["e_wh"] for f in f0]))
+    u0.on("letb").transact(letb.feedback(u0.address, n0, 1, f0, [5]))
+    assert letb.reputation_of(sybil.address) == update_reputation(REP0, 5) >= rt_typical
+    # ... and the next typical user is sold the sybil's cheaper energy, no longer the honest's
+    res = u1.on("letb").transact(letb.request(1, 200, rt_typical))
+    _, f1 = world.letb_request_rows(res)
+    assert [f["seller"] for f in f1] == [sybil.address]
     # the chain does not tie identities together: the operator may even register an account
     # with the burnt identity's own commitment (only the DSO's identity check can stop it)
     burnt = world.letb.call("account_state", bad.address)[0]

@@ -32,6 +32,7 @@ def attacked(attacked_model: tuple[EnergyMarketModel, Results]) -> Results:
     return attacked_model[1]
 
 
+@pytest.mark.slow  # the module's attacked run: ~7 s once
 def test_one_row_per_attack_with_the_summarys_values(attacked: Results) -> None:
     a = attacked.attacks
     assert list(a.columns) == list(ATTACK_COLUMNS)
@@ -52,11 +53,13 @@ def test_one_row_per_attack_with_the_summarys_values(attacked: Results) -> None:
     assert not a["refused"].any()  # both attacks are measured effects, not refused calls
 
 
+@pytest.mark.slow  # the module's attacked run: ~7 s once
 def test_nothing_unaccounted(attacked: Results) -> None:
     assert (attacked.attacks["tokens_unaccounted_base_units"] == 0).all()
     assert (attacked.attacks["wh_unaccounted"] == 0).all()
 
 
+@pytest.mark.slow  # the module's attacked run: ~7 s once
 def test_cli_table_is_the_frame(attacked: Results) -> None:
     text = format_summary(attacked.summary)
     rows = [ln for ln in text.split("attacks: scenario")[1].splitlines()[1:] if " | " in ln]
@@ -64,6 +67,7 @@ def test_cli_table_is_the_frame(attacked: Results) -> None:
     assert [r.split(" | ")[2] for r in rows] == list(attacked.attacks["outcome"])
 
 
+@pytest.mark.slow  # the module's attacked run: ~7 s once
 def test_round_trip(attacked: Results, tmp_path: Path) -> None:
     attacked.save(tmp_path)
     assert (tmp_path / "attacks.parquet").is_file()
@@ -75,6 +79,7 @@ def test_round_trip(attacked: Results, tmp_path: Path) -> None:
     assert not changed.equals(attacked)
 
 
+@pytest.mark.slow  # the module's attacked run: ~7 s once
 def test_folder_saved_before_the_frame_existed(attacked: Results, tmp_path: Path) -> None:
     """No attacks.parquet: rebuilt from summary.json; no attack rows there: empty frame."""
     attacked.save(tmp_path / "old")
@@ -113,6 +118,7 @@ REFUSALS = {
 }
 
 
+@pytest.mark.slow  # the module's attacked run: ~7 s once
 def test_refusals_probed_after_the_run(
     attacked_model: tuple[EnergyMarketModel, Results], tmp_path: Path
 ) -> None:

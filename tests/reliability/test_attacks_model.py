@@ -15,6 +15,7 @@ from gridledger.day.attacks import AttackSetupError
 from gridledger.scenario import ScenarioError
 
 EVENING = {"hours": 8, "start_hour": 14}
+pytestmark = pytest.mark.slow  # 4-5 s per run of the evening: the two fixtures, each sybil test
 
 
 def run(**fields: object) -> tuple[EnergyMarketModel, Results]:
@@ -28,8 +29,12 @@ def honest() -> tuple[EnergyMarketModel, Results]:
 
 
 @pytest.fixture(scope="module")
-def cheat() -> tuple[EnergyMarketModel, Results]:
-    return run(cheat_producers=1, cheat_delivery_fraction=0.3)
+def cheat() -> tuple[EnergyMarketModel, Results, int]:
+    """The run with one producer delivering 30 %, and that producer's token balance on the
+    LETB chain before the first market hour (read here, from the token contract)."""
+    model = EnergyMarketModel(Scenario(**EVENING, cheat_producers=1, cheat_delivery_fraction=0.3))
+    balance0 = model.tokens["letb"].balance_of(model.cheaters[0].account.address)
+    return model, model.run(), balance0
 
 
 def test_no_attack_no_attack_rows(honest: tuple[EnergyMarketModel, Results]) -> None:
@@ -37,9 +42,9 @@ def test_no_attack_no_attack_rows(honest: tuple[EnergyMarketModel, Results]) -> 
 
 
 def test_cheater_paid_only_for_delivered_buyers_refunded(
-    cheat: tuple[EnergyMarketModel, Results],
+    cheat: tuple[EnergyMarketModel, Results, int],
 ) -> None:
-    model, res = cheat
+    model, res, balance0 = cheat
     (a,) = res.summary["attacks"]
     p = model.cheaters[0]
     mine = res.trades[res.trades["seller"] == p.account.address]
@@ -48,7 +53,9 @@ def test_cheater_paid_only_for_delivered_buyers_refunded(
     for _t, g in mine.groupby("t"):
         assert g["delivered_wh"].sum() == int(g["e_wh"].sum() * 0.3)
     assert a["delivered_wh"] < a["sold_wh"]
-    # escrow paid it exactly delivered x price (read from its token balance on chain) ...
+    # escrow paid it exactly delivered x price: its token balance on chain grew by that ...
+    paid = sum(int(d) * int(pr) for d, pr in zip(mine["delivered_wh"], mine["price"], strict=True))
+    assert model.tokens["letb"].balance_of(p.account.address) - balance0 == paid > 0
     assert a["tokens_unaccounted"] == 0
     # ... and the TDNO's metering equals what the chain settled
     assert a["wh_unaccounted"] == 0
@@ -57,14 +64,22 @@ def test_cheater_paid_only_for_delivered_buyers_refunded(
         for e, d, pr in zip(mine["e_wh"], mine["delivered_wh"], mine["price"], strict=True)
     )
     assert a["refunded_usd"] == pytest.approx(expect_refund / 1e18) and a["refunded_usd"] > 0
-    # buyers' energy still balances (the model's hourly conservation check ran every hour)
+    # buyers' energy still balances every hour: demand = delivered local + renewable + grid,
+    # the undelivered 70 % bought from the grid, the delivered Wh those the chains settled
     assert len(res.hourly) == EVENING["hours"]
+    settled = res.trades.groupby(["t", "chain"])["delivered_wh"].sum().unstack(fill_value=0)
+    for row in res.hourly.itertuples():
+        local, renewable = (settled.get(c, {}).get(row.t, 0) / 1e3 for c in ("letb", "retb"))
+        assert row.local_kwh == pytest.approx(local, abs=1e-9), row.t
+        assert row.renewable_kwh == pytest.approx(renewable, abs=1e-9), row.t
+        supplied = row.local_kwh + row.renewable_kwh + row.grid_import_kwh
+        assert row.demand_kwh == pytest.approx(supplied, rel=1e-12), row.t
 
 
 def test_cheater_reputation_falls_and_it_loses_trades(
-    cheat: tuple[EnergyMarketModel, Results], honest: tuple[EnergyMarketModel, Results]
+    cheat: tuple[EnergyMarketModel, Results, int], honest: tuple[EnergyMarketModel, Results]
 ) -> None:
-    model, res = cheat
+    model, res, _ = cheat
     (a,) = res.summary["attacks"]
     reps = [r["reputation"] for r in model.attack_hours]
     assert a["reputation_end"] < a["reputation_start"]

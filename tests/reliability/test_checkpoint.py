@@ -16,6 +16,7 @@ from gridledger.checkpoint import CHECKPOINT_FILE, CheckpointError, load_checkpo
 SC = Scenario().replace(hours=2, start_hour=16)
 
 
+@pytest.mark.slow  # 3-7 s: a model run
 def test_embedded_run_checkpoints_every_hour_but_cannot_resume(tmp_path):
     out = tmp_path / "run"
     sc = SC

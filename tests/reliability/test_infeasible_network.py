@@ -3,10 +3,13 @@ the documented safe rule (grid_only) and the run completes with every invariant 
 
 from __future__ import annotations
 
+import pytest
+
 from gridledger import EnergyMarketModel, Scenario
 from gridledger.cli import format_summary
 
 
+@pytest.mark.slow  # 3-6 s: a model day
 def test_infeasible_hours_fall_back_to_grid_only() -> None:
     # v_min 0.98 p.u.: the evening peak cannot reach it at bus 37 (best ~0.973 p.u.)
     model = EnergyMarketModel(Scenario(hours=4, start_hour=17, v_min_pu=0.98))

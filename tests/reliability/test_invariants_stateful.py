@@ -11,17 +11,19 @@ measured from the example's first block.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
 import pytest
 import vyper
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from gridledger.market import invariants as inv
 from gridledger.market.chain import EmbeddedChain, Signer, TransactionReverted, TxRequest
+from gridledger.market.clearing import RepOffer, ineligibility, update_reputation
 from gridledger.market.contracts import MAX_UINT256, DeployedContract
 
 from .conftest import USD, Party, World, price
@@ -29,7 +31,8 @@ from .conftest import USD, Party, World, price
 CAPS_USD = (60, 90, 120)
 FLOORS_USD = (20, 30, 40)
 NO_FUNDS = frozenset({"insufficient balance"})
-"""A buyer who gave its tokens away cannot pay into escrow: an acceptable refusal."""
+"""A buyer who gave its tokens away cannot pay into escrow: an acceptable LETB refusal when
+its tokens and credit could not pay its whole demand at the hour's cap."""
 RT = st.integers(0, 500).map(lambda rt: 1001 if rt == 500 else rt)
 """Users' thresholds: mostly around the initial reputation 400, sometimes out of range."""
 MOSTLY = st.sampled_from([True, True, True, False])
@@ -92,7 +95,9 @@ class OneChainWorld(World):
 
 
 _WORLD: list[OneChainWorld] = []
-pytestmark = pytest.mark.slow  # ~30-60 s: 15 examples of up to 25 steps, all checks per step
+# ~30-60 s: 15 examples of up to 25 steps, all checks per step; a failing example's shrinking
+# can take minutes (pytest-timeout's alarm inside an example only starts another shrink step)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def shared_world() -> OneChainWorld:
@@ -133,6 +138,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.ratable_retb: dict[str, tuple[dict, int]] = {}  # buyer -> trade, delivered
         self.rated: set[tuple[str, str, int]] = set()  # market, buyer, nonce
         self.allowance: dict[tuple[str, str], int] = {}
+        self.rep_book: dict[str, RepOffer] = {}  # REP address -> its current RETB offer
         self.steps = 0
 
     # ---- helpers ----
@@ -173,7 +179,7 @@ class MarketMachine(RuleBasedStateMachine):
     def start(self, letb_offers: list, retb_offers: list) -> None:
         """Each example starts in an open hour (cap 90, floor 30 $/MWh) with a valid offer of
         every producer and REP, so that requests, settlements and ratings happen early."""
-        self.w.start = self.w.read_state()[0]
+        self.w.start, reps = self.w.read_state()
         self.open_hour(90, 30)
         h = self.hour
         assert h is not None
@@ -183,6 +189,11 @@ class MarketMachine(RuleBasedStateMachine):
         for r, (cap_wh, usd, hours) in zip(self.w.reps, retb_offers, strict=True):
             req = self.w.retb.post_offer(h.t, h.t, h.t + hours, cap_wh, price(usd), 24)
             self.attempt(r, req, set())
+            # the REP's reputation as the previous examples left it; from here on the model's own
+            rep0 = reps[f"retb:{r.name}"]
+            self.rep_book[r.address] = RepOffer(
+                r.address, h.t, h.t + hours, cap_wh, price(usd), rep0, 24
+            )
 
     # ---- market hours and offers ----
     @rule(cap=st.sampled_from(CAPS_USD), floor=st.sampled_from(FLOORS_USD))
@@ -219,7 +230,12 @@ class MarketMachine(RuleBasedStateMachine):
             allowed.add("price above DLMP cap")
         if pr < h.floor:
             allowed.add("price below feed-in floor")
-        self.attempt(p, self.w.retb.post_offer(h.t, h.t, h.t + hours, cap_wh, pr, stable), allowed)
+        req = self.w.retb.post_offer(h.t, h.t, h.t + hours, cap_wh, pr, stable)
+        if self.attempt(p, req, allowed) is not None:
+            old = self.rep_book[p.address]
+            self.rep_book[p.address] = RepOffer(
+                p.address, h.t, h.t + hours, cap_wh, pr, old.reputation, stable
+            )
 
     # ---- requests ----
     @precondition(lambda self: self.hour is not None)
@@ -232,7 +248,10 @@ class MarketMachine(RuleBasedStateMachine):
             allowed.add("threshold out of range")
         if u.address in self.open_letb:
             allowed.add("previous request not settled")
-        res = self.attempt(u, self.w.letb.request(h.t, demand, rt), allowed, NO_FUNDS)
+        tok = self.w.tokens["letb"]
+        funds = tok.balance_of(u.address) + self.w.letb.credit_of(u.address)
+        may = NO_FUNDS if funds < demand * h.cap else frozenset()  # cap: the dearest fill
+        res = self.attempt(u, self.w.letb.request(h.t, demand, rt), allowed, may)
         if res is None:
             return
         nonce, fills = self.w.letb_request_rows(res)
@@ -256,21 +275,25 @@ class MarketMachine(RuleBasedStateMachine):
     def retb_request(self, i: int, j: int, shortage: int, rt: int, hours: int) -> None:
         u, rep, h = self.w.users[i], self.w.reps[j], self.hour
         assert h is not None
-        must = set()
-        if rt > inv.REP_MAX:
-            must.add("threshold out of range")
-        if u.address in self.open_retb:
-            must.add("previous request not settled")
-        ineligible = NO_FUNDS | {
-            "REP window does not cover demand window", "REP capacity below shortage",
-            "REP reputation below threshold",
-        }  # fmt: skip
+        offer = self.rep_book[rep.address]
+        balance = self.w.tokens["retb"].balance_of(u.address)
+        # the contract's checks in its order; the first that fails is the revert reason
+        reasons = [
+            "threshold out of range" if rt > inv.REP_MAX else None,
+            "previous request not settled" if u.address in self.open_retb else None,
+            ineligibility(offer, u.address, shortage, h.t, h.t + hours, rt),
+            "insufficient balance" if balance < shortage * offer.price else None,
+        ]
+        must = next(({r} for r in reasons if r is not None), set())
+        event(f"RETB request: {next(iter(must), 'success')}")
         req = self.w.retb.request(h.t, shortage, h.t, h.t + hours, rt, rep.address)
-        res = self.attempt(u, req, must, ineligible)
+        res = self.attempt(u, req, must)
         if res is not None:
-            assert u.address not in self.open_retb
             trade = World.retb_trade(self.w.retb, res)
             assert trade["e_wh"] == shortage and trade["rep"] == rep.address
+            assert trade["price"] == offer.price
+            left = offer.remaining_wh - shortage
+            self.rep_book[rep.address] = dataclasses.replace(offer, remaining_wh=left)
             self.open_retb[u.address] = trade
             self.ratable_retb.pop(u.address, None)
 
@@ -350,6 +373,9 @@ class MarketMachine(RuleBasedStateMachine):
             allowed.add("score out of range")
         if self.attempt(rater, self.w.retb.feedback(trade, delivered, score), allowed):
             self.rated.add(("retb", buyer, trade["nonce"]))
+            offer = self.rep_book[trade["rep"]]
+            r = update_reputation(offer.reputation, score)
+            self.rep_book[trade["rep"]] = dataclasses.replace(offer, reputation=r)
 
     def _rater(self, buyer: str, by_buyer: bool, data: st.DataObject) -> Party:
         if by_buyer:
@@ -418,6 +444,10 @@ class MarketMachine(RuleBasedStateMachine):
             (self.w.retb.address, b) for b in self.open_retb
         }
         assert open_on_chain == mine
+        on_chain = self.w.read_state()[1]
+        assert {f"retb:{p.name}": self.rep_book[p.address].reputation for p in self.w.reps} == {
+            k: v for k, v in on_chain.items() if k.startswith("retb:")
+        }
 
     def teardown(self) -> None:
         """Settle every open request in full, so the next example starts with empty escrows."""

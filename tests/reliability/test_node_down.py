@@ -38,7 +38,7 @@ from gridledger.market.node import AnvilNode, free_port, start_anvil
 from gridledger.market.replay import HistoryUnavailableError
 from gridledger.results import _jsonable
 
-pytestmark = pytest.mark.anvil
+pytestmark = [pytest.mark.anvil, pytest.mark.slow]  # 3-5 s each: anvil nodes killed, restarted
 
 SC = Scenario().replace(hours=5, start_hour=16, cheat_producers=1, registration_bond_usd=1.0)
 """Local trades in hours 1-4; the non-delivering producer makes LETB escrow (refund credits) and
@@ -436,7 +436,7 @@ def test_cli_names_the_down_node_and_resumes(nodes, tmp_path, capsys, reference)
     assert "nothing to resume" in capsys.readouterr().out
 
 
-def test_gridledger_node_state_dir_keeps_the_chains_across_a_restart(tmp_path):
+def test_gridledger_node_state_dir_keeps_the_chains_across_a_restart(tmp_path, line_waiter):
     """The operator's way: `gridledger node --state-dir DIR`, stopped and started again."""
     port = free_port()
     cmd = [sys.executable, "-m", "gridledger.cli", "node", "--port", str(port),
@@ -444,10 +444,12 @@ def test_gridledger_node_state_dir_keeps_the_chains_across_a_restart(tmp_path):
 
     def serve() -> subprocess.Popen[str]:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while "gridledger run --chain" not in proc.stdout.readline():
-            assert time.monotonic() < deadline and proc.poll() is None
+        try:
+            line_waiter(proc, "gridledger run --chain", 60)
+        except AssertionError:
+            proc.kill()
+            proc.wait()
+            raise
         return proc
 
     proc = serve()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mesa.visualization.user_param import Slider
 
 from gridledger import EnergyMarketModel, Scenario
@@ -18,6 +22,9 @@ from gridledger.app import (
     participants,
     totals,
 )
+from gridledger.market.contracts import BASE_UNITS_PER_USD as USD
+from gridledger.network import HourlyOPF
+from gridledger.network.powerflow import run_power_flow
 from gridledger.viz_server import SCENARIO_ENV
 
 
@@ -31,12 +38,23 @@ def test_controls_are_model_keywords_and_default_to_the_paper_day() -> None:
     assert any("tariff" in name for name in params)
 
 
-def test_every_slider_combination_is_a_valid_scenario() -> None:
+def _slider_values(params: dict[str, Slider]) -> st.SearchStrategy[dict[str, float | int]]:
+    """Any position of every slider: min + k * step, k = 0 .. (max - min) / step."""
+
+    def positions(p: Slider) -> st.SearchStrategy[float | int]:
+        n = round((p.max - p.min) / p.step)
+        kind = int if isinstance(p.step, int) else float
+        return st.integers(0, n).map(lambda k: kind(min(p.min + k * p.step, p.max)))
+
+    return st.fixed_dictionaries({k: positions(p) for k, p in params.items()})
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_every_slider_combination_is_a_valid_scenario(data: st.DataObject) -> None:
     params = model_params(Scenario())
-    lows = {k: p.min for k, p in params.items()}
-    highs = {k: p.max for k, p in params.items()}
-    Scenario().replace(**lows)
-    Scenario().replace(**highs)
+    values = data.draw(_slider_values(params))
+    assert Scenario().replace(**values).to_dict() == {**Scenario().to_dict(), **values}
     # the feed-in tariff can never reach the lowest retail tariff
     tariffs = [k for k in params if k.startswith("tariff_")]
     assert params["feed_in_tariff_usd_per_mwh"].max < min(params[k].min for k in tariffs)
@@ -55,17 +73,41 @@ def test_a_scenario_file_sets_sliders_and_fixed_fields(tmp_path: Path) -> None:
 
 
 def test_running_totals_and_participants_of_a_real_model() -> None:
-    model = EnergyMarketModel(hours=1, start_hour=11, seed=5)
+    """The page's totals of an evening hour against what the chains recorded: energy settled
+    (the markets' Settled events), the users' token spend (balances on chain) plus the grid
+    bill at the scenario's on-peak tariff, and the transactions and gas of the hour's blocks."""
+    model = EnergyMarketModel(hours=1, start_hour=19, seed=5)
     who = participants(model)
     assert set(who) == {"PV plant", "prosumer", "user"}
     assert who["PV plant"] == sorted(p.bus for p in model.params.rep_plants)
     assert 0 < len(who["prosumer"]) <= len(who["user"])
+    buyers = [u.account.address for u in model.users]
+    before = {c: [model.tokens[c].balance_of(a) for a in buyers] for c in model.chains}
+    first_block = {c: ch.block_number() + 1 for c, ch in model.chains.items()}
     model.step()
     s = totals(model)
-    hourly = model.results().hourly
-    assert s["demand_kwh"] == pytest.approx(hourly["demand_kwh"].sum())
-    assert s["grid_import_kwh"] == pytest.approx(hourly["grid_import_kwh"].sum())
-    assert s["user_cost_usd"] == pytest.approx(hourly["user_cost_usd"].sum())
+    settled = model.ledger.settlements().groupby("chain")["delivered_wh"].sum()
+    assert s["local_kwh"] == pytest.approx(settled["letb"] / 1e3) and s["local_kwh"] > 0
+    assert s["renewable_kwh"] == pytest.approx(settled.get("retb", 0) / 1e3)
+    grid_kwh = sum(u.grid_wh for u in model.users) / 1e3
+    assert s["grid_import_kwh"] == pytest.approx(grid_kwh) and grid_kwh > 0
+    assert s["demand_kwh"] == pytest.approx(s["local_kwh"] + s["renewable_kwh"] + grid_kwh)
+    spent = sum(
+        b0 - model.tokens[c].balance_of(a)
+        for c in model.chains
+        for a, b0 in zip(buyers, before[c], strict=True)
+    ) - sum(m.credit_of(a) for m in model.letb for a in buyers)  # refunds not yet withdrawn
+    sc = model.params
+    assert any(a <= 19 < b for a, b in sc.tariff_onpeak_periods)
+    grid_bill = grid_kwh * sc.tariff_onpeak_usd_per_mwh / 1e3
+    assert s["user_cost_usd"] == pytest.approx(spent / USD + grid_bill, rel=1e-9)
+    blocks = [
+        ch.get_block(n)
+        for c, ch in model.chains.items()
+        for n in range(first_block[c], ch.block_number() + 1)
+    ]
+    assert s["tx_count"] == sum(b["tx_count"] for b in blocks) > 0
+    assert s["gas_used"] == sum(b["gas_used"] for b in blocks)
 
 
 def test_feeder_and_gas_views_read_the_models_hour() -> None:
@@ -79,8 +121,23 @@ def test_feeder_and_gas_views_read_the_models_hour() -> None:
     dlmp, _ = bus_values(model, "dlmp")
     volts, label = bus_values(model, "voltage")
     assert label == "voltage (p.u.)"
-    assert dlmp.to_dict() == model.last_opf.dlmp_usd_per_mwh.loc[1].rename(int).to_dict()
-    assert volts.between(0.9, 1.1).all()
+    # hour 1's prices: the substation's is the reference price, another bus's the change of
+    # the optimal cost per extra kWh there (finite difference of a fresh OPF of hour 1's loads)
+    sc = model.params
+    p, q, price = model.opf_p.iloc[1], model.opf_q.iloc[1], float(model.reference_price[1])
+    assert dlmp[1] == pytest.approx(price, rel=1e-9)
+    opf = HourlyOPF(model.feeder, v_min_pu=sc.v_min_pu, v_max_pu=sc.v_max_pu, dt_h=sc.dt_h)
+    bus = int(dlmp.idxmin())
+    cost = [
+        opf.solve(p.add(pd.Series({bus: s}), fill_value=0), q, price, check_exactness=False)
+        for s in (1.0, -1.0)
+    ]
+    fd = (cost[0].objective_usd - cost[1].objective_usd) / (2 / 1e3)
+    assert dlmp[bus] == pytest.approx(fd, rel=1e-6) and dlmp[bus] != pytest.approx(price)
+    # the voltages are those of an AC power flow of the same loads, within the OPF's limits
+    ac = run_power_flow(model.feeder, p, q, include_pv=False).v_pu
+    np.testing.assert_allclose(volts.to_numpy(), np.asarray(ac), atol=1e-6)
+    assert volts.between(sc.v_min_pu, sc.v_max_pu).all()
     flows = line_flows(model)
     assert len(flows) == model.feeder.n_lines
     first_line = int(model.feeder.lines.iloc[0].to_bus)
