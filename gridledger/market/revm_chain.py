@@ -1,0 +1,460 @@
+"""An in-process chain on revm (the Rust EVM inside anvil and reth, through pyrevm).
+
+`RevmChain(chain_id, name)` behaves as a node for the model: it accepts only signed raw
+transactions (EIP-1559 and EIP-155 legacy, gridledger/market/rawtx.py), recovers the sender from
+the signature and refuses -- before anything executes, with the exceptions the other backends
+raise -- a foreign chain id (ChainIdMismatchError), a nonce that is not the sender's next
+(NonceError), a sender who cannot pay gas limit x max fee + value (InsufficientFundsError), a
+gas limit below the intrinsic gas, a bad signature (InvalidSignatureError). It charges fees as
+EIP-1559 does (base fee burnt, priority fee to the coinbase), executes the transaction in the
+pending block at once (as EmbeddedChain does), and `mine()` seals one block: number, timestamp,
+parent hash and a hash over the header and the transaction and receipt lists, so blocks are
+hash-linked; the base fee follows EIP-1559 from the same genesis as eth-tester's.
+
+Fork rules: py-evm (EmbeddedChain) runs Prague, anvil defaults to Prague and the Vyper artifacts
+are compiled for Prague (vyper 0.4.3's default evm version; gridledger/contracts/build.py).
+pyrevm 0.3.7 (revm 8) knows rules up to Cancun, so revm runs spec "CANCUN" -- Prague adds no
+opcode the contracts use -- and this module applies Prague's one transaction-level gas change
+itself (EIP-7623 calldata floor). Gas per transaction is identical to py-evm's (tested).
+
+pyrevm never finalises its journal between calls, so the warm/cold sets (EIP-2929) and the
+"original" storage values (EIP-2200) would leak from one transaction into the next and gas
+would be too low. Each transaction therefore runs inside a journal checkpoint; its changes are
+read from the journal, the checkpoint is reverted and the changes are written to the database
+underneath, so the next transaction starts cold, as on a node.
+
+Not computed: the state trie root, the receipts trie and logs bloom. revm keeps state in a flat
+in-memory map; building Merkle-Patricia tries is most of what block sealing costs py-evm, and
+nothing in gridledger reads them (checkpoints compare block hashes, which do cover every
+transaction and receipt). History: every block keeps the prior values of what it changed, so
+`call`, `nonce` and `balance` at any past block undo the later changes inside a checkpoint.
+Inside calls, BASEFEE and GASPRICE read 0 (pyrevm sets both to 0 for its calls).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyrevm
+import rlp
+from eth_utils import keccak, to_checksum_address
+
+from gridledger.market.chain import (
+    CALL_GAS,
+    DEV_BLOCK_GAS_LIMIT,
+    CallReverted,
+    ChainBackend,
+    ChainIdMismatchError,
+    InsufficientFundsError,
+    Log,
+    NonceError,
+    PendingTx,
+    TransactionRejected,
+    TxResult,
+    _account_from_key,
+    _failure,
+    decode_revert_reason,
+)
+from gridledger.market.rawtx import DecodedTx, calldata_floor_gas, decode_raw_tx, intrinsic_gas
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+__all__ = ["REVM_SPEC", "RevmChain"]
+
+REVM_SPEC = "CANCUN"
+GENESIS_BASE_FEE_WEI = 1_000_000_000  # eth-tester's genesis, so fees match EmbeddedChain's
+FAUCET_KEY = (1).to_bytes(32, "big")  # eth-tester's first dev key: the same faucet address
+FAUCET_WEI = 10**24
+COINBASE = "0x" + "00" * 20  # eth-tester's coinbase: warm (EIP-3651) on both, same gas
+ZERO_HASH = b"\x00" * 32
+EMPTY_CODE_HASH = keccak(b"")
+ELASTICITY = 2
+BASE_FEE_CHANGE_DENOMINATOR = 8
+
+_ACCOUNT = re.compile(r"(0x[0-9a-f]{40}): Account \{ info: .*?, storage: \{(.*?)\}, status:")
+_SLOT = re.compile(r"(\d+): StorageSlot \{ previous_or_original_value: (\d+), present_value: (\d+)")
+_REVERT_OUTPUT = re.compile(r"output: 0x([0-9a-fA-F]*)")
+
+
+def next_base_fee(base_fee: int, gas_used: int, gas_limit: int) -> int:
+    """EIP-1559 base fee of the block after one with `base_fee`, `gas_used`, `gas_limit`."""
+    target = gas_limit // ELASTICITY
+    if gas_used == target:
+        return base_fee
+    if gas_used > target:
+        delta = base_fee * (gas_used - target) // target // BASE_FEE_CHANGE_DENOMINATOR
+        return base_fee + max(delta, 1)
+    return max(
+        base_fee - base_fee * (target - gas_used) // target // BASE_FEE_CHANGE_DENOMINATOR, 0
+    )
+
+
+@dataclass
+class _Block:
+    number: int
+    hash: bytes
+    parent_hash: bytes
+    timestamp: int
+    base_fee: int
+    gas_limit: int
+    gas_used: int
+    tx_count: int
+    undo_accounts: dict[str, Any] = field(default_factory=dict)
+    """Account infos before this block changed them (None: the account did not exist)."""
+    undo_slots: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Storage values before this block changed them."""
+
+
+@dataclass
+class _Outcome:
+    tx: DecodedTx
+    gas_used: int
+    success: bool
+    out_of_gas: bool
+    reason: str
+    logs: tuple[tuple[str, tuple[bytes, ...], bytes], ...]
+    created: str | None
+
+
+class RevmChain(ChainBackend):
+    """An in-process revm chain with node checks, EIP-1559 fees and hash-linked blocks."""
+
+    kind = "revm"
+
+    def __init__(
+        self,
+        chain_id: int = 1337,
+        name: str = "revm",
+        *,
+        block_gas_limit: int = DEV_BLOCK_GAS_LIMIT,
+    ) -> None:
+        if not 0 < int(chain_id) < 2**64:
+            raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
+        super().__init__(name, chain_id)
+        self.block_gas_limit = int(block_gas_limit)
+        env = pyrevm.Env(cfg=pyrevm.CfgEnv(chain_id=self.chain_id))
+        self._evm = pyrevm.EVM(env=env, gas_limit=self.block_gas_limit, spec_id=REVM_SPEC)
+        self._faucet = _account_from_key(FAUCET_KEY)
+        self._info: dict[str, Any] = {}  # latest (pending) info of every account ever written
+        self._pending_block = _Block(0, b"", ZERO_HASH, 0, 0, self.block_gas_limit, 0, 0)
+        self._write({self._faucet.address.lower(): pyrevm.AccountInfo(balance=FAUCET_WEI)}, [])
+        self._blocks: list[_Block] = []
+        self._seal(GENESIS_BASE_FEE_WEI, [])
+        self._w3: Any = None
+
+    @property
+    def faucet(self) -> LocalAccount:
+        return self._faucet
+
+    # ---- state: one journal checkpoint per operation, changes written underneath ----
+    def _checkpointed(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` inside a journal checkpoint and revert it (the journal is empty outside)."""
+        cp = self._evm.snapshot()
+        try:
+            return fn()
+        finally:
+            self._evm.revert(cp)
+
+    def _changes(self) -> tuple[dict[str, Any], list[tuple[str, int, int, int]]]:
+        """Accounts and storage slots the journal holds now: {addr: info}, [(addr, slot, old,
+        new)] for slots whose value changed."""
+        state = self._evm.journal_str.split(", transient_storage: ", 1)[0]
+        infos: dict[str, Any] = {}
+        slots = []
+        for m in _ACCOUNT.finditer(state):
+            addr = m.group(1)
+            infos[addr] = self._evm.basic(addr)
+            for k, old, new in _SLOT.findall(m.group(2)):
+                if old != new:
+                    slots.append((addr, int(k), int(old), int(new)))
+        return infos, slots
+
+    def _write(self, infos: dict[str, Any], slots: list[tuple[str, int, int, int]]) -> None:
+        """Write changes to the database (under the journal), recording undo values."""
+        blk = self._pending_block
+        for addr, info in infos.items():
+            old = self._info.get(addr)
+            if old is not None and (old.balance, old.nonce, old.code_hash) == (
+                info.balance, info.nonce, info.code_hash,
+            ):  # fmt: skip
+                continue
+            blk.undo_accounts.setdefault(addr, old)
+            self._info[addr] = info
+            self._evm.insert_account_info(addr, info)
+        for addr, slot, old_value, new_value in slots:
+            blk.undo_slots.setdefault((addr, slot), old_value)
+            self._checkpointed(lambda a=addr, s=slot, v=new_value: self._store(a, s, v))
+
+    def _store(self, addr: str, slot: int, value: int) -> None:
+        self._evm.insert_account_storage(addr, slot, value)  # cold account: into the database
+
+    def _undos(self, block: int | str) -> Iterator[_Block]:
+        """Blocks whose changes to undo to read at `block`, newest first."""
+        if block == "pending":
+            return iter(())
+        n = self.block_number() if block == "latest" else int(block)
+        if not 0 <= n <= self.block_number():
+            raise ValueError(f"block {block!r} not mined on chain {self.name!r}")
+        return iter([self._pending_block, *reversed(self._blocks[n + 1 :])])
+
+    def _info_at(self, address: str, block: int | str) -> Any:
+        addr = address.lower()
+        found = self._info.get(addr)
+        for blk in self._undos(block):
+            if addr in blk.undo_accounts:
+                found = blk.undo_accounts[addr]
+        return found
+
+    def _rewind(self, block: int | str) -> None:
+        """Inside a checkpoint: put the state of `block` into the journal."""
+        accounts: dict[str, Any] = {}
+        slots: dict[tuple[str, int], int] = {}
+        for blk in self._undos(block):
+            accounts.update(blk.undo_accounts)
+            slots.update(blk.undo_slots)
+        for addr, info in accounts.items():
+            self._evm.basic(addr)  # load into the journal, so the insert below stays there
+            self._evm.insert_account_info(addr, info or pyrevm.AccountInfo())
+        for (addr, slot), value in slots.items():
+            self._evm.basic(addr)
+            self._evm.insert_account_storage(addr, slot, value)
+
+    # ---- transactions ----
+    def _refuse(self, cls: type[TransactionRejected], ptx: PendingTx, msg: str) -> None:
+        raise cls(msg, agent=ptx.agent, contract=ptx.contract, function=ptx.function)
+
+    def _check_chain_id(self, ptx: PendingTx) -> None:
+        """Decode (named errors for malformed bytes and bad signatures), then check the chain
+        id as every backend does; the decoded transaction waits on `ptx._local`."""
+        tx = decode_raw_tx(ptx.raw)
+        if tx.chain_id != self.chain_id:
+            self._refuse(
+                ChainIdMismatchError,
+                ptx,
+                f"transaction {ptx.tx_hash} was signed for chain id {tx.chain_id}, but chain "
+                f"{self.name!r} has chain id {self.chain_id}",
+            )
+        ptx._local = tx
+
+    def _submit(self, ptx: PendingTx) -> None:
+        tx: DecodedTx = ptx._local
+        ptx._local = None
+        blk = self._pending_block
+        info = self._info.get(tx.sender)
+        nonce, balance = (info.nonce, info.balance) if info else (0, 0)
+        if tx.nonce != nonce:
+            self._refuse(NonceError, ptx, f"nonce {tx.nonce} of {tx.sender}, expected {nonce}")
+        if info is not None and info.code_hash != EMPTY_CODE_HASH:
+            self._refuse(TransactionRejected, ptx, f"sender {tx.sender} is a contract (EIP-3607)")
+        if tx.max_fee_per_gas < blk.base_fee:
+            msg = f"max fee per gas {tx.max_fee_per_gas} below the base fee {blk.base_fee}"
+            self._refuse(TransactionRejected, ptx, msg)
+        need = max(intrinsic_gas(tx), calldata_floor_gas(tx))
+        if tx.gas < need:
+            self._refuse(TransactionRejected, ptx, f"gas limit {tx.gas} below intrinsic {need}")
+        if blk.gas_used + tx.gas > blk.gas_limit:
+            msg = f"gas limit {tx.gas} exceeds the block's remaining {blk.gas_limit - blk.gas_used}"
+            self._refuse(TransactionRejected, ptx, msg)
+        cost = tx.gas * tx.max_fee_per_gas + tx.value
+        if balance < cost:
+            msg = f"{tx.sender} has {balance} wei, needs gas x max fee + value = {cost}"
+            self._refuse(InsufficientFundsError, ptx, msg)
+        ptx._local = self._execute(tx, info or pyrevm.AccountInfo(), ptx)
+        blk.gas_used += ptx._local.gas_used
+        blk.tx_count += 1
+
+    def _execute(self, tx: DecodedTx, info: Any, ptx: PendingTx) -> _Outcome:
+        evm, blk = self._evm, self._pending_block
+        price = tx.effective_gas_price(blk.base_fee)
+        create = tx.to is None
+        cp = evm.snapshot()
+        try:
+            evm.basic(tx.sender)  # into the journal: the upfront charge stays in this checkpoint
+            evm.insert_account_info(
+                tx.sender,
+                pyrevm.AccountInfo(
+                    balance=info.balance - tx.gas * price, nonce=info.nonce + (not create)
+                ),
+            )  # revm bumps a creator's nonce itself
+            if tx.access_list:
+                evm.set_tx_env(pyrevm.TxEnv(access_list=[(a, list(k)) for a, k in tx.access_list]))
+            error, created = "", None
+            try:
+                if create:
+                    created = evm.deploy(tx.sender, tx.data, value=tx.value, gas=tx.gas)
+                else:
+                    evm.message_call(tx.sender, tx.to, tx.data, value=tx.value, gas=tx.gas)
+            except RuntimeError as exc:
+                error = str(exc)
+            finally:
+                if tx.access_list:
+                    evm.set_tx_env(pyrevm.TxEnv())
+            res = evm.result
+            if res is None:  # revm's own validation refused it: nothing executed
+                self._refuse(TransactionRejected, ptx, f"refused by revm: {error}")
+            infos, slots = self._changes()
+        finally:
+            evm.revert(cp)
+        gas_used = max(res.gas_used, calldata_floor_gas(tx))  # EIP-7623 (Prague)
+        sender = infos[tx.sender]
+        infos[tx.sender] = pyrevm.AccountInfo(
+            balance=sender.balance + (tx.gas - gas_used) * price, nonce=sender.nonce
+        )
+        tip = gas_used * (price - blk.base_fee)
+        if tip:
+            cb = infos.get(COINBASE) or self._info.get(COINBASE) or pyrevm.AccountInfo()
+            infos[COINBASE] = pyrevm.AccountInfo(
+                balance=cb.balance + tip, nonce=cb.nonce, code_hash=cb.code_hash, code=cb.code
+            )
+        self._write(infos, slots)
+        logs = tuple((lg.address, tuple(lg.data[0]), bytes(lg.data[1])) for lg in res.logs or ())
+        if res.is_success:
+            reason = ""
+        elif res.is_halt:
+            reason = res.reason
+        else:
+            m = _REVERT_OUTPUT.search(error)
+            reason = decode_revert_reason(bytes.fromhex(m.group(1)) if m else b"")
+        return _Outcome(
+            tx=tx,
+            gas_used=gas_used,
+            success=bool(res.is_success),
+            out_of_gas=bool(res.is_halt) and res.reason.startswith("OutOfGas"),
+            reason=reason,
+            logs=logs if res.is_success else (),
+            created=to_checksum_address(created) if created and res.is_success else None,
+        )
+
+    # ---- blocks ----
+    def _seal(self, base_fee: int, receipts: list[Any]) -> _Block:
+        """Seal the pending block (its hash covers header, transactions and receipts) and open
+        the next one with the EIP-1559 base fee."""
+        blk = self._pending_block
+        parent = self._blocks[-1] if self._blocks else None
+        blk.number = len(self._blocks)
+        blk.parent_hash = parent.hash if parent else ZERO_HASH
+        blk.timestamp = max(parent.timestamp + 1 if parent else 0, int(time.time()))
+        blk.base_fee = base_fee if parent is None else blk.base_fee
+        header = [
+            blk.parent_hash, bytes.fromhex(COINBASE[2:]), blk.number, blk.gas_limit,
+            blk.gas_used, blk.timestamp, blk.base_fee, keccak(rlp.encode(receipts)),
+        ]  # fmt: skip
+        blk.hash = keccak(rlp.encode(header))
+        self._blocks.append(blk)
+        fee = next_base_fee(blk.base_fee, blk.gas_used, blk.gas_limit)
+        self._pending_block = _Block(0, b"", blk.hash, 0, fee, self.block_gas_limit, 0, 0)
+        ts = max(blk.timestamp + 1, int(time.time()))
+        self._evm.set_block_env(
+            pyrevm.BlockEnv(
+                number=blk.number + 1,
+                coinbase=COINBASE,
+                timestamp=ts,
+                prevrandao=keccak(blk.hash),
+                basefee=fee,
+                gas_limit=self.block_gas_limit,
+                excess_blob_gas=0,
+            )
+        )
+        return blk
+
+    def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
+        outcomes: list[_Outcome] = [p._local for p in pending]
+        receipts, cumulative = [], 0
+        for p, out in zip(pending, outcomes, strict=True):
+            cumulative += out.gas_used
+            logs = [[bytes.fromhex(a[2:]), list(t), d] for a, t, d in out.logs]
+            receipts.append([bytes.fromhex(p.tx_hash[2:]), int(out.success), cumulative, logs])
+        blk = self._seal(0, receipts)
+        block_hash = "0x" + blk.hash.hex()
+        results, log_index = [], 0
+        for p, out in zip(pending, outcomes, strict=True):
+            logs = []
+            for address, topics, data in out.logs:
+                logs.append(Log(to_checksum_address(address), topics, data, log_index))
+                log_index += 1
+            res = TxResult(
+                chain=self.name,
+                tx_hash=p.tx_hash,
+                sender=p.sender,
+                agent=p.agent,
+                contract=p.contract,
+                function=p.function,
+                nonce=p.nonce,
+                gas_limit=p.gas_limit,
+                block_number=blk.number,
+                block_hash=block_hash,
+                gas_used=out.gas_used,
+                status=int(out.success),
+                logs=tuple(logs),
+                contract_address=out.created,
+            )
+            if not out.success:
+                res.error = _failure(self.name, p, out_of_gas=out.out_of_gas, reason=out.reason)
+            p._local = None
+            results.append(res)
+        return results
+
+    # ---- reads ----
+    def call(
+        self,
+        to: str,
+        data: bytes,
+        *,
+        sender: str | None = None,
+        block: int | str = "latest",
+        value: int = 0,
+    ) -> bytes:
+        frm = sender or COINBASE
+
+        def run() -> bytes:
+            self._rewind(block)
+            try:
+                return bytes(self._evm.message_call(frm, to, bytes(data), value, CALL_GAS))
+            except RuntimeError as exc:
+                res = self._evm.result
+                if res is not None and res.is_halt:
+                    raise CallReverted(res.reason) from None
+                m = _REVERT_OUTPUT.search(str(exc))
+                out = bytes.fromhex(m.group(1)) if m else b""
+                raise CallReverted(decode_revert_reason(out) if m else str(exc)) from None
+
+        return self._checkpointed(run)
+
+    def nonce(self, address: str, block: int | str = "pending") -> int:
+        info = self._info_at(address, block)
+        return info.nonce if info is not None else 0
+
+    def balance(self, address: str, block: int | str = "latest") -> int:
+        info = self._info_at(address, block)
+        return info.balance if info is not None else 0
+
+    def code(self, address: str, block: int | str = "latest") -> bytes:
+        """Deployed code of `address` at `block` (b'' for an account without code)."""
+        info = self._info_at(address, block)
+        return bytes(info.code or b"") if info is not None else b""
+
+    def block_number(self) -> int:
+        return len(self._blocks) - 1
+
+    def get_block(self, number: int | str = "latest") -> dict[str, Any]:
+        n = self.block_number() if number == "latest" else int(number)
+        if not 0 <= n <= self.block_number():
+            raise ValueError(f"block {number!r} not mined on chain {self.name!r}")
+        b = self._blocks[n]
+        return {
+            "number": b.number,
+            "hash": "0x" + b.hash.hex(),
+            "parent_hash": "0x" + b.parent_hash.hex(),
+            "gas_used": b.gas_used,
+            "gas_limit": b.gas_limit,
+            "timestamp": b.timestamp,
+            "tx_count": b.tx_count,
+        }
+
+    def base_fee(self) -> int:
+        return self._pending_block.base_fee
