@@ -23,9 +23,9 @@ __all__ = [
     "DecodedTx",
     "InvalidSignatureError",
     "InvalidTransactionError",
+    "calldata_floor_gas",
     "decode_raw_tx",
     "intrinsic_gas",
-    "calldata_floor_gas",
 ]
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -71,6 +71,10 @@ def _int(b: Any, what: str) -> int:
     if not isinstance(b, bytes) or (len(b) > 1 and b[0] == 0) or len(b) > 32:
         raise InvalidTransactionError(f"raw transaction: field {what} is not a canonical integer")
     return int.from_bytes(b, "big")
+
+
+def _ints(fields: list[Any], names: tuple[str, ...]) -> list[int]:
+    return [_int(f, n) for f, n in zip(fields, names, strict=True)]
 
 
 def _to(b: Any) -> str | None:
@@ -123,18 +127,18 @@ def decode_raw_tx(raw: bytes) -> DecodedTx:
         if len(fields) != 12:
             raise InvalidTransactionError(f"EIP-1559 transaction has {len(fields)} fields, not 12")
         names = ("chain_id", "nonce", "max_priority_fee", "max_fee", "gas")
-        chain_id, nonce, tip, max_fee, gas = (_int(f, n) for f, n in zip(fields, names))
+        chain_id, nonce, tip, max_fee, gas = _ints(fields[:5], names)
         to, value, data = _to(fields[5]), _int(fields[6], "value"), fields[7]
         access = _access_list(fields[8])
         sighash = keccak(b"\x02" + rlp.encode(fields[:9]))
-        y, r, s = (_int(f, n) for f, n in zip(fields[9:], ("y_parity", "r", "s")))
+        y, r, s = _ints(fields[9:], ("y_parity", "r", "s"))
         tx_type = 2
     elif raw[0] > 0x7F:
         if len(fields) != 9:
             raise InvalidTransactionError(f"legacy transaction has {len(fields)} fields, not 9")
-        nonce, price, gas = (_int(f, n) for f, n in zip(fields, ("nonce", "gas_price", "gas")))
+        nonce, price, gas = _ints(fields[:3], ("nonce", "gas_price", "gas"))
         to, value, data = _to(fields[3]), _int(fields[4], "value"), fields[5]
-        v, r, s = (_int(f, n) for f, n in zip(fields[6:], ("v", "r", "s")))
+        v, r, s = _ints(fields[6:], ("v", "r", "s"))
         if v in (27, 28):  # pre-EIP-155: valid on any chain, which a node here refuses
             chain_id, y, unsigned = None, v - 27, fields[:6]
         else:
