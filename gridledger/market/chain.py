@@ -40,7 +40,10 @@ if TYPE_CHECKING:  # eth_account costs seconds to import; the CLI imports this m
 __all__ = [
     "CHAIN_NAMES",
     "DEFAULT_CHAIN_IDS",
+    "DEFAULT_EMBEDDED_ENGINE",
     "DEFAULT_GAS_LIMIT",
+    "EMBEDDED_ENGINES",
+    "IN_PROCESS_SPECS",
     "ChainBackend",
     "ChainConnectionError",
     "ChainError",
@@ -1414,13 +1417,28 @@ class RpcChain(ChainBackend):
 # --------------------------------------------------------------------------------------------
 
 
+EMBEDDED_ENGINES = ("pyevm", "revm")
+"""In-process engines: py-evm through eth-tester (EmbeddedChain), revm (RevmChain)."""
+DEFAULT_EMBEDDED_ENGINE = "pyevm"
+"""The engine `--chain embedded` (the default) runs on."""
+IN_PROCESS_SPECS = ("embedded", *EMBEDDED_ENGINES)
+
+
 def make_chain(spec: str, name: str, chain_id: int) -> ChainBackend:
-    """'embedded' -> EmbeddedChain(chain_id, name); an http(s) URL -> RpcChain checked for it."""
-    if spec == "embedded":
+    """'revm' -> RevmChain, 'pyevm' -> EmbeddedChain, 'embedded' -> the default engine of the
+    two (DEFAULT_EMBEDDED_ENGINE); an http(s) URL -> RpcChain checked for `chain_id`."""
+    engine = DEFAULT_EMBEDDED_ENGINE if spec == "embedded" else spec
+    if engine == "pyevm":
         return EmbeddedChain(chain_id, name)
+    if engine == "revm":
+        from gridledger.market.revm_chain import RevmChain  # imports this module
+
+        return RevmChain(chain_id, name)
     if spec.startswith(("http://", "https://")):
         return RpcChain(spec, name, expected_chain_id=chain_id)
-    raise ValueError(f"chain spec must be 'embedded' or an http(s):// URL, got {spec!r}")
+    raise ValueError(
+        f"chain spec must be one of {IN_PROCESS_SPECS} or an http(s):// URL, got {spec!r}"
+    )
 
 
 def iter_results(ptxs: Sequence[PendingTx]) -> Iterator[TxResult]:
@@ -1434,16 +1452,18 @@ def iter_results(ptxs: Sequence[PendingTx]) -> Iterator[TxResult]:
 def parse_chain_spec(spec: str) -> dict[str, str]:
     """The `--chain` value -> {'letb': spec, 'retb': spec}.
 
-    Accepted: 'embedded' (two in-process chains); 'URL_LETB,URL_RETB' (what `gridledger node`
+    Accepted: 'embedded', 'revm' or 'pyevm' (two in-process chains; 'embedded' is the default
+    engine, DEFAULT_EMBEDDED_ENGINE); 'URL_LETB,URL_RETB' (what `gridledger node`
     prints, e.g. 'http://127.0.0.1:8545,http://127.0.0.1:8546'); 'letb=URL,retb=URL'.
     """
     spec = spec.strip()
-    if spec == "embedded":
-        return dict.fromkeys(CHAIN_NAMES, "embedded")
+    if spec in IN_PROCESS_SPECS:
+        return dict.fromkeys(CHAIN_NAMES, spec)
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if len(parts) != len(CHAIN_NAMES):
         raise ValueError(
-            f"--chain must be 'embedded' or two URLs 'URL_LETB,URL_RETB' (one node per chain, "
+            f"--chain must be 'embedded', 'revm', 'pyevm' or two URLs 'URL_LETB,URL_RETB' (one "
+            f"node per chain, "
             f"e.g. from `gridledger node`), got {spec!r}"
         )
     if all("=" in p for p in parts):
