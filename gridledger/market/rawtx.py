@@ -15,7 +15,16 @@ from typing import Any
 
 import coincurve
 import rlp
-from eth_utils import keccak
+
+try:  # pysha3 hashes in ~2 us; eth_utils.keccak's pycryptodome backend takes ~15 us
+    from sha3 import keccak_256 as _keccak_256
+
+    def keccak(data: bytes) -> bytes:
+        """Keccak-256 of `data`."""
+        return _keccak_256(data).digest()
+
+except ImportError:  # pragma: no cover - pysha3 is optional
+    from eth_utils import keccak
 
 from gridledger.market.chain import TransactionRejected
 
@@ -26,6 +35,7 @@ __all__ = [
     "calldata_floor_gas",
     "decode_raw_tx",
     "intrinsic_gas",
+    "keccak",
 ]
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -71,6 +81,34 @@ def _int(b: Any, what: str) -> int:
     if not isinstance(b, bytes) or (len(b) > 1 and b[0] == 0) or len(b) > 32:
         raise InvalidTransactionError(f"raw transaction: field {what} is not a canonical integer")
     return int.from_bytes(b, "big")
+
+
+def _item_end(buf: bytes, pos: int) -> int:
+    """End offset of the (already validated) RLP item starting at `pos`."""
+    b = buf[pos]
+    if b < 0x80:
+        return pos + 1
+    if b < 0xB8:
+        return pos + 1 + b - 0x80
+    if 0xC0 <= b < 0xF8:
+        return pos + 1 + b - 0xC0
+    n = b - (0xB7 if b < 0xC0 else 0xF7)
+    return pos + 1 + n + int.from_bytes(buf[pos + 1 : pos + 1 + n], "big")
+
+
+def _list_prefix(raw: bytes, start: int, n_items: int, extra: bytes = b"") -> bytes:
+    """RLP of the list of the first `n_items` items of the list at `start` (plus the encoded
+    items `extra`): the signing payload, cut from the signed bytes instead of re-encoded."""
+    b = raw[start]
+    pos = start + 1 + (b - 0xF7 if b >= 0xF8 else 0)
+    first = pos
+    for _ in range(n_items):
+        pos = _item_end(raw, pos)
+    payload = raw[first:pos] + extra
+    if len(payload) < 56:
+        return bytes([0xC0 + len(payload)]) + payload
+    size = len(payload).to_bytes((len(payload).bit_length() + 7) // 8, "big")
+    return bytes([0xF7 + len(size)]) + size + payload
 
 
 def _ints(fields: list[Any], names: tuple[str, ...]) -> list[int]:
@@ -130,7 +168,7 @@ def decode_raw_tx(raw: bytes) -> DecodedTx:
         chain_id, nonce, tip, max_fee, gas = _ints(fields[:5], names)
         to, value, data = _to(fields[5]), _int(fields[6], "value"), fields[7]
         access = _access_list(fields[8])
-        sighash = keccak(b"\x02" + rlp.encode(fields[:9]))
+        sighash = keccak(b"\x02" + _list_prefix(raw, 1, 9))
         y, r, s = _ints(fields[9:], ("y_parity", "r", "s"))
         tx_type = 2
     elif raw[0] > 0x7F:
@@ -140,11 +178,11 @@ def decode_raw_tx(raw: bytes) -> DecodedTx:
         to, value, data = _to(fields[3]), _int(fields[4], "value"), fields[5]
         v, r, s = _ints(fields[6:], ("v", "r", "s"))
         if v in (27, 28):  # pre-EIP-155: valid on any chain, which a node here refuses
-            chain_id, y, unsigned = None, v - 27, fields[:6]
+            chain_id, y = None, v - 27
+            sighash = keccak(_list_prefix(raw, 0, 6))
         else:
             chain_id, y = (v - 35) // 2, (v - 35) % 2
-            unsigned = [*fields[:6], chain_id, 0, 0]
-        sighash = keccak(rlp.encode(unsigned))
+            sighash = keccak(_list_prefix(raw, 0, 6, rlp.encode(chain_id) + b"\x80\x80"))
         tip, max_fee, access, tx_type = price, price, (), 0
     else:
         raise InvalidTransactionError(

@@ -33,6 +33,7 @@ Inside calls, BASEFEE and GASPRICE read 0 (pyrevm sets both to 0 for its calls).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import time
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyrevm
 import rlp
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
 from gridledger.market.chain import (
     CALL_GAS,
@@ -60,7 +61,13 @@ from gridledger.market.chain import (
     _failure,
     decode_revert_reason,
 )
-from gridledger.market.rawtx import DecodedTx, calldata_floor_gas, decode_raw_tx, intrinsic_gas
+from gridledger.market.rawtx import (
+    DecodedTx,
+    calldata_floor_gas,
+    decode_raw_tx,
+    intrinsic_gas,
+    keccak,
+)
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -80,6 +87,7 @@ BASE_FEE_CHANGE_DENOMINATOR = 8
 _ACCOUNT = ": Account { info: "  # in pyrevm's journal_str, after each account's address
 _SLOT = re.compile(r"(\d+): StorageSlot \{ previous_or_original_value: (\d+), present_value: (\d+)")
 _REVERT_OUTPUT = re.compile(r"output: 0x([0-9a-fA-F]*)")
+_checksum = functools.lru_cache(maxsize=4096)(to_checksum_address)
 
 
 def next_base_fee(base_fee: int, gas_used: int, gas_limit: int) -> int:
@@ -145,7 +153,7 @@ class RevmChain(ChainBackend):
         self._pending_block = _Block(0, b"", ZERO_HASH, 0, 0, self.block_gas_limit, 0, 0)
         self._write({self._faucet.address.lower(): pyrevm.AccountInfo(balance=FAUCET_WEI)}, [])
         self._blocks: list[_Block] = []
-        self._seal(GENESIS_BASE_FEE_WEI, [])
+        self._seal(GENESIS_BASE_FEE_WEI, keccak(b""))
         self._w3: Any = None
 
     @property
@@ -334,9 +342,9 @@ class RevmChain(ChainBackend):
         )
 
     # ---- blocks ----
-    def _seal(self, base_fee: int, receipts: list[Any]) -> _Block:
-        """Seal the pending block (its hash covers header, transactions and receipts) and open
-        the next one with the EIP-1559 base fee."""
+    def _seal(self, base_fee: int, receipts_hash: bytes) -> _Block:
+        """Seal the pending block (its hash covers the header and `receipts_hash`, a digest
+        of the transactions and receipts) and open the next one with the EIP-1559 base fee."""
         blk = self._pending_block
         parent = self._blocks[-1] if self._blocks else None
         blk.number = len(self._blocks)
@@ -345,7 +353,7 @@ class RevmChain(ChainBackend):
         blk.base_fee = base_fee if parent is None else blk.base_fee
         header = [
             blk.parent_hash, bytes.fromhex(COINBASE[2:]), blk.number, blk.gas_limit,
-            blk.gas_used, blk.timestamp, blk.base_fee, keccak(rlp.encode(receipts)),
+            blk.gas_used, blk.timestamp, blk.base_fee, receipts_hash,
         ]  # fmt: skip
         blk.hash = keccak(rlp.encode(header))
         self._blocks.append(blk)
@@ -367,18 +375,20 @@ class RevmChain(ChainBackend):
 
     def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
         outcomes: list[_Outcome] = [p._local for p in pending]
-        receipts, cumulative = [], 0
+        parts, cumulative = [], 0  # tx hash, status, cumulative gas, logs: length-prefixed
         for p, out in zip(pending, outcomes, strict=True):
             cumulative += out.gas_used
-            logs = [[bytes.fromhex(a[2:]), list(t), d] for a, t, d in out.logs]
-            receipts.append([bytes.fromhex(p.tx_hash[2:]), int(out.success), cumulative, logs])
-        blk = self._seal(0, receipts)
+            parts += [bytes.fromhex(p.tx_hash[2:]), bytes([out.success]), cumulative.to_bytes(8)]
+            for address, topics, data in out.logs:
+                parts += [bytes.fromhex(address[2:]), bytes([len(topics)]), *topics]
+                parts += [len(data).to_bytes(4), data]
+        blk = self._seal(0, keccak(b"".join(parts)))
         block_hash = "0x" + blk.hash.hex()
         results, log_index = [], 0
         for p, out in zip(pending, outcomes, strict=True):
             logs = []
             for address, topics, data in out.logs:
-                logs.append(Log(to_checksum_address(address), topics, data, log_index))
+                logs.append(Log(_checksum(address), topics, data, log_index))
                 log_index += 1
             res = TxResult(
                 chain=self.name,
