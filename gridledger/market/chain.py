@@ -50,6 +50,7 @@ __all__ = [
     "ChainIdMismatchError",
     "EmbeddedChain",
     "InsufficientFundsError",
+    "InvalidSignatureError",
     "Log",
     "NodeDownError",
     "NonceError",
@@ -183,6 +184,10 @@ class NonceError(TransactionRejected):
 
 class InsufficientFundsError(TransactionRejected):
     """The sender cannot pay value + gas limit x max fee."""
+
+
+class InvalidSignatureError(TransactionRejected):
+    """The signature is out of range (r, s, y parity, high s) or recovers no key."""
 
 
 class ReceiptTimeoutError(ChainError):
@@ -776,6 +781,7 @@ class EmbeddedChain(ChainBackend):
         return self._vm
 
     def _submit(self, ptx: PendingTx) -> None:
+        from eth_keys.exceptions import BadSignature
         from eth_utils.exceptions import ValidationError as EthValidationError
 
         try:
@@ -790,6 +796,8 @@ class EmbeddedChain(ChainBackend):
         before = self._work_header
         try:
             receipt, computation = vm.apply_transaction(before, evm_tx)
+        except BadSignature as exc:
+            raise InvalidSignatureError(f"bad signature: {exc}", agent=ptx.agent) from exc
         except EthValidationError as exc:
             msg = str(exc)
             label = dict(agent=ptx.agent, contract=ptx.contract, function=ptx.function)
@@ -971,6 +979,8 @@ def _classify_rpc_error(message: str) -> type[TransactionRejected] | None:
     m = message.lower()
     if "chain id" in m or "chainid" in m or "chain_id" in m:
         return ChainIdMismatchError
+    if "signature" in m or "recover the signer" in m:
+        return InvalidSignatureError
     if "nonce" in m:
         return NonceError
     if "insufficient funds" in m or "lack of funds" in m or "insufficient balance" in m:

@@ -26,7 +26,7 @@ try:  # pysha3 hashes in ~2 us; eth_utils.keccak's pycryptodome backend takes ~1
 except ImportError:  # pragma: no cover - pysha3 is optional
     from eth_utils import keccak
 
-from gridledger.market.chain import TransactionRejected
+from gridledger.market.chain import InvalidSignatureError, TransactionRejected
 
 __all__ = [
     "DecodedTx",
@@ -49,10 +49,6 @@ FLOOR_GAS_PER_TOKEN = 10  # EIP-7623 (Prague)
 
 class InvalidTransactionError(TransactionRejected):
     """The raw bytes are not a well-formed EIP-1559 or legacy transaction."""
-
-
-class InvalidSignatureError(TransactionRejected):
-    """The signature is out of range (r, s, y parity, high s) or recovers no key."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from eth_account import Account
 from gridledger.market.accounts import derive_account
 from gridledger.market.chain import (
     DEFAULT_CHAIN_IDS,
+    DEFAULT_EMBEDDED_ENGINE,
     EmbeddedChain,
     make_chain,
     make_chains,
@@ -18,6 +19,7 @@ from gridledger.market.chain import (
     sign_eip1559,
 )
 from gridledger.market.ledger import chain_capacity
+from gridledger.market.revm_chain import RevmChain
 
 
 def test_derived_accounts_are_reproducible_and_distinct():
@@ -45,7 +47,8 @@ def test_bad_derivation_inputs_are_named(args, field):
 
 
 def test_chain_spec_forms():
-    assert parse_chain_spec("embedded") == {"letb": "embedded", "retb": "embedded"}
+    for spec in ("embedded", "revm", "pyevm"):
+        assert parse_chain_spec(f" {spec} ") == {"letb": spec, "retb": spec}
     urls = {"letb": "http://127.0.0.1:8545", "retb": "http://127.0.0.1:8546"}
     assert parse_chain_spec("http://127.0.0.1:8545,http://127.0.0.1:8546") == urls
     assert parse_chain_spec("retb=http://127.0.0.1:8546, letb=http://127.0.0.1:8545") == urls
@@ -61,9 +64,12 @@ def test_bad_chain_specs_are_refused(spec):
 
 
 def test_make_chains_embedded_gives_two_chains_with_distinct_ids():
-    chains = make_chains("embedded")
-    assert {k: c.chain_id for k, c in chains.items()} == DEFAULT_CHAIN_IDS
-    assert all(isinstance(c, EmbeddedChain) for c in chains.values())
+    engines = {"pyevm": EmbeddedChain, "revm": RevmChain}
+    for spec in ("embedded", *engines):
+        chains = make_chains(spec)
+        assert {k: c.chain_id for k, c in chains.items()} == DEFAULT_CHAIN_IDS
+        cls = engines[DEFAULT_EMBEDDED_ENGINE if spec == "embedded" else spec]
+        assert all(type(c) is cls for c in chains.values())
     with pytest.raises(ValueError, match="chain spec"):
         make_chain("anvil", "letb", 1)
     with pytest.raises(ValueError, match="must differ"):
