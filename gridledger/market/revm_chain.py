@@ -122,12 +122,23 @@ class _Block:
 @dataclass
 class _Outcome:
     tx: DecodedTx
+    price: int
     gas_used: int
     success: bool
     out_of_gas: bool
     reason: str
     logs: tuple[tuple[str, tuple[bytes, ...], bytes], ...]
     created: str | None
+
+
+@dataclass(frozen=True)
+class MinedTx:
+    """A mined transaction: its result, decoded fields, index in its block, price per gas."""
+
+    result: TxResult
+    tx: DecodedTx
+    index: int
+    price: int
 
 
 class RevmChain(ChainBackend):
@@ -154,11 +165,43 @@ class RevmChain(ChainBackend):
         self._write({self._faucet.address.lower(): pyrevm.AccountInfo(balance=FAUCET_WEI)}, [])
         self._blocks: list[_Block] = []
         self._seal(GENESIS_BASE_FEE_WEI, keccak(b""))
+        self.mined: dict[str, MinedTx] = {}
+        """Every mined transaction by hash (receipts for `w3`)."""
         self._w3: Any = None
 
     @property
     def faucet(self) -> LocalAccount:
         return self._faucet
+
+    @property
+    def w3(self) -> Any:
+        """A web3.Web3 over this chain (reads, receipts; gridledger/market/revm_web3.py)."""
+        if self._w3 is None:
+            from gridledger.market.revm_web3 import revm_web3
+
+            self._w3 = revm_web3(self)
+        return self._w3
+
+    def revert_to(self, block: int) -> None:
+        """Drop every block after `block` and its state changes (a dev node's snapshot
+        revert); pending transactions must be mined first."""
+        if self._pending:
+            raise ValueError(f"revert_to: chain {self.name!r} has pending transactions")
+        undo = list(self._undos(block))
+        for blk in undo:  # newest first: the oldest prior value is written last
+            for addr, info in blk.undo_accounts.items():
+                self._evm.insert_account_info(addr, info or pyrevm.AccountInfo())
+                if info is None:
+                    self._info.pop(addr, None)
+                else:
+                    self._info[addr] = info
+            for (addr, slot), value in blk.undo_slots.items():
+                self._checkpointed(lambda a=addr, s=slot, v=value: self._store(a, s, v))
+        dropped = {r.result.tx_hash for r in self.mined.values() if r.result.block_number > block}
+        for h in dropped:
+            del self.mined[h]
+        del self._blocks[block + 1 :]
+        self._open_after(self._blocks[-1])
 
     # ---- state: one journal checkpoint per operation, changes written underneath ----
     def _checkpointed(self, fn: Callable[[], Any]) -> Any:
@@ -333,6 +376,7 @@ class RevmChain(ChainBackend):
             reason = decode_revert_reason(bytes.fromhex(m.group(1)) if m else b"")
         return _Outcome(
             tx=tx,
+            price=price,
             gas_used=gas_used,
             success=bool(res.is_success),
             out_of_gas=bool(res.is_halt) and res.reason.startswith("OutOfGas"),
@@ -357,6 +401,11 @@ class RevmChain(ChainBackend):
         ]  # fmt: skip
         blk.hash = keccak(rlp.encode(header))
         self._blocks.append(blk)
+        self._open_after(blk)
+        return blk
+
+    def _open_after(self, blk: _Block) -> None:
+        """Open the pending block on top of `blk` (EIP-1559 base fee, revm's block env)."""
         fee = next_base_fee(blk.base_fee, blk.gas_used, blk.gas_limit)
         self._pending_block = _Block(0, b"", blk.hash, 0, fee, self.block_gas_limit, 0, 0)
         ts = max(blk.timestamp + 1, int(time.time()))
@@ -371,7 +420,6 @@ class RevmChain(ChainBackend):
                 excess_blob_gas=0,
             )
         )
-        return blk
 
     def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
         outcomes: list[_Outcome] = [p._local for p in pending]
@@ -408,6 +456,7 @@ class RevmChain(ChainBackend):
             )
             if not out.success:
                 res.error = _failure(self.name, p, out_of_gas=out.out_of_gas, reason=out.reason)
+            self.mined[p.tx_hash] = MinedTx(res, out.tx, len(results), out.price)
             p._local = None
             results.append(res)
         return results
@@ -429,14 +478,29 @@ class RevmChain(ChainBackend):
             try:
                 return bytes(self._evm.message_call(frm, to, bytes(data), value, CALL_GAS))
             except RuntimeError as exc:
-                res = self._evm.result
-                if res is not None and res.is_halt:
-                    raise CallReverted(res.reason) from None
-                m = _REVERT_OUTPUT.search(str(exc))
-                out = bytes.fromhex(m.group(1)) if m else b""
-                raise CallReverted(decode_revert_reason(out) if m else str(exc)) from None
+                raise self._call_error(exc) from None
 
         return self._checkpointed(run)
+
+    def call_create(self, data: bytes, *, sender: str | None = None, value: int = 0) -> bytes:
+        """eth_call of creation code at the latest block: the code it would deploy."""
+
+        def run() -> bytes:
+            self._rewind("latest")
+            try:
+                addr = self._evm.deploy(sender or COINBASE, bytes(data), value, CALL_GAS)
+            except RuntimeError as exc:
+                raise self._call_error(exc) from None
+            return bytes(self._evm.get_code(addr) or b"")
+
+        return self._checkpointed(run)
+
+    def _call_error(self, exc: RuntimeError) -> CallReverted:
+        res = self._evm.result
+        if res is not None and res.is_halt:
+            return CallReverted(res.reason)
+        m = _REVERT_OUTPUT.search(str(exc))
+        return CallReverted(decode_revert_reason(bytes.fromhex(m.group(1))) if m else str(exc))
 
     def nonce(self, address: str, block: int | str = "pending") -> int:
         info = self._info_at(address, block)
