@@ -17,28 +17,25 @@ pyrevm 0.3.7 (revm 8) knows rules up to Cancun, so revm runs spec "CANCUN" -- Pr
 opcode the contracts use -- and this module applies Prague's one transaction-level gas change
 itself (EIP-7623 calldata floor). Gas per transaction is identical to py-evm's (tested).
 
-pyrevm never finalises its journal between calls, so the warm/cold sets (EIP-2929) and the
-"original" storage values (EIP-2200) would leak from one transaction into the next and gas
-would be too low. Each transaction therefore runs inside a journal checkpoint; its changes are
-read from the journal, the checkpoint is reverted and the changes are written to the database
-underneath, so the next transaction starts cold, as on a node.
+Each transaction starts from cold state, as on a node (EIP-2929 warm sets, EIP-2200 original
+values): pyrevm keeps one journal across calls, which gridledger/market/revm_state.py empties
+around every operation.
 
 Not computed: the state trie root, the receipts trie and logs bloom. revm keeps state in a flat
 in-memory map; building Merkle-Patricia tries is most of what block sealing costs py-evm, and
 nothing in gridledger reads them (checkpoints compare block hashes, which do cover every
-transaction and receipt). History: every block keeps the prior values of what it changed, so
-`call`, `nonce` and `balance` at any past block undo the later changes inside a checkpoint.
+transaction and receipt). History is kept in memory: every block records the values it
+replaced and wrote, so `call`, `nonce`, `balance` and `code` work at any past block, and
+`revert_to` moves the chain to any block it mined (a dev node's snapshot revert).
 Inside calls, BASEFEE and GASPRICE read 0 (pyrevm sets both to 0 for its calls).
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyrevm
@@ -68,6 +65,7 @@ from gridledger.market.rawtx import (
     intrinsic_gas,
     keccak,
 )
+from gridledger.market.revm_state import RevmBlock, RevmState
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -84,8 +82,6 @@ EMPTY_CODE_HASH = keccak(b"")
 ELASTICITY = 2
 BASE_FEE_CHANGE_DENOMINATOR = 8
 
-_ACCOUNT = ": Account { info: "  # in pyrevm's journal_str, after each account's address
-_SLOT = re.compile(r"(\d+): StorageSlot \{ previous_or_original_value: (\d+), present_value: (\d+)")
 _REVERT_OUTPUT = re.compile(r"output: 0x([0-9a-fA-F]*)")
 _checksum = functools.lru_cache(maxsize=4096)(to_checksum_address)
 
@@ -101,22 +97,6 @@ def next_base_fee(base_fee: int, gas_used: int, gas_limit: int) -> int:
     return max(
         base_fee - base_fee * (target - gas_used) // target // BASE_FEE_CHANGE_DENOMINATOR, 0
     )
-
-
-@dataclass
-class _Block:
-    number: int
-    hash: bytes
-    parent_hash: bytes
-    timestamp: int
-    base_fee: int
-    gas_limit: int
-    gas_used: int
-    tx_count: int
-    undo_accounts: dict[str, Any] = field(default_factory=dict)
-    """Account infos before this block changed them (None: the account did not exist)."""
-    undo_slots: dict[tuple[str, int], int] = field(default_factory=dict)
-    """Storage values before this block changed them."""
 
 
 @dataclass
@@ -157,16 +137,16 @@ class RevmChain(ChainBackend):
             raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
         super().__init__(name, chain_id)
         self.block_gas_limit = int(block_gas_limit)
-        env = pyrevm.Env(cfg=pyrevm.CfgEnv(chain_id=self.chain_id))
-        self._evm = pyrevm.EVM(env=env, gas_limit=self.block_gas_limit, spec_id=REVM_SPEC)
+        self._state = RevmState(self.chain_id, self.block_gas_limit, REVM_SPEC)
         self._faucet = _account_from_key(FAUCET_KEY)
-        self._info: dict[str, Any] = {}  # latest (pending) info of every account ever written
-        self._pending_block = _Block(0, b"", ZERO_HASH, 0, 0, self.block_gas_limit, 0, 0)
-        self._write({self._faucet.address.lower(): pyrevm.AccountInfo(balance=FAUCET_WEI)}, [])
-        self._blocks: list[_Block] = []
-        self._seal(GENESIS_BASE_FEE_WEI, keccak(b""))
+        self._pending_block = RevmBlock(0, b"", ZERO_HASH, 0, 0, self.block_gas_limit)
+        faucet = {self._faucet.address.lower(): pyrevm.AccountInfo(balance=FAUCET_WEI)}
+        self._state.write(faucet, [], self._pending_block)
+        self._blocks: list[RevmBlock] = []
+        self._by_hash: dict[str, RevmBlock] = {}
         self.mined: dict[str, MinedTx] = {}
-        """Every mined transaction by hash (receipts for `w3`)."""
+        """Every transaction on the canonical chain by hash (receipts for `w3`)."""
+        self._seal(GENESIS_BASE_FEE_WEI, keccak(b""))
         self._w3: Any = None
 
     @property
@@ -182,101 +162,49 @@ class RevmChain(ChainBackend):
             self._w3 = revm_web3(self)
         return self._w3
 
-    def revert_to(self, block: int) -> None:
-        """Drop every block after `block` and its state changes (a dev node's snapshot
-        revert); pending transactions must be mined first."""
+    def revert_to(self, block: int | str) -> None:
+        """Make `block` the head (a number on the canonical chain, or the hash of any block
+        this chain mined, also one a revert dropped): a dev node's snapshot revert.
+        Pending transactions must be mined first."""
         if self._pending:
             raise ValueError(f"revert_to: chain {self.name!r} has pending transactions")
-        undo = list(self._undos(block))
-        for blk in undo:  # newest first: the oldest prior value is written last
-            for addr, info in blk.undo_accounts.items():
-                self._evm.insert_account_info(addr, info or pyrevm.AccountInfo())
-                if info is None:
-                    self._info.pop(addr, None)
-                else:
-                    self._info[addr] = info
-            for (addr, slot), value in blk.undo_slots.items():
-                self._checkpointed(lambda a=addr, s=slot, v=value: self._store(a, s, v))
-        dropped = {r.result.tx_hash for r in self.mined.values() if r.result.block_number > block}
-        for h in dropped:
-            del self.mined[h]
-        del self._blocks[block + 1 :]
+        if isinstance(block, str):
+            if block.removeprefix("0x") and block.removeprefix("0x") in self._by_hash:
+                target = self._by_hash[block.removeprefix("0x")]
+            else:
+                raise ValueError(f"revert_to: no block {block!r} on chain {self.name!r}")
+        else:
+            self._undos(block)  # a mined number, or ValueError
+            target = self._blocks[int(block)]
+        branch = [target]  # from the target back to the canonical chain
+        while not self._canonical(branch[-1]):
+            branch.append(self._by_hash[branch[-1].parent_hash.hex()])
+        fork = branch.pop()
+        undo = [self._pending_block, *reversed(self._blocks[fork.number + 1 :])]
+        self._state.switch(undo, reversed(branch))
+        for blk in undo:
+            for m in blk.mined:
+                self.mined.pop(m.result.tx_hash, None)
+        for blk in branch:
+            self.mined.update((m.result.tx_hash, m) for m in blk.mined)
+        self._blocks[fork.number + 1 :] = reversed(branch)
         self._open_after(self._blocks[-1])
 
-    # ---- state: one journal checkpoint per operation, changes written underneath ----
-    def _checkpointed(self, fn: Callable[[], Any]) -> Any:
-        """Run `fn` inside a journal checkpoint and revert it (the journal is empty outside)."""
-        cp = self._evm.snapshot()
-        try:
-            return fn()
-        finally:
-            self._evm.revert(cp)
-
-    def _changes(self) -> tuple[dict[str, Any], list[tuple[str, int, int, int]]]:
-        """Accounts and storage slots the journal holds now: {addr: info}, [(addr, slot, old,
-        new)] for slots whose value changed."""
-        state = self._evm.journal_str.split(", transient_storage: ", 1)[0]
-        parts = state.split(_ACCOUNT)  # str methods: a regex over the code bytes costs 15x
-        infos: dict[str, Any] = {}
-        slots = []
-        for before, part in itertools.pairwise(parts):
-            addr = before[-42:]
-            infos[addr] = self._evm.basic(addr)
-            start = part.find(", storage: {") + 12
-            for k, old, new in _SLOT.findall(part, start, part.find("}, status: ", start)):
-                if old != new:
-                    slots.append((addr, int(k), int(old), int(new)))
-        return infos, slots
-
-    def _write(self, infos: dict[str, Any], slots: list[tuple[str, int, int, int]]) -> None:
-        """Write changes to the database (under the journal), recording undo values."""
-        blk = self._pending_block
-        for addr, info in infos.items():
-            old = self._info.get(addr)
-            if old is not None and (old.balance, old.nonce, old.code_hash) == (
-                info.balance, info.nonce, info.code_hash,
-            ):  # fmt: skip
-                continue
-            blk.undo_accounts.setdefault(addr, old)
-            self._info[addr] = info
-            self._evm.insert_account_info(addr, info)
-        for addr, slot, old_value, new_value in slots:
-            blk.undo_slots.setdefault((addr, slot), old_value)
-            self._checkpointed(lambda a=addr, s=slot, v=new_value: self._store(a, s, v))
-
-    def _store(self, addr: str, slot: int, value: int) -> None:
-        self._evm.insert_account_storage(addr, slot, value)  # cold account: into the database
-
-    def _undos(self, block: int | str) -> Iterator[_Block]:
+    # ---- state ----
+    def _undos(self, block: int | str) -> list[RevmBlock]:
         """Blocks whose changes to undo to read at `block`, newest first."""
         if block == "pending":
-            return iter(())
+            return []
         n = self.block_number() if block == "latest" else int(block)
         if not 0 <= n <= self.block_number():
             raise ValueError(f"block {block!r} not mined on chain {self.name!r}")
-        return iter([self._pending_block, *reversed(self._blocks[n + 1 :])])
+        return [self._pending_block, *reversed(self._blocks[n + 1 :])]
+
+    def _canonical(self, blk: RevmBlock) -> bool:
+        return blk.number < len(self._blocks) and self._blocks[blk.number] is blk
 
     def _info_at(self, address: str, block: int | str) -> Any:
-        addr = address.lower()
-        found = self._info.get(addr)
-        for blk in self._undos(block):
-            if addr in blk.undo_accounts:
-                found = blk.undo_accounts[addr]
-        return found
-
-    def _rewind(self, block: int | str) -> None:
-        """Inside a checkpoint: put the state of `block` into the journal."""
-        accounts: dict[str, Any] = {}
-        slots: dict[tuple[str, int], int] = {}
-        for blk in self._undos(block):
-            accounts.update(blk.undo_accounts)
-            slots.update(blk.undo_slots)
-        for addr, info in accounts.items():
-            self._evm.basic(addr)  # load into the journal, so the insert below stays there
-            self._evm.insert_account_info(addr, info or pyrevm.AccountInfo())
-        for (addr, slot), value in slots.items():
-            self._evm.basic(addr)
-            self._evm.insert_account_storage(addr, slot, value)
+        return self._state.info_at(address.lower(), self._undos(block))
 
     # ---- transactions ----
     def _refuse(self, cls: type[TransactionRejected], ptx: PendingTx, msg: str) -> None:
@@ -299,7 +227,7 @@ class RevmChain(ChainBackend):
         tx: DecodedTx = ptx._local
         ptx._local = None
         blk = self._pending_block
-        info = self._info.get(tx.sender)
+        info = self._state.info.get(tx.sender)
         nonce, balance = (info.nonce, info.balance) if info else (0, 0)
         if tx.nonce != nonce:
             self._refuse(NonceError, ptx, f"nonce {tx.nonce} of {tx.sender}, expected {nonce}")
@@ -323,7 +251,7 @@ class RevmChain(ChainBackend):
         blk.tx_count += 1
 
     def _execute(self, tx: DecodedTx, info: Any, ptx: PendingTx) -> _Outcome:
-        evm, blk = self._evm, self._pending_block
+        evm, blk = self._state.evm, self._pending_block
         price = tx.effective_gas_price(blk.base_fee)
         create = tx.to is None
         cp = evm.snapshot()
@@ -351,7 +279,7 @@ class RevmChain(ChainBackend):
             res = evm.result
             if res is None:  # revm's own validation refused it: nothing executed
                 self._refuse(TransactionRejected, ptx, f"refused by revm: {error}")
-            infos, slots = self._changes()
+            infos, slots = self._state.changes()
         finally:
             evm.revert(cp)
         gas_used = max(res.gas_used, calldata_floor_gas(tx))  # EIP-7623 (Prague)
@@ -361,11 +289,11 @@ class RevmChain(ChainBackend):
         )
         tip = gas_used * (price - blk.base_fee)
         if tip:
-            cb = infos.get(COINBASE) or self._info.get(COINBASE) or pyrevm.AccountInfo()
+            cb = infos.get(COINBASE) or self._state.info.get(COINBASE) or pyrevm.AccountInfo()
             infos[COINBASE] = pyrevm.AccountInfo(
                 balance=cb.balance + tip, nonce=cb.nonce, code_hash=cb.code_hash, code=cb.code
             )
-        self._write(infos, slots)
+        self._state.write(infos, slots, blk)
         logs = tuple((lg.address, tuple(lg.data[0]), bytes(lg.data[1])) for lg in res.logs or ())
         if res.is_success:
             reason = ""
@@ -386,7 +314,7 @@ class RevmChain(ChainBackend):
         )
 
     # ---- blocks ----
-    def _seal(self, base_fee: int, receipts_hash: bytes) -> _Block:
+    def _seal(self, base_fee: int, receipts_hash: bytes) -> RevmBlock:
         """Seal the pending block (its hash covers the header and `receipts_hash`, a digest
         of the transactions and receipts) and open the next one with the EIP-1559 base fee."""
         blk = self._pending_block
@@ -401,15 +329,16 @@ class RevmChain(ChainBackend):
         ]  # fmt: skip
         blk.hash = keccak(rlp.encode(header))
         self._blocks.append(blk)
+        self._by_hash[blk.hash.hex()] = blk
         self._open_after(blk)
         return blk
 
-    def _open_after(self, blk: _Block) -> None:
+    def _open_after(self, blk: RevmBlock) -> None:
         """Open the pending block on top of `blk` (EIP-1559 base fee, revm's block env)."""
         fee = next_base_fee(blk.base_fee, blk.gas_used, blk.gas_limit)
-        self._pending_block = _Block(0, b"", blk.hash, 0, fee, self.block_gas_limit, 0, 0)
+        self._pending_block = RevmBlock(0, b"", blk.hash, 0, fee, self.block_gas_limit)
         ts = max(blk.timestamp + 1, int(time.time()))
-        self._evm.set_block_env(
+        self._state.evm.set_block_env(
             pyrevm.BlockEnv(
                 number=blk.number + 1,
                 coinbase=COINBASE,
@@ -456,7 +385,8 @@ class RevmChain(ChainBackend):
             )
             if not out.success:
                 res.error = _failure(self.name, p, out_of_gas=out.out_of_gas, reason=out.reason)
-            self.mined[p.tx_hash] = MinedTx(res, out.tx, len(results), out.price)
+            blk.mined.append(MinedTx(res, out.tx, len(results), out.price))
+            self.mined[p.tx_hash] = blk.mined[-1]
             p._local = None
             results.append(res)
         return results
@@ -474,29 +404,29 @@ class RevmChain(ChainBackend):
         frm = sender or COINBASE
 
         def run() -> bytes:
-            self._rewind(block)
+            self._state.rewind(self._undos(block))
             try:
-                return bytes(self._evm.message_call(frm, to, bytes(data), value, CALL_GAS))
+                return bytes(self._state.evm.message_call(frm, to, bytes(data), value, CALL_GAS))
             except RuntimeError as exc:
                 raise self._call_error(exc) from None
 
-        return self._checkpointed(run)
+        return self._state.checkpointed(run)
 
     def call_create(self, data: bytes, *, sender: str | None = None, value: int = 0) -> bytes:
         """eth_call of creation code at the latest block: the code it would deploy."""
 
         def run() -> bytes:
-            self._rewind("latest")
+            self._state.rewind(self._undos("latest"))
             try:
-                addr = self._evm.deploy(sender or COINBASE, bytes(data), value, CALL_GAS)
+                addr = self._state.evm.deploy(sender or COINBASE, bytes(data), value, CALL_GAS)
             except RuntimeError as exc:
                 raise self._call_error(exc) from None
-            return bytes(self._evm.get_code(addr) or b"")
+            return bytes(self._state.evm.get_code(addr) or b"")
 
-        return self._checkpointed(run)
+        return self._state.checkpointed(run)
 
     def _call_error(self, exc: RuntimeError) -> CallReverted:
-        res = self._evm.result
+        res = self._state.evm.result
         if res is not None and res.is_halt:
             return CallReverted(res.reason)
         m = _REVERT_OUTPUT.search(str(exc))
