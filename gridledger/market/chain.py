@@ -1429,7 +1429,7 @@ class RpcChain(ChainBackend):
 
 EMBEDDED_ENGINES = ("pyevm", "revm")
 """In-process engines: py-evm through eth-tester (EmbeddedChain), revm (RevmChain)."""
-DEFAULT_EMBEDDED_ENGINE = "pyevm"
+DEFAULT_EMBEDDED_ENGINE = "revm"
 """The engine `--chain embedded` (the default) runs on."""
 IN_PROCESS_SPECS = ("embedded", *EMBEDDED_ENGINES)
 

@@ -224,6 +224,8 @@ class RevmChain(ChainBackend):
         ptx._local = tx
 
     def _submit(self, ptx: PendingTx) -> None:
+        if not isinstance(ptx._local, DecodedTx):  # called directly: check again
+            self._check_chain_id(ptx)
         tx: DecodedTx = ptx._local
         ptx._local = None
         blk = self._pending_block
