@@ -4,9 +4,9 @@ Backends in the same run: the in-process engines py-evm (EmbeddedChain) and revm
 and an anvil process over HTTP. End to end = what the model does per transaction: build
 calldata, sign (coincurve; eth-account's signer shown for reference), submit (revm: decode,
 recover the sender, check, execute), mine one block per batch, read the receipts and check
-every status. Target (issue 14): >= 2,000 signed tx/s on revm. Wall-clock rates, and per CPU second of this
-process (less sensitive to other jobs on a shared machine; for anvil it leaves out the node's
-own process, so it is not comparable there). Workload:
+every status. Target (issue 14): >= 2,000 signed tx/s on revm. Wall-clock rates, and per CPU
+second of this process (less sensitive to other jobs on a shared machine; for anvil it leaves
+out the node's own process, so it is not comparable there). Workload:
 EnergyToken transfers between `AGENTS` funded agents, each agent signing its own transaction,
 `BATCH` transactions per block.
 Next to it: the raw cost of signing alone. Writes benchmarks/results/chain.json, prints a table.
