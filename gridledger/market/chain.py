@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import coincurve
 import rlp
-from eth_utils import keccak, to_canonical_address, to_checksum_address
+from eth_utils import to_canonical_address, to_checksum_address
+
+from gridledger.market.hashing import keccak
 
 if TYPE_CHECKING:  # eth_account costs seconds to import; the CLI imports this module early
     from eth_account.signers.local import LocalAccount

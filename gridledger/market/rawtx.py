@@ -16,17 +16,8 @@ from typing import Any
 import coincurve
 import rlp
 
-try:  # pysha3 hashes in ~2 us; eth_utils.keccak's pycryptodome backend takes ~15 us
-    from sha3 import keccak_256 as _keccak_256
-
-    def keccak(data: bytes) -> bytes:
-        """Keccak-256 of `data`."""
-        return _keccak_256(data).digest()
-
-except ImportError:  # pragma: no cover - pysha3 is optional
-    from eth_utils import keccak
-
 from gridledger.market.chain import InvalidSignatureError, TransactionRejected
+from gridledger.market.hashing import keccak
 
 __all__ = [
     "DecodedTx",
@@ -35,7 +26,6 @@ __all__ = [
     "calldata_floor_gas",
     "decode_raw_tx",
     "intrinsic_gas",
-    "keccak",
 ]
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -58,12 +58,12 @@ from gridledger.market.chain import (
     _failure,
     decode_revert_reason,
 )
+from gridledger.market.hashing import keccak
 from gridledger.market.rawtx import (
     DecodedTx,
     calldata_floor_gas,
     decode_raw_tx,
     intrinsic_gas,
-    keccak,
 )
 from gridledger.market.revm_state import RevmBlock, RevmState
 
