@@ -32,7 +32,7 @@ import coincurve
 import rlp
 from eth_utils import to_canonical_address, to_checksum_address
 
-from gridledger.market.hashing import keccak
+from gridledger.market.codec import keccak, rlp_list
 
 if TYPE_CHECKING:  # eth_account costs seconds to import; the CLI imports this module early
     from eth_account.signers.local import LocalAccount
@@ -635,9 +635,9 @@ def sign_eip1559(
     fields: list[Any] = [
         chain_id, nonce, max_priority_fee_per_gas, max_fee_per_gas, gas, to, value, bytes(data), [],
     ]  # fmt: skip
-    sig = key.sign_recoverable(keccak(b"\x02" + rlp.encode(fields)), hasher=None)
+    sig = key.sign_recoverable(keccak(b"\x02" + rlp_list(fields)), hasher=None)
     fields += [sig[64], int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big")]
-    raw = b"\x02" + rlp.encode(fields)
+    raw = b"\x02" + rlp_list(fields)
     return raw, keccak(raw)
 
 

@@ -17,7 +17,7 @@ import coincurve
 import rlp
 
 from gridledger.market.chain import InvalidSignatureError, TransactionRejected
-from gridledger.market.hashing import keccak
+from gridledger.market.codec import keccak, rlp_prefix
 
 __all__ = [
     "DecodedTx",
@@ -91,10 +91,7 @@ def _list_prefix(raw: bytes, start: int, n_items: int, extra: bytes = b"") -> by
     for _ in range(n_items):
         pos = _item_end(raw, pos)
     payload = raw[first:pos] + extra
-    if len(payload) < 56:
-        return bytes([0xC0 + len(payload)]) + payload
-    size = len(payload).to_bytes((len(payload).bit_length() + 7) // 8, "big")
-    return bytes([0xF7 + len(size)]) + size + payload
+    return rlp_prefix(0xC0, len(payload)) + payload
 
 
 def _ints(fields: list[Any], names: tuple[str, ...]) -> list[int]:

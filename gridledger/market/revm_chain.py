@@ -58,7 +58,7 @@ from gridledger.market.chain import (
     _failure,
     decode_revert_reason,
 )
-from gridledger.market.hashing import keccak
+from gridledger.market.codec import keccak
 from gridledger.market.rawtx import (
     DecodedTx,
     calldata_floor_gas,

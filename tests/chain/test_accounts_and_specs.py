@@ -5,7 +5,10 @@ from __future__ import annotations
 import coincurve
 import pandas as pd
 import pytest
+import rlp
 from eth_account import Account
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gridledger.market.accounts import derive_account
 from gridledger.market.chain import (
@@ -18,6 +21,7 @@ from gridledger.market.chain import (
     raw_tx_chain_id,
     sign_eip1559,
 )
+from gridledger.market.codec import rlp_list
 from gridledger.market.ledger import chain_capacity
 from gridledger.market.revm_chain import RevmChain
 
@@ -121,3 +125,11 @@ def test_fast_signing_is_byte_identical_to_eth_account(chain_id, nonce, to, valu
     assert tx_hash == bytes(ref.hash)
     assert Account.recover_transaction(raw) == account.address
     assert raw_tx_chain_id(raw) == chain_id
+
+
+RLP_ITEMS = st.one_of(st.integers(0, 2**256), st.binary(max_size=80), st.just([]))
+
+
+@given(st.lists(RLP_ITEMS, max_size=12))
+def test_fast_rlp_is_byte_identical_to_pyrlp(items):
+    assert rlp_list(items) == rlp.encode(items)
