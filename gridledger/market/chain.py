@@ -1,16 +1,18 @@
 """Chain backends: everything between an agent's signed transaction and a mined block.
 
-Two backends behind one interface (`ChainBackend`):
+Backends behind one interface (`ChainBackend`); `make_chain` picks one by name or URL:
 
+* `RevmChain(chain_id, name)` (gridledger/market/revm_chain.py) -- an in-process revm chain
+  with node checks; the default embedded engine (`--chain embedded` / `revm`).
 * `EmbeddedChain(chain_id, name)` -- an in-process py-evm chain (the eth-tester backend) with its
-  own chain id. Transactions are executed when submitted (into the pending block) and mined as one
-  block by `mine()`. eth-tester never checks a transaction's chain id; this class does, before the
-  EVM sees the transaction (`ChainIdMismatchError`).
+  own chain id (`--chain pyevm`). Transactions are executed when submitted (into the pending
+  block) and mined as one block by `mine()`. eth-tester never checks a transaction's chain id;
+  this class does, before the EVM sees the transaction (`ChainIdMismatchError`).
 * `RpcChain(url, name, expected_chain_id=None)` -- any JSON-RPC node. On dev nodes (anvil,
   hardhat) automine is switched off and `mine()` calls `evm_mine` once, so one market hour (or
   phase) is one block; on real networks `mine()` waits for the receipts with a timeout.
 
-Model code is the same on both: sign and submit a batch (`Signer.send`, `send_many`), then
+Model code is the same on all: sign and submit a batch (`Signer.send`, `send_many`), then
 `chain.mine()` once. Every transaction is built here: local nonce per account and chain,
 explicit gas limit and EIP-1559 fee caps, signed with libsecp256k1 through coincurve
 (byte-identical to eth-account's signing, at a third of its cost).
