@@ -49,8 +49,10 @@ $(SOLARA_CACHE)/.done: scripts/solara-assets gridledger/viz_server.py $(VENV)/.t
 
 tools: $(ANVIL) $(SOLARA_CACHE)/.done /usr/bin/chromium
 
+# results/default is make run's own folder: --force, so that it is rewritten even after a code
+# update changed the default scenario (`gridledger run` itself refuses another scenario's folder)
 run: $(VENV)/.core
-	$(BIN)/gridledger run --out $(OUT)
+	$(BIN)/gridledger run --out $(OUT) --force
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check .

@@ -2,7 +2,8 @@
 
 1. The default 24-hour day on the embedded chains, with and without a checkpoint folder
    (`REPEATS` times each): median total wall time, and the median / max time of one hourly
-   checkpoint (Results.save of the hours so far + checkpoint.json, each fsync'd and renamed).
+   checkpoint (the hour's new rows appended as parts, summary.json, checkpoint.json fsync'd;
+   gridledger/checkpoint.py ResultsJournal).
 2. The same day on two anvil nodes persisting their chains (start_anvil(state_file=...)): the
    LETB node is killed (SIGKILL after a periodic dump) in hour `KILL_HOUR` (after its open_hour
    block), restarted from its state file, and the run resumed: time to rebuild (set-up replayed

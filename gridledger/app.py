@@ -2,11 +2,13 @@
 
 One model per browser session (created in the page component with ``solara.use_memo``, never at
 module level). The sidebar holds mesa's Step / Play / Reset controls and the scenario parameters;
-Reset builds a new model from the controls' values. The main area shows, updated every step:
-tab "Page 0" — the feeder coloured by DLMP or voltage with PV plants, prosumers, users and line
-flows, grid import and users' price of the trading scheme beside the no-trading baseline, the
-running totals and the run's scenario; tab "Page 1" — batteries' state of charge, producers'
-reputations and gas per contract operation.
+Reset builds a new model from the controls' values (each slider shows its value). The main area
+shows a line saying when trading begins and, updated every step: tab "Feeder, grid and price" —
+the feeder coloured by DLMP or voltage with PV plants, prosumers, users and line flows, grid
+import and users' price of the trading scheme beside the no-trading baseline on clock hours, the
+running totals and the run's scenario; tab "Batteries, reputation and gas" — batteries' state of
+charge, producers' reputations and gas per contract operation. Before the first step, charts
+that have no data yet show a line saying so instead of empty axes.
 
 Plots are matplotlib images (no vega), so the page needs only Solara's core assets offline.
 """
@@ -19,16 +21,33 @@ from typing import Any
 
 import mesa
 import numpy as np
-import pandas as pd
 import solara
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
-from mesa.visualization import SolaraViz, make_plot_component
+from mesa.visualization import SolaraViz
 from mesa.visualization.user_param import Slider
 from mesa.visualization.utils import update_counter
 
 from gridledger import EnergyMarketModel, Scenario
+from gridledger.report import time_axis
+
+# the page's data functions, also imported from here by tests and notebooks
+from gridledger.viz_data import (  # noqa: F401
+    agent_series,
+    bus_values,
+    clock_label,
+    gas_by_operation,
+    hour_row,
+    hourly_frame,
+    line_flows,
+    model_hours,
+    model_hours_done,
+    participants,
+    shown_hour,
+    totals,
+    trading_schedule,
+    trading_start_line,
+)
 from gridledger.viz_draw import draw_feeder
 from gridledger.viz_server import SCENARIO_ENV
 
@@ -101,121 +120,6 @@ def new_model(params: Mapping[str, Any] | None = None) -> EnergyMarketModel:
 
 
 # ----------------------------------------------------------------------------------------------
-# what the model shows (pure functions of the model, used by the components)
-
-
-def participants(model: mesa.Model) -> dict[str, list[int]]:
-    """Buses of the PV plants, prosumers and users (agents' ``role`` and ``bus``)."""
-    kinds = {"rep": "PV plant", "producer": "prosumer", "user": "user"}
-    out: dict[str, set[int]] = {kind: set() for kind in kinds.values()}
-    for agent in model.agents:
-        kind = kinds.get(getattr(agent, "role", ""))
-        if kind is not None:
-            out[kind].add(int(agent.bus))
-    return {kind: sorted(buses) for kind, buses in out.items()}
-
-
-def hour_row(frame: pd.DataFrame | pd.Series | None, t: int) -> pd.Series | None:
-    """Bus values of hour ``t`` from an (hour × bus) frame (clipped to its hours)."""
-    if frame is None:
-        return None
-    if isinstance(frame, pd.Series):
-        return frame.rename(index=int)
-    if frame.empty:
-        return None
-    hours = list(frame.index)
-    row = frame.loc[t] if t in hours else frame.iloc[min(max(t, 0), len(hours) - 1)]
-    return pd.Series(row.to_numpy(dtype=float), index=[int(c) for c in frame.columns])
-
-
-def model_hours_done(model: mesa.Model) -> int:
-    """Market hours done (``model.t``)."""
-    return int(getattr(model, "t", 0))
-
-
-def model_hours(model: mesa.Model) -> int:
-    """Market hours of the model's scenario."""
-    return int(model.params.hours)
-
-
-def shown_hour(model: mesa.Model) -> int:
-    """The market hour the feeder view shows: the last hour done (hour 0 before any step)."""
-    return max(int(getattr(model, "t", 0)) - 1, 0)
-
-
-def bus_values(model: mesa.Model, quantity: str) -> tuple[pd.Series | None, str]:
-    """DLMP ($/MWh) or voltage (p.u.) per bus of the shown hour, from ``model.last_opf`` (before
-    the first hour: the day-ahead OPF, if the scenario prices the day ahead)."""
-    opf = getattr(model, "last_opf", None) or getattr(model, "day_ahead", None)
-    if opf is None:
-        return None, ""
-    t = shown_hour(model)
-    if quantity == "voltage":
-        return hour_row(opf.v_pu, t), "voltage (p.u.)"
-    return hour_row(opf.dlmp_usd_per_mwh, t), "DLMP ($/MWh)"
-
-
-def line_flows(model: mesa.Model) -> pd.Series | None:
-    """Active power per line (kW, indexed by to_bus) of the last metered hour, if known."""
-    pf = getattr(model, "last_power_flow", None)
-    if pf is None or getattr(pf, "branch", None) is None:
-        return None
-    branch = pf.branch
-    return pd.Series(branch["p_from_kw"].to_numpy(float), index=branch["to_bus"].astype(int))
-
-
-def hourly_frame(model: mesa.Model) -> pd.DataFrame:
-    """One row per hour done (the model's hourly records, a superset of the DataCollector's)."""
-    return pd.DataFrame(model.hourly_rows)
-
-
-def agent_series(model: mesa.Model, variable: str, role: str) -> pd.DataFrame:
-    """(hour × agent) frame of one agent reporter for the agents of one role."""
-    frame = model.datacollector.get_agent_vars_dataframe()
-    if frame.empty or variable not in frame.columns:
-        return pd.DataFrame()
-    ids = {a.unique_id for a in model.agents if getattr(a, "role", None) == role}
-    frame = frame.reset_index()
-    frame = frame[frame["AgentID"].isin(ids)]
-    if frame.empty:
-        return pd.DataFrame()
-    return frame.pivot_table(index="Step", columns="AgentID", values=variable, aggfunc="last")
-
-
-def gas_by_operation(model: mesa.Model) -> pd.DataFrame:
-    """Mean gas per transaction and count by (chain, contract, operation) so far."""
-    gas = pd.DataFrame(model.gas_rows)
-    if not gas.empty:
-        gas = gas[gas["t"] >= 0]  # market hours only (set-up transactions have t = -1)
-    if gas.empty:
-        return pd.DataFrame(columns=["chain", "label", "gas_mean", "count"])
-    grouped = gas.groupby(["chain", "contract", "operation"])["gas_used"].agg(["mean", "count"])
-    grouped = grouped.reset_index().sort_values("mean")
-    grouped["label"] = grouped["contract"] + "." + grouped["operation"]
-    return grouped.rename(columns={"mean": "gas_mean"})[["chain", "label", "gas_mean", "count"]]
-
-
-def totals(model: mesa.Model) -> dict[str, float]:
-    """Running totals of the hours done: energy by source, grid relief, users' cost, gas."""
-    frame = hourly_frame(model)
-
-    def total(column: str) -> float:
-        return float(frame[column].sum()) if column in frame.columns else float("nan")
-
-    return {
-        "demand_kwh": total("demand_kwh"),
-        "local_kwh": total("local_kwh"),
-        "renewable_kwh": total("renewable_kwh"),
-        "grid_import_kwh": total("grid_import_kwh"),
-        "grid_import_kwh_baseline": total("grid_import_kwh_baseline"),
-        "user_cost_usd": total("user_cost_usd"),
-        "user_cost_usd_baseline": total("user_cost_usd_baseline"),
-        "tx_count": total("tx_count"),
-        "gas_used": total("gas_used"),
-    }
-
-
-# ----------------------------------------------------------------------------------------------
 # components (each takes the model; mesa re-renders them after every step)
 
 
@@ -239,7 +143,9 @@ def FeederView(model: mesa.Model) -> None:
         value_label=label,
         line_flows=line_flows(model),
         marks=participants(model),
-        title=f"Feeder at market hour {t}" if model.t else "Feeder (before the first hour)",
+        title=f"Feeder in the hour from {clock_label(model, t)}"
+        if model.t
+        else "Feeder (before the first hour)",
     )
     with solara.Column(classes=["gl-feeder"]):
         solara.ToggleButtonsSingle(
@@ -248,20 +154,85 @@ def FeederView(model: mesa.Model) -> None:
         solara.FigureMatplotlib(fig, format="png")
 
 
-def _time_series_post(title: str, ylabel: str, labels: list[str]) -> Callable[[Any], None]:
-    """Finish one of mesa's time-series plots: title, unit, readable legend, visible points."""
+def _not_yet(what: str, css: str) -> None:
+    """A line in place of a chart that has no data yet (no empty axes before the first step)."""
+    with solara.Column(classes=[css]):
+        solara.Text(f"{what}: drawn after the first market hour (press Step).",
+                    classes=["gl-no-data"])  # fmt: skip
 
-    def post(ax: Any) -> None:
-        for line in ax.get_lines():
-            line.set_marker("o")
-            line.set_markersize(3)
-        ax.legend(ax.get_lines(), labels, loc="best")
-        ax.set_title(title)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
 
-    return post
+def time_series_figure(
+    model: mesa.Model,
+    columns: Mapping[str, tuple[str, str]],
+    title: str,
+    ylabel: str,
+    steps: bool = False,
+) -> Figure | None:
+    """Hourly columns of the model (column -> (legend label, colour)) on clock hours; `steps`:
+    drawn as steps over each market hour (prices), else as points at the hour's start. None
+    before the first hour."""
+    frame = hourly_frame(model)
+    if frame.empty:
+        return None
+    x = model.params.start_hour + frame["t"].to_numpy(float)
+    labels = [clock_label(model, int(t)) for t in frame["t"]]
+    fig, ax = _figure()
+    for column, (label, colour) in columns.items():
+        y = frame[column].to_numpy(float)
+        if steps:
+            ax.stairs(y, np.append(x, x[-1] + 1), baseline=None, color=colour, lw=2, label=label)
+        else:
+            ax.plot(x, y, color=colour, lw=2, marker="o", ms=4, label=label)
+    time_axis(ax, x, labels, spans=steps)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    top = float(np.nanmax(frame[list(columns)].to_numpy(float), initial=0.0))
+    ax.set_ylim(0, top * 1.2 + 1e-9)  # room for the legend above the highest line
+    ax.legend(loc="best", fontsize=8)
+    return fig
 
+
+@solara.component
+def TimeSeries(
+    model: mesa.Model,
+    columns: Mapping[str, tuple[str, str]],
+    title: str,
+    ylabel: str,
+    css: str,
+    steps: bool = False,
+) -> None:
+    """`time_series_figure` on the page, re-drawn after every step."""
+    update_counter.get()  # re-render after every step (mesa's step counter)
+    fig = time_series_figure(model, columns, title, ylabel, steps)
+    if fig is None:
+        return _not_yet(title, css)
+    with solara.Column(classes=[css]):
+        solara.FigureMatplotlib(fig, format="png")
+
+
+def GridImportView(model: mesa.Model) -> None:
+    return TimeSeries(
+        model,
+        {"grid_import_kwh": SCHEME[0], "grid_import_kwh_baseline": SCHEME[1]},
+        "Grid import: trading vs baseline",
+        "kWh per market hour",
+        "gl-grid-chart",
+    )
+
+
+def PriceView(model: mesa.Model) -> None:
+    return TimeSeries(
+        model,
+        {"user_price_usd_per_mwh": SCHEME[0], "user_price_usd_per_mwh_baseline": SCHEME[1]},
+        "Users' average price",
+        "$/MWh",
+        "gl-price-chart",
+        steps=True,
+    )
+
+
+SCHEME = (("P2P trading", "tab:blue"), ("baseline (no trading)", "tab:gray"))
+"""Legend label and colour of the trading scheme and of the no-trading baseline."""
 
 ROLE_STYLE = {
     "producer": ("prosumers (LETB)", "tab:green"),
@@ -269,30 +240,43 @@ ROLE_STYLE = {
 }
 
 
+def agent_lines_figure(
+    model: mesa.Model, variable: str, roles: tuple[str, ...], title: str, ylabel: str
+) -> Figure | None:
+    """One thin line per agent of each role for an agent reporter, each role's mean in bold, on
+    clock hours (the end of each market hour); None before the first hour."""
+    frames = {role: agent_series(model, variable, role) for role in roles}
+    if all(frame.empty for frame in frames.values()):
+        return None
+    fig, ax = _figure()
+    for role, frame in frames.items():
+        if frame.empty:
+            continue
+        label, colour = ROLE_STYLE[role]
+        # DataCollector step k is collected at the end of market hour k - 1, i.e. at clock
+        # start_hour + k
+        x = model.params.start_hour + frame.index.to_numpy(float)
+        ax.plot(x, frame.to_numpy(), color=colour, alpha=0.25, lw=0.8)
+        ax.plot(x, frame.mean(axis=1), color=colour, lw=2.5, label=f"{label}: mean")
+    ax.legend(loc="best")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    steps = np.unique(np.concatenate([f.index.to_numpy(int) for f in frames.values()]))
+    time_axis(ax, model.params.start_hour + steps.astype(float),
+              [clock_label(model, int(k)) for k in steps])  # fmt: skip
+    ax.set_xlabel("hour of day (end of market hour)")
+    return fig
+
+
 @solara.component
 def AgentLines(
     model: mesa.Model, variable: str, roles: tuple[str, ...], title: str, ylabel: str
 ) -> None:
-    """One thin line per agent of each role for an agent reporter, each role's mean in bold."""
+    """`agent_lines_figure` on the page, re-drawn after every step."""
     update_counter.get()  # re-render after every step (mesa's step counter)
-    fig, ax = _figure()
-    drawn = False
-    for role in roles:
-        frame = agent_series(model, variable, role)
-        if frame.empty:
-            continue
-        label, colour = ROLE_STYLE[role]
-        ax.plot(frame.index, frame.to_numpy(), color=colour, alpha=0.25, lw=0.8)
-        ax.plot(frame.index, frame.mean(axis=1), color=colour, lw=2.5, label=f"{label}: mean")
-        drawn = True
-    if drawn:
-        ax.legend(loc="best")
-    else:
-        ax.text(0.5, 0.5, "no data yet: press Step", ha="center", va="center")
-    ax.set_title(title)
-    ax.set_xlabel("Step")
-    ax.set_ylabel(ylabel)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig = agent_lines_figure(model, variable, roles, title, ylabel)
+    if fig is None:
+        return _not_yet(title, f"gl-{variable}-chart")
     with solara.Column(classes=[f"gl-{variable}-chart"]):
         solara.FigureMatplotlib(fig, format="png")
 
@@ -312,18 +296,17 @@ def GasView(model: mesa.Model) -> None:
     """Mean gas per transaction of each contract operation (bars), count on each bar."""
     update_counter.get()  # re-render after every step (mesa's step counter)
     table = gas_by_operation(model)
-    fig, ax = _figure(6.4, 4.4)
     if table.empty:
-        ax.text(0.5, 0.5, "no transactions yet: press Step", ha="center", va="center")
-    else:
-        colours = {c: f"C{i}" for i, c in enumerate(sorted(table["chain"].unique()))}
-        y = np.arange(len(table))
-        ax.barh(y, table["gas_mean"], color=[colours[c] for c in table["chain"]])
-        ax.set_yticks(y, table["label"], fontsize=7)
-        for yi, (g, n) in enumerate(zip(table["gas_mean"], table["count"], strict=True)):
-            ax.text(g, yi, f" ×{n}", va="center", fontsize=7)
-        handles = [Patch(color=colour, label=chain) for chain, colour in colours.items()]
-        ax.legend(handles=handles, title="chain", loc="lower right", fontsize=8)
+        return _not_yet("Gas per operation", "gl-gas-chart")
+    fig, ax = _figure(6.4, 4.4)
+    colours = {c: f"C{i}" for i, c in enumerate(sorted(table["chain"].unique()))}
+    y = np.arange(len(table))
+    ax.barh(y, table["gas_mean"], color=[colours[c] for c in table["chain"]])
+    ax.set_yticks(y, table["label"], fontsize=7)
+    for yi, (g, n) in enumerate(zip(table["gas_mean"], table["count"], strict=True)):
+        ax.text(g, yi, f" ×{n}", va="center", fontsize=7)
+    handles = [Patch(color=colour, label=chain) for chain, colour in colours.items()]
+    ax.legend(handles=handles, title="chain", loc="lower right", fontsize=8)
     ax.set_title("Gas per operation (mean per transaction)")
     ax.set_xlabel("gas")
     with solara.Column(classes=["gl-gas-chart"]):
@@ -350,7 +333,7 @@ def TotalsView(model: mesa.Model) -> None:
         ("cost", "Users' cost (baseline)",
          f"${s['user_cost_usd']:.2f} (${s['user_cost_usd_baseline']:.2f})"),
         ("saving", "Users' saving", f"${saving:.2f}"),
-        ("gas", "Transactions / gas", f"{s['tx_count']:.0f} / {s['gas_used']:.0f}"),
+        ("gas", "Transactions / gas", f"{s['tx_count']:,.0f} / {s['gas_used']:,.0f}"),
     ]  # fmt: skip
     sc = model.params
     setting = [
@@ -372,30 +355,41 @@ def TotalsView(model: mesa.Model) -> None:
                     solara.Text(value, classes=[f"gl-{key}"])
 
 
-SCHEME_LABELS = ["P2P trading", "baseline (no trading)"]
+TABS: dict[str, list[Callable[[mesa.Model], Any]]] = {
+    "Feeder, grid and price": [FeederView, TotalsView, GridImportView, PriceView],
+    "Batteries, reputation and gas": [SocView, ReputationView, GasView],
+}
+"""Tab name (what it shows) -> its views; each view takes the model."""
 
-COMPONENTS: list[tuple[Callable[[mesa.Model], Any], int]] = [
-    (FeederView, 0),
-    make_plot_component(
-        {"grid_import_kwh": "tab:blue", "grid_import_kwh_baseline": "tab:gray"},
-        post_process=_time_series_post(
-            "Grid import: trading vs baseline", "kWh per hour", SCHEME_LABELS
-        ),
-    ),
-    make_plot_component(
-        {"user_price_usd_per_mwh": "tab:red", "user_price_usd_per_mwh_baseline": "tab:gray"},
-        post_process=_time_series_post("Users' average price", "$/MWh", SCHEME_LABELS),
-    ),
-    (TotalsView, 0),
-    (SocView, 1),
-    (ReputationView, 1),
-    (GasView, 1),
-]
+SLIDER_VALUES_CSS = """
+.v-slider__thumb-label-container { display: block !important; }
+.v-slider__thumb-label { display: flex !important; }
+.v-slider { margin-top: 26px; }
+"""
+"""Vuetify shows a slider's value (its thumb label) only while it is dragged; always show it."""
+
+
+@solara.component
+def MarketTabs(model: mesa.Model) -> None:
+    """When trading begins, then the tabs (named for what they show) with the active tab's views
+    (mesa's own tabs are called "Page 0", "Page 1"; only the active tab is drawn, as in mesa)."""
+    tab, set_tab = solara.use_state(0)
+    solara.Text(trading_start_line(model), classes=["gl-trading-start"])
+    with solara.v.Tabs(v_model=tab, on_v_model=set_tab):
+        for name in TABS:
+            solara.v.Tab(children=[name])
+    with solara.ColumnsResponsive(12, large=6, classes=["gl-views"]):
+        for view in list(TABS.values())[tab]:
+            view(model)
 
 
 @solara.component
 def Page() -> None:
-    """The page ``solara run gridledger.app`` serves; one model per browser session."""
+    """The page ``solara run gridledger.app`` serves; one model per browser session. SolaraViz
+    draws the sidebar (controls, Step / Play / Reset) and keeps the session's model; the main
+    area is MarketTabs of its current model."""
     params = solara.use_memo(model_params, [])
-    model = solara.use_memo(lambda: new_model(params), [])
-    SolaraViz(model, components=COMPONENTS, model_params=params, name=TITLE)
+    model = solara.use_reactive(solara.use_memo(lambda: new_model(params), []))
+    solara.Style(SLIDER_VALUES_CSS)
+    SolaraViz(model, components=[], model_params=params, name=TITLE)
+    MarketTabs(model.value)

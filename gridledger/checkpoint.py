@@ -1,8 +1,9 @@
 """Checkpoints of a market day and resuming an interrupted one (issue 7, scenario 8).
 
 With a checkpoint folder the model writes, after set-up and after every completed hour, the
-Results of the hours so far (`Results.save`: every file atomically, summary.json last; the
-summary says `hours` completed of `hours_planned`, `complete` false) and then `checkpoint.json`
+Results of the hours so far (`ResultsJournal`: the hour's new rows appended as parts,
+summary.json last; the summary says `hours` completed of `hours_planned`, `complete` false until
+the last hour) and then `checkpoint.json`
 (atomic, written last): the scenario, the chain spec, per chain the block the run started on and
 the block at the end of set-up and of every completed hour (number and hash), and each signer's
 next nonce after the last completed hour. A process that dies between two files leaves the
@@ -21,12 +22,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
+from gridledger.day.kpis import AGENT_COLUMNS, TRADE_COLUMNS
 from gridledger.market.chain import (
     IN_PROCESS_SPECS,
     ChainBackend,
@@ -36,7 +42,17 @@ from gridledger.market.chain import (
     make_chains,
 )
 from gridledger.market.replay import ReplayLog, check_history
-from gridledger.results import _atomic_write
+from gridledger.results import (
+    APPENDED_FRAMES,
+    PARTS_DIR,
+    SCENARIO_FILE,
+    SUMMARY_FILE,
+    _atomic_write,
+    _jsonable,
+    hourly_frame,
+    part_path,
+    write_parquet,
+)
 from gridledger.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -177,13 +193,122 @@ def checkpoint_of(model: EnergyMarketModel) -> Checkpoint:
     )
 
 
+SUMMARY_INPUTS: dict[str, list[str] | None] = {
+    "hourly": None,
+    "trades": None,
+    "gas": ["t", "contract", "operation", "gas_used"],
+}
+"""Frames (and columns; None: all) `gridledger.day.kpis.summary` reads."""
+
+
+class ResultsJournal:
+    """A checkpointing run's results on disk, appended per hour, not rewritten.
+
+    Checkpoint n (0: after set-up, t + 1: after hour t) writes only the rows the hourly, trades,
+    gas and agents frames gained since checkpoint n - 1 as part n (`results.part_path`), then
+    the summary (with `parts` = n + 1) and checkpoint.json: the cost of a checkpoint follows
+    the hour's rows, not the run's. `Results.load` reads such a folder from
+    its parts; `Results.save` (e.g. `gridledger run` at the end) writes whole frames and removes
+    the parts. The run id stays the folder's across a resume.
+    """
+
+    def __init__(self, folder: Path, *, resume: bool = False) -> None:
+        self.folder = folder
+        self.run_id = (resume and _folder_parts_run_id(folder)) or uuid.uuid4().hex
+        self.done = dict.fromkeys(APPENDED_FRAMES, 0)
+        """Rows of each frame already in the parts."""
+        self.frames: dict[str, pd.DataFrame] | None = None
+        """What the summary reads of the frames so far (built once, then extended per part)."""
+        self.wrote_scenario = False
+
+    @staticmethod
+    def _rows(model: EnergyMarketModel) -> dict[str, int]:
+        return {"hourly": len(model.hourly_rows), "trades": len(model.trade_rows),
+                "gas": model.ledger.n_tx, "agents": len(model.agent_rows)}  # fmt: skip
+
+    @staticmethod
+    def _frame(model: EnergyMarketModel, name: str, start: int, stop: int) -> pd.DataFrame:
+        if name == "gas":
+            return model.ledger.gas(start, stop)
+        if name == "hourly":
+            return hourly_frame(model.hourly_rows[start:stop])
+        rows, cols = (
+            (model.trade_rows, TRADE_COLUMNS)
+            if name == "trades"
+            else (model.agent_rows, AGENT_COLUMNS)
+        )
+        return pd.DataFrame(rows[start:stop], columns=cols)
+
+    @staticmethod
+    def _summary_input(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        cols = SUMMARY_INPUTS[name]
+        return frame if cols is None or frame.empty else frame[cols]
+
+    def skip(self, model: EnergyMarketModel) -> None:
+        """A resume re-executed a checkpointed hour: its rows are in the parts already."""
+        self.done = self._rows(model)
+        self.frames = None
+
+    def append(self, model: EnergyMarketModel) -> None:
+        """Checkpoint number model.t: the new rows as parts, hourly, scenario, summary."""
+        rows = self._rows(model)
+        if self.frames is None:
+            self.frames = {
+                n: self._summary_input(n, self._frame(model, n, 0, self.done[n]))
+                for n in SUMMARY_INPUTS
+            }
+        for name in APPENDED_FRAMES:
+            new = self._frame(model, name, self.done[name], rows[name])
+            path = part_path(self.folder, name, model.t)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_parquet(new, path, self.run_id)
+            if name not in SUMMARY_INPUTS or not len(new):
+                continue
+            new, old = self._summary_input(name, new), self.frames[name]
+            # hourly keeps its index (t)
+            both = pd.concat([old, new], ignore_index=name != "hourly") if len(old) else new
+            self.frames[name] = both
+        self.done = rows
+        if not self.wrote_scenario:
+            text = f"# run_id = {self.run_id}\n" + model.params.to_toml()
+            _atomic_write(self.folder / SCENARIO_FILE, lambda p: p.write_text(text))
+            self.wrote_scenario = True
+        f = self.frames
+        kpis = model.summary_kpis(f["hourly"], f["gas"], f["trades"])
+        summary = {"run_id": self.run_id, "parts": model.t + 1, **_jsonable(kpis)}
+        text = json.dumps(summary, indent=2, sort_keys=True, allow_nan=False)
+        # replaced atomically, not fsynced: a partial folder is for reading while the run goes
+        # on; a resume re-executes the run from checkpoint.json (fsynced) and the chains
+        _atomic_write(self.folder / SUMMARY_FILE, lambda p: p.write_text(text), durable=False)
+
+
+def _folder_parts_run_id(folder: Path) -> str | None:
+    """The run id of a partial results folder (a resumed run keeps appending to it)."""
+    with contextlib.suppress(OSError, ValueError):
+        summary = json.loads((folder / SUMMARY_FILE).read_text())
+        if "parts" in summary:
+            return str(summary["run_id"])
+    return None
+
+
+def results_journal(model: EnergyMarketModel, folder: Path) -> ResultsJournal:
+    """The model's journal into `folder` (made on first use)."""
+    journal = getattr(model, "results_journal", None)
+    if journal is None or journal.folder != folder:
+        resume = model.resumed_from is not None
+        journal = model.results_journal = ResultsJournal(folder, resume=resume)
+    return journal
+
+
 def write_checkpoint(model: EnergyMarketModel, folder: str | Path, *, results: bool = True) -> Path:
-    """Results of the hours so far (unless `results` is False: before set-up), then
-    checkpoint.json (both atomic; the checkpoint last)."""
+    """Results of the hours so far, appended (unless `results` is False: before set-up, when
+    the parts of an earlier run in `folder` are removed), then checkpoint.json (atomic, last)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if results:
-        model.results().save(folder)
+        results_journal(model, folder).append(model)
+    else:
+        shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
     text = json.dumps(checkpoint_of(model).to_json(), indent=1, sort_keys=True)
     path = folder / CHECKPOINT_FILE
     _atomic_write(path, lambda p: p.write_text(text))

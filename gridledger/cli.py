@@ -1,8 +1,9 @@
-"""Command line: `gridledger run | report | node | batch | viz`.
+"""Command line: `gridledger run | report | compare | node | batch | viz`.
 
 Each sub-command is added by a small `add_*_parser(subparsers)` function that sets
-`func=<callable(args) -> int>`; `batch` and `viz` live in the surfaces helper's modules
-(gridledger.batch, gridledger.viz_server), whose heavy imports happen only when they run.
+`func=<callable(args) -> int>`; `compare`, `batch` and `viz` live in their own modules
+(gridledger.compare, gridledger.batch, gridledger.viz_server), whose heavy imports happen only
+when they run. Every error is one line on stderr; exit codes: EXIT_CODES (README "Command line").
 """
 
 from __future__ import annotations
@@ -11,12 +12,92 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 DEFAULT_OUT = Path("results/default")
 EXIT_BAD_INPUT = 2
 EXIT_NODE_DOWN = 3
 EXIT_RESUME_CONFLICT = 4
+EXIT_CODES = {
+    0: "success",
+    EXIT_BAD_INPUT: "bad input (arguments, scenario, feeder, output folder); nothing was run",
+    EXIT_NODE_DOWN: "a chain node cannot be reached or went down during the run",
+    EXIT_RESUME_CONFLICT: "--resume: the chains contradict the checkpoint",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (`gridledger run: error: ...`)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def chain_spec(value: str) -> str:
+    """argparse type of `--chain`: a value `parse_chain_spec` accepts (checked before any work)."""
+    from gridledger.market.chain import parse_chain_spec
+
+    try:
+        parse_chain_spec(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--chain").lstrip(": ")) from None
+    return value
+
+
+def figure_formats(value: str) -> tuple[str, ...]:
+    """argparse type of `--figure-format`: comma-separated formats of FIGURE_FORMATS."""
+    from gridledger.report import FIGURE_FORMATS
+
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in value.split(",") if f.strip()))
+    bad = [f for f in formats if f not in FIGURE_FORMATS]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: use one or more of {', '.join(FIGURE_FORMATS)}, comma-separated"
+        )
+    return formats
+
+
+def add_figure_format_argument(p: argparse.ArgumentParser) -> None:
+    """`--figure-format png,pdf,svg` (sets args.figure_format, a tuple)."""
+    p.add_argument(
+        "--figure-format",
+        type=figure_formats,
+        default=("png",),
+        metavar="png,pdf,svg",
+        help="figure file format(s), comma-separated (default png)",
+    )
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """`--format` and `--figure-format`: what is written beside the Parquet files."""
+    p.add_argument(
+        "--format",
+        choices=("parquet", "csv"),
+        default="parquet",
+        help="'csv': also write each frame as <frame>.csv beside its Parquet file",
+    )
+    add_figure_format_argument(p)
+
+
+def write_outputs(
+    results: Any, out: Path, args: argparse.Namespace, *, new_run: bool = False
+) -> list[Path]:
+    """Figures (and CSV files with `--format csv`) of `results` into `out`; the paths.
+
+    `new_run`: `out` was just saved by a new run, so CSV and figure files not written now
+    belong to an older run and are removed (an overwritten folder never mixes two runs)."""
+    from gridledger.report import FIGURE_FORMATS, FIGURES, write_figures
+    from gridledger.results import FRAMES, export_csv
+
+    paths = write_figures(results, out / "figures", formats=args.figure_format)
+    if args.format == "csv":
+        paths += export_csv(results, out)
+    if new_run:
+        stale = [out / f"{name}.csv" for name in FRAMES]
+        stale += [out / "figures" / f"{n}.{f}" for n in FIGURES for f in FIGURE_FORMATS]
+        for path in set(stale) - set(paths):
+            path.unlink(missing_ok=True)
+    return paths
 
 
 def add_run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -25,12 +106,26 @@ def add_run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--hours", type=int, help="override the number of market hours")
     p.add_argument("--seed", type=int, help="override the scenario seed")
     p.add_argument(
+        "--households-per-bus",
+        type=int,
+        metavar="N",
+        help="override the scenario's households_per_bus: N household agents per load bus, each "
+        "signing its own transactions (1..1000; scale: README 'Scale')",
+    )
+    p.add_argument(
         "--chain",
+        type=chain_spec,
         default=None,
         help="'embedded' (default) or two JSON-RPC URLs 'URL_LETB,URL_RETB' (gridledger node); "
         "with --resume: the nodes' URLs if they came back elsewhere",
     )
     p.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an output folder holding another scenario's results (or other files)",
+    )
+    add_output_arguments(p)
     p.add_argument(
         "--checkpoint",
         action=argparse.BooleanOptionalAction,
@@ -53,6 +148,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="redraw the figures of a results folder")
     p.add_argument("dir", type=Path, help="folder written by `gridledger run`")
+    add_output_arguments(p)
     p.set_defaults(func=cmd_report)
     return p
 
@@ -67,17 +163,24 @@ def add_node_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from gridledger import __version__
+
+    parser = OneLineParser(
         prog="gridledger",
         description="Blockchain P2P electricity trading on a distribution feeder (Mesa model).",
+        epilog="exit codes:\n" + "\n".join(f"  {c}  {what}" for c, what in EXIT_CODES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"gridledger {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_parser(sub)
     add_report_parser(sub)
     add_node_parser(sub)
     from gridledger.batch import add_batch_parser
+    from gridledger.compare import add_compare_parser
     from gridledger.viz_server import add_viz_parser
 
+    add_compare_parser(sub)
     add_batch_parser(sub)
     add_viz_parser(sub)
     return parser
@@ -96,6 +199,8 @@ def _load_scenario(args: argparse.Namespace) -> Any:
         changes["hours"] = args.hours
     if args.seed is not None:
         changes["seed"] = args.seed
+    if args.households_per_bus is not None:
+        changes["households_per_bus"] = args.households_per_bus
     return sc.replace(**changes) if changes else sc
 
 
@@ -117,6 +222,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"local / renewable  {s['local_kwh']:8,.0f} / {s['renewable_kwh']:,.0f} kWh; "
         f"incentives ${s['incentives_usd']:,.2f}",
         f"transactions       {s['tx_count']:8,d}, gas {s['total_gas']:,d}",
+        f"scale              {s.get('agents', 0):8,d} agents signing, "
+        f"{s.get('tx_total', 0):,d} transactions with set-up, {tx_per_s(s):,.0f} tx/s",
         "gas per operation (mean):",
     ]
     for op, g in sorted(s["gas_by_operation"].items()):
@@ -152,15 +259,20 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def tx_per_s(summary: dict[str, Any]) -> float:
+    """Transactions (set-up included) per second of the run's wall time (0 if not known)."""
+    wall = summary.get("timing_s", {}).get("wall_s", 0.0)
+    return summary.get("tx_total", 0) / wall if wall else 0.0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from gridledger.checkpoint import load_checkpoint
     from gridledger.model import run_scenario
-    from gridledger.report import write_figures
+    from gridledger.outdir import check_output_folder, check_writable
 
     if args.resume is not None:
-        given = [
-            f"--{n}" for n in ("scenario", "hours", "seed", "out") if getattr(args, n) is not None
-        ]
+        names = ("scenario", "hours", "seed", "households_per_bus", "out")
+        given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is not None]
         if given or args.checkpoint is False:
             given += ["--no-checkpoint"] if args.checkpoint is False else []
             print(
@@ -174,33 +286,39 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"nothing to resume: all {ckpt.hours_planned} hours in {args.resume} are done")
             return 0
         out = args.resume
+        check_writable(out)
         results = run_scenario(
             resume=out, chain=args.chain or "embedded", progress=not args.no_progress
         )
     else:
         chain = args.chain or "embedded"
         out = args.out or DEFAULT_OUT
+        scenario = _load_scenario(args)
+        check_output_folder(out, scenario, force=args.force)  # before the run, not after it
         checkpoint = args.checkpoint if args.checkpoint is not None else chain != "embedded"
         results = run_scenario(
-            _load_scenario(args),
+            scenario,
             chain=chain,
             progress=not args.no_progress,
             checkpoint_dir=out if checkpoint else None,
         )
     out = results.save(out)
-    figs = write_figures(results, out / "figures")
+    written = write_outputs(results, out, args, new_run=True)
     print(format_summary(results.summary))
     frames = ",".join(results.frames())
-    print(f"wrote {out}/{{{frames}}}.parquet, summary.json, {len(figs)} figures")
+    csv = ", CSV" if args.format == "csv" else ""
+    figs = sum(p.parent.name == "figures" for p in written)
+    print(f"wrote {out}/{{{frames}}}.parquet{csv}, summary.json, {figs} figure files")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from gridledger.report import write_figures
+    from gridledger.outdir import check_writable
     from gridledger.results import Results
 
     results = Results.load(args.dir)
-    for path in write_figures(results, Path(args.dir) / "figures"):
+    check_writable(Path(args.dir), name="results folder")
+    for path in write_outputs(results, Path(args.dir), args):
         print(f"wrote {path}")
     return 0
 
@@ -208,9 +326,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     from gridledger.checkpoint import CheckpointError
     from gridledger.day.attacks import AttackSetupError
+    from gridledger.day.funding import FaucetTooSmallError
     from gridledger.day.world import MarketSetupError
     from gridledger.market.chain import ChainConnectionError, NodeDownError, ResumeConflictError
     from gridledger.network.feeder import FeederDataError
+    from gridledger.outdir import OutputFolderError
     from gridledger.results import ResultsError
     from gridledger.scenario import ScenarioError
 
@@ -221,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         MarketSetupError,
         AttackSetupError,
         CheckpointError,
+        FaucetTooSmallError,
+        OutputFolderError,
     )
 
     parser = build_parser()

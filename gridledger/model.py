@@ -44,6 +44,7 @@ from gridledger.checkpoint import (
     check_replayed_hour,
     load_checkpoint,
     prepare_resume,
+    results_journal,
     write_checkpoint,
 )
 from gridledger.day import attacks
@@ -84,7 +85,7 @@ from gridledger.market.chain import (
 from gridledger.market.ledger import Ledger
 from gridledger.network.opf import OPFResult
 from gridledger.network.powerflow import PowerFlowResult
-from gridledger.results import Results
+from gridledger.results import Results, hourly_frame
 from gridledger.scenario import Scenario
 
 __all__ = [
@@ -129,7 +130,7 @@ class EnergyMarketModel(mesa.Model):
         self.resumed_from = _resume
         self.resume_info: dict[str, Any] = {"remined_hours": {}}
         self.timing: dict[str, float] = defaultdict(float)
-        t0 = time.perf_counter()
+        t0 = self._wall_t0 = time.perf_counter()
         self.checkpoint_times_s: list[float] = []
         self.hourly_rows: list[dict[str, Any]] = []
         self.trade_rows: list[dict[str, Any]] = []
@@ -142,6 +143,7 @@ class EnergyMarketModel(mesa.Model):
         self.hour: dict[str, Any] = {}
         self.hour_gas: dict[str, int] = {}
         self.hour_tx = 0
+        self.offer_blocks = 0  # LETB blocks of the current hour's offers (day/phases.py)
         build_world(self)
         # energy price at the substation in the operator's OPF (Scenario.dlmp_reference)
         self.reference_price = self.tariff if sc.dlmp_reference == "tariff" else self.wholesale
@@ -232,7 +234,10 @@ class EnergyMarketModel(mesa.Model):
         """Results so far + checkpoint.json (skipped for hours a resume re-executes: the
         folder already holds them, rewriting fewer hours would only lose some)."""
         r = self.resumed_from
-        if self.checkpoint_dir is None or (r is not None and self.t - 1 <= r.last_completed_hour):
+        if self.checkpoint_dir is None:
+            return
+        if r is not None and self.t - 1 <= r.last_completed_hour:
+            results_journal(self, self.checkpoint_dir).skip(self)
             return
         t0 = time.perf_counter()
         write_checkpoint(self, self.checkpoint_dir)
@@ -312,28 +317,32 @@ class EnergyMarketModel(mesa.Model):
 
     def results(self) -> Results:
         """Tidy frames of the hours run so far plus the summary KPIs."""
-        hourly = pd.DataFrame(self.hourly_rows)
-        if not hourly.empty:
-            hourly = hourly.set_index("t", drop=False)
-            hourly.index.name = None
+        hourly = hourly_frame(self.hourly_rows)
         trades = pd.DataFrame(self.trade_rows, columns=TRADE_COLUMNS)
         gas = self.gas_rows
         agents = pd.DataFrame(self.agent_rows, columns=AGENT_COLUMNS)
-        kpis = summary(self, hourly, gas)
+        return Results(
+            hourly=hourly,
+            trades=trades,
+            gas=gas,
+            agents=agents,
+            summary=self.summary_kpis(hourly, gas, trades),
+            scenario=self.params,
+        )
+
+    def summary_kpis(
+        self, hourly: pd.DataFrame, gas: pd.DataFrame, trades: pd.DataFrame
+    ) -> dict[str, Any]:
+        """The summary KPIs of the hours run so far (frames as `results()` builds them)."""
+        self.timing["wall_s"] = time.perf_counter() - self._wall_t0  # set-up + hours so far
+        kpis = summary(self, hourly, gas, trades)
         # a checkpoint's results are partial: say how many of the planned hours they hold
         kpis["hours"] = len(hourly)
         kpis["hours_planned"] = self.params.hours
         kpis["complete"] = len(hourly) >= self.params.hours
         if self.resumed_from is not None:
             kpis["resumed"] = self._resume_summary()
-        return Results(
-            hourly=hourly,
-            trades=trades,
-            gas=gas,
-            agents=agents,
-            summary=kpis,
-            scenario=self.params,
-        )
+        return kpis
 
     def _resume_summary(self) -> dict[str, Any]:
         """What a resume found: hours restored, transactions served vs sent, re-mined hours."""
@@ -384,9 +393,14 @@ def run_scenario(
     from tqdm import tqdm
 
     with tqdm(total=model.params.hours, unit="h", desc="market day") as bar:
+        sent = [0, time.perf_counter()]  # market-hour transactions so far, start of the hours
 
         def tick(row: dict[str, Any]) -> None:
-            bar.set_postfix(tx=row["tx_count"], grid_kwh=f"{row['grid_import_kwh']:.0f}")
+            sent[0] += row["tx_count"]
+            rate = sent[0] / max(time.perf_counter() - sent[1], 1e-9)
+            bar.set_postfix(
+                tx=row["tx_count"], tx_s=f"{rate:.0f}", grid_kwh=f"{row['grid_import_kwh']:.0f}"
+            )
             bar.update(1)
 
         return model.run(tick)

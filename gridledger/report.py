@@ -6,7 +6,8 @@ fig5_pv_deficit: renewable (REP) PV production against the users' power deficien
 fig6_grid:       users' total grid demand before/after trading, the reduction shaded
 fig7_price:      users' average price before/after trading
 
-`write_figures(results, folder)` writes them as PNG files and returns the paths.
+`write_figures(results, folder, formats=("png", "svg"))` writes them (PNG, PDF or SVG) and
+returns the paths.
 """
 
 from __future__ import annotations
@@ -23,12 +24,20 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from gridledger.contracts.gas_bounds import GAS_BOUNDS, OTHER_BOUND, bound_of
 from gridledger.results import Results
 
 BEFORE = "#7f7f7f"
 AFTER = "#1f77b4"
 ACCENT = "#d62728"
 GREEN = "#2ca02c"
+BOUND_LABEL = (
+    "bound: half the paper's gas ("
+    + ", ".join(f"{op} {gas // 1000}k" for op, gas in GAS_BOUNDS.items())
+    + f", others {OTHER_BOUND // 1000}k)"
+)
+FIGURE_FORMATS = ("png", "pdf", "svg")
+"""Formats `write_figures` can write (matplotlib backends available with Agg)."""
 
 
 class ReportError(ValueError):
@@ -42,21 +51,26 @@ def _need(frame: pd.DataFrame, name: str, *cols: str) -> None:
 
 
 def _hours(results: Results) -> tuple[np.ndarray, list[str]]:
+    """x of each market hour: its start in hours since midnight of the first day (so a day
+    starting at 10:00 runs 10..33), and its clock label "HH:00"."""
     h = results.hourly
-    x = np.asarray(h.index if "t" not in h.columns else h["t"], dtype=float)
-    if "clock_hour" in h.columns:
-        labels = [f"{int(c):02d}:00" for c in h["clock_hour"]]
-    else:
-        labels = [f"{int(t) % 24:02d}:00" for t in x]
-    return x, labels
+    t = np.asarray(h.index if "t" not in h.columns else h["t"], dtype=float)
+    start = float(h["clock_hour"].iloc[0]) - t[0] if "clock_hour" in h.columns and len(h) else 0.0
+    x = t + start
+    return x, [f"{int(v) % 24:02d}:00" for v in x]
 
 
-def _time_axis(ax: plt.Axes, x: np.ndarray, labels: list[str]) -> None:
+def time_axis(ax: plt.Axes, x: np.ndarray, labels: list[str], *, spans: bool = False) -> None:
+    """Clock-hour ticks at the start of market hours. `spans`: the data are drawn as steps over
+    [start, start + 1 h) (limits from the first start to the last end), else centred on x."""
     step = max(1, len(x) // 12)
     ax.set_xticks(x[::step], labels[::step], rotation=45, ha="right")
     ax.set_xlabel("hour of day (start of market hour)")
     ax.grid(True, alpha=0.3)
-    ax.set_xlim(x[0] - 0.6, x[-1] + 0.6)
+    if spans:
+        ax.set_xlim(x[0], x[-1] + 1.0)
+    else:
+        ax.set_xlim(x[0] - 0.6, x[-1] + 0.6)
 
 
 def fig3_gas(results: Results) -> Figure:
@@ -80,16 +94,33 @@ def fig3_gas(results: Results) -> Figure:
     palette = plt.get_cmap("tab10")
     colors = [palette(contracts.index(c) % 10) for c in stats["contract"]]
     y = np.arange(len(stats))
-    ax.barh(y, stats["mean"] / 1000.0, color=colors)
-    ax.errorbar(stats["max"] / 1000.0, y, fmt="|", color="black", markersize=10, label="max per tx")
-    for yi, (m, mx, n) in enumerate(zip(stats["mean"], stats["max"], stats["count"], strict=True)):
-        ax.text(mx / 1000.0, yi, f"  mean {m / 1000:.0f}k gas x {n} tx", va="center", fontsize=8)
+    mean_k, max_k = stats["mean"] / 1000.0, stats["max"] / 1000.0
+    bound_k = (
+        np.array(
+            [
+                bound_of(f"{c}.{o}")
+                for c, o in zip(stats["contract"], stats["operation"], strict=True)
+            ]
+        )
+        / 1000.0
+    )
+    ax.barh(y, mean_k, color=colors, height=0.7)
+    ax.vlines(max_k, y - 0.35, y + 0.35, color="black", lw=1.5, label="max per tx")
+    ax.vlines(bound_k, y - 0.45, y + 0.45, color=ACCENT, lw=2.5, label=BOUND_LABEL)
+    x_max = max(float(max_k.max()), float(bound_k.max())) * 1.08
+    for yi, (m, n) in enumerate(zip(mean_k, stats["count"], strict=True)):
+        # the label sits at the end of its bar: inside it, or just outside a bar too short for it
+        inside = m > 0.25 * x_max
+        ax.text(m, yi, f" {m:.0f}k x {n} tx " if inside else f"  {m:.0f}k x {n} tx",
+                va="center", ha="right" if inside else "left", fontsize=8,
+                color="white" if inside else "black")  # fmt: skip
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("gas per transaction (thousands; bar = mean, | = max)")
-    ax.set_title("Gas per contract operation (market hours)")
-    ax.set_xlim(0, stats["max"].max() / 1000.0 * 1.45)
+    ax.set_xlabel("gas per transaction (thousands; bar = mean)")
+    ax.set_title("Gas per contract operation (market hours) against half the paper's figures")
+    ax.set_xlim(0, x_max)
     ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
     return fig
 
 
@@ -115,7 +146,7 @@ def fig4_battery(results: Results) -> Figure:
     ax.set_ylabel("battery power (kW)")
     span = max(1.0, float(np.max(np.abs(p), initial=0.0)) * 1.15)
     ax.set_ylim(-span, span)
-    _time_axis(ax, x, labels)
+    time_axis(ax, x, labels)
     ax.legend(loc="upper left", fontsize=8)
     return fig
 
@@ -143,6 +174,7 @@ def fig5_pv_deficit(results: Results) -> Figure:
         label="REP PV exported to the grid (feed-in tariff)",
     )
     ax.plot(x, deficiency, color=ACCENT, marker="o", lw=2, label="users' deficiency after LETB")
+    _shade_retb_window(ax, results, x)
     covered = float(sold.sum() / max(deficiency[pv > 0].sum(), 1e-9))
     ax.text(
         0.99,
@@ -155,11 +187,41 @@ def fig5_pv_deficit(results: Results) -> Figure:
         fontsize=9,
     )
     ax.set_ylabel("energy per market hour (kWh)")
-    ax.set_ylim(0, max(float(pv.max(initial=0)), float(deficiency.max(initial=0))) * 1.15 + 1)
-    _time_axis(ax, x, labels)
+    ax.set_ylim(0, max(float(pv.max(initial=0)), float(deficiency.max(initial=0))) * 1.3 + 1)
+    time_axis(ax, x, labels)
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title("Renewable (REP) PV production vs users' power deficiency")
     return fig
+
+
+def _shade_retb_window(ax: plt.Axes, results: Results, x: np.ndarray) -> None:
+    """Shade the hours the plants posted on RETB (their stable window) and say why output
+    outside them is exported."""
+    h = results.hourly
+    if "offered_renewable_kwh" not in h.columns:
+        return
+    posted = h["offered_renewable_kwh"].to_numpy(float) > 0
+    if not posted.any():
+        return
+    first, last = float(x[posted].min()), float(x[posted].max())
+    ax.axvspan(first - 0.5, last + 0.5, color="#dddddd", alpha=0.5, zorder=0)
+    sc = results.scenario
+    rule = (
+        f"forecast >= {sc.rep_stable_fraction:.0%} of nameplate"
+        if sc is not None
+        else "steady forecast output"
+    )
+    ax.text(
+        0.99,
+        0.90,
+        f"grey: the plants' stable window ({rule}), the only hours they offer on RETB;\n"
+        "outside it they do not offer (RETB sells stable supply only) and export it all;\n"
+        "inside it, output beyond the users' deficiency is exported",
+        ha="right",
+        va="top",
+        transform=ax.transAxes,
+        fontsize=8,
+    )
 
 
 def fig6_grid(results: Results) -> Figure:
@@ -194,7 +256,7 @@ def fig6_grid(results: Results) -> Figure:
     )
     ax.set_ylabel("users' grid demand (kWh per market hour)")
     ax.set_ylim(bottom=0)
-    _time_axis(ax, x, labels)
+    time_axis(ax, x, labels)
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title("Total grid demand before and after P2P trading")
     return fig
@@ -208,22 +270,26 @@ def fig7_price(results: Results) -> Figure:
     before = h["user_price_usd_per_mwh_baseline"].to_numpy(float)
     after = h["user_price_usd_per_mwh"].to_numpy(float)
     fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
-    ax.step(x, before, where="mid", color=BEFORE, lw=2, label="before (ToU tariff)")
-    ax.step(x, after, where="mid", color=AFTER, lw=2, label="after (P2P trading)")
-    ax.fill_between(x, after, before, step="mid", color=GREEN, alpha=0.25, label="saving")
+    edges = np.append(x, x[-1] + 1.0)  # market hour [start, start + 1 h): steps at the ticks
+    ax.stairs(before, edges, baseline=None, color=BEFORE, lw=2, label="before (ToU tariff)")
+    ax.stairs(after, edges, baseline=None, color=AFTER, lw=2, label="after (P2P trading)")
+    ax.fill_between(
+        edges, np.append(after, after[-1]), np.append(before, before[-1]), step="post",
+        color=GREEN, alpha=0.25, label="saving",
+    )  # fmt: skip
     if "dlmp_mean_usd_per_mwh" in h.columns:
-        ax.step(
-            x,
-            h["dlmp_mean_usd_per_mwh"],
-            where="mid",
+        ax.stairs(
+            h["dlmp_mean_usd_per_mwh"].to_numpy(float),
+            edges,
+            baseline=None,
             color="black",
             lw=1,
             ls=":",
             label="mean DLMP (cap of local prices)",
         )
     ax.set_ylabel("average price paid by users ($/MWh)")
-    ax.set_ylim(bottom=0)
-    _time_axis(ax, x, labels)
+    ax.set_ylim(0, float(np.nanmax(np.append(before, after), initial=1.0)) * 1.35)  # legend room
+    time_axis(ax, x, labels, spans=True)
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title("Users' electricity price before and after P2P trading")
     return fig
@@ -238,20 +304,43 @@ FIGURES: dict[str, Callable[[Results], Figure]] = {
 }
 
 
-def write_figures(results: Results, folder: str | Path, *, dpi: int = 120) -> list[Path]:
-    """Draw every figure into `folder` as PNG (written to a temp name, then moved into place)."""
+class FigureFormatError(ValueError):
+    """A figure format other than FIGURE_FORMATS was asked for."""
+
+
+def save_figure(
+    fig: Figure, folder: Path, name: str, formats: tuple[str, ...], dpi: int
+) -> list[Path]:
+    """Save `fig` as `folder/name.<fmt>` for each format (temp name, then moved into place) and
+    close it."""
+    bad = [f for f in formats if f not in FIGURE_FORMATS]
+    if bad:
+        raise FigureFormatError(
+            f"figure format {bad[0]!r} unknown; use {', '.join(FIGURE_FORMATS)}"
+        )
+    paths = []
+    try:
+        for fmt in formats:
+            path = folder / f"{name}.{fmt}"
+            tmp = folder / f".{name}.{fmt}.tmp"
+            try:
+                fig.savefig(tmp, dpi=dpi, format=fmt)
+                tmp.replace(path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            paths.append(path)
+    finally:
+        plt.close(fig)
+    return paths
+
+
+def write_figures(
+    results: Results, folder: str | Path, *, dpi: int = 120, formats: tuple[str, ...] = ("png",)
+) -> list[Path]:
+    """Draw every figure into `folder` in each of `formats` (png, pdf, svg); return the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, draw in FIGURES.items():
-        fig = draw(results)
-        path = folder / f"{name}.png"
-        tmp = folder / f".{name}.png.tmp"
-        try:
-            fig.savefig(tmp, dpi=dpi, format="png")
-            tmp.replace(path)
-        finally:
-            plt.close(fig)
-            tmp.unlink(missing_ok=True)
-        paths.append(path)
+        paths += save_figure(draw(results), folder, name, formats, dpi)
     return paths

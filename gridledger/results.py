@@ -1,8 +1,9 @@
 """Results of one run: tidy DataFrames (hourly, trades, gas, agents) and a summary, saved safely.
 
 `Results.save(folder)` writes `hourly.parquet`, `trades.parquet`, `gas.parquet`, `agents.parquet`,
-`attacks.parquet`, `scenario.toml` and `summary.json`. Each file is first written to a temporary
-name in the same folder and then moved into place with `os.replace` (atomic on POSIX), so a crash
+`attacks.parquet`, `scenario.toml` and `summary.json` (`export_csv` adds `<frame>.csv`). Each
+file is first written to a temporary name in the same folder (mode 0666 minus the umask) and then
+moved into place with `os.replace` (atomic on POSIX), so a crash
 never leaves a half-written file under a final name. Every file carries the same run id (Parquet
 schema metadata, a TOML comment, the JSON field `run_id`); `Results.load` refuses a folder whose
 files come from different saves, so a crash between two moves cannot produce a silently mixed
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ from gridledger.scenario import Scenario
 
 FRAMES = ("hourly", "trades", "gas", "agents", "attacks")
 OPTIONAL_FRAMES = ("attacks",)
+APPENDED_FRAMES = ("hourly", "trades", "gas", "agents")
+"""Frames a checkpoint appends per hour as parts (PARTS_DIR/<frame>/<n>.parquet) instead of
+rewriting them (gridledger/checkpoint.py); summary.json's `parts` says how many are valid."""
+PARTS_DIR = "parts"
 """Frames a folder saved by an older version may lack (rebuilt from its summary on load)."""
 SUMMARY_FILE = "summary.json"
 SCENARIO_FILE = "scenario.toml"
@@ -90,6 +95,7 @@ class Results:
             folder / SUMMARY_FILE,
             lambda p: p.write_text(json.dumps(summary, indent=2, sort_keys=True, allow_nan=False)),
         )
+        shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)  # a checkpoint's, now superseded
         return folder
 
     # --- load -----------------------------------------------------------------------------
@@ -107,24 +113,19 @@ class Results:
         except json.JSONDecodeError as exc:
             raise ResultsError(f"{summary_path}: not valid JSON ({exc})") from exc
         run_id = summary.pop("run_id", None)
+        parts = summary.pop("parts", None)  # a checkpoint's partial results
         frames: dict[str, pd.DataFrame] = {}
         for name in FRAMES:
+            if parts is not None and name in (*APPENDED_FRAMES, *OPTIONAL_FRAMES):
+                if name in APPENDED_FRAMES:
+                    frames[name] = _read_parts(folder, name, int(parts), run_id)
+                continue
             path = folder / f"{name}.parquet"
             if not path.is_file() and name in OPTIONAL_FRAMES:
                 continue  # saved before this frame existed: rebuilt from the summary
             if not path.is_file():
                 raise ResultsError(f"{path}: missing")
-            try:
-                table = pq.read_table(path)
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise ResultsError(f"{path}: unreadable Parquet ({exc})") from exc
-            file_id = (table.schema.metadata or {}).get(_RUN_ID_KEY, b"").decode()
-            if file_id != run_id:
-                raise ResultsError(
-                    f"{path}: belongs to run {file_id or '?'} but summary.json to run {run_id} "
-                    "(an interrupted save?)"
-                )
-            frames[name] = table.to_pandas()
+            frames[name] = _read_parquet(path, run_id).to_pandas()
         scenario = None
         scen_path = folder / SCENARIO_FILE
         if scen_path.is_file():
@@ -141,6 +142,53 @@ class Results:
         ) == _jsonable(other.summary)
 
 
+def hourly_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The hourly frame of hour rows: indexed by the market hour t (also a column)."""
+    hourly = pd.DataFrame(rows)
+    if not hourly.empty:
+        hourly = hourly.set_index("t", drop=False)
+        hourly.index.name = None
+    return hourly
+
+
+def part_path(folder: Path, frame: str, index: int) -> Path:
+    """Where a checkpoint writes part `index` (0: set-up, t + 1: hour t) of an appended frame."""
+    return folder / PARTS_DIR / frame / f"{index:05d}.parquet"
+
+
+def _read_parts(folder: Path, name: str, n: int, run_id: str | None) -> pd.DataFrame:
+    """The first `n` parts of an appended frame, concatenated in order."""
+    frames = [_read_parquet(part_path(folder, name, i), run_id).to_pandas() for i in range(n)]
+    filled = [f for f in frames if len(f)] or frames[:1]  # an hour may add no rows
+    if not filled:
+        return pd.DataFrame()
+    # hourly keeps its index (t); the other frames number their rows anew
+    return pd.concat(filled, ignore_index=name != "hourly")
+
+
+def _read_parquet(path: Path, run_id: str | None) -> pa.Table:
+    """A Parquet file of run `run_id` (ResultsError naming it if missing, bad or another run's)."""
+    if not path.is_file():
+        raise ResultsError(f"{path}: missing")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ResultsError(f"{path}: unreadable Parquet ({exc})") from exc
+    file_id = (table.schema.metadata or {}).get(_RUN_ID_KEY, b"").decode()
+    if file_id != run_id:
+        raise ResultsError(
+            f"{path}: belongs to run {file_id or '?'} but summary.json to run {run_id} "
+            "(an interrupted save?)"
+        )
+    return table
+
+
+def write_parquet(frame: pd.DataFrame, path: Path, run_id: str) -> None:
+    """`frame` to `path`, tagged with `run_id`, in place (a checkpoint's part: valid only once
+    summary.json counts it, so a torn or stale one is never read)."""
+    _write_parquet(frame, path, run_id)
+
+
 def _write_parquet(frame: pd.DataFrame, path: Path, run_id: str) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=True)
     meta = dict(table.schema.metadata or {})
@@ -148,19 +196,37 @@ def _write_parquet(frame: pd.DataFrame, path: Path, run_id: str) -> None:
     pq.write_table(table.replace_schema_metadata(meta), path)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via a temporary file in the same folder, fsync, then os.replace into place."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+def _atomic_write(path: Path, write: Callable[[Path], None], *, durable: bool = True) -> None:
+    """Write via a temporary file in the same folder, fsync (if `durable`: survives a power
+    loss, not only a crashed process), then os.replace into place.
+
+    The temporary file is created with mode 0666 minus the umask (like any file the user
+    writes, e.g. the figures), not mkstemp's 0600, so results are as readable as the figures."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         write(tmp)
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with tmp.open("rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def export_csv(results: Results, folder: str | Path) -> list[Path]:
+    """Write each frame as `<frame>.csv` beside its Parquet file (for spreadsheets and R).
+
+    The Parquet files stay the source `Results.load` reads; CSV is an export. Returns the paths.
+    """
+    folder = Path(folder)
+    paths = []
+    for name, frame in results.frames().items():
+        path = folder / f"{name}.csv"
+        _atomic_write(path, lambda p, f=frame: f.to_csv(p, index=True))
+        paths.append(path)
+    return paths
 
 
 def _jsonable(value: Any) -> Any:

@@ -26,6 +26,7 @@ exports: (
     base.feed_in_floor,
     base.cap_of,
     base.account_state,
+    base.max_batch,
 )
 
 struct Fill:
@@ -33,6 +34,12 @@ struct Fill:
     seller: address
     e_wh: uint256
     price: uint256
+
+struct SettleItem:
+    buyer: address
+    nonce: uint256
+    fills: DynArray[Fill, MAX_FILLS]
+    delivered_wh: DynArray[uint256, MAX_FILLS]
 
 event OfferPosted:
     producer: indexed(address)
@@ -177,6 +184,14 @@ def _seller(pid: uint256) -> address:
     return convert(self.seller_of[pid] & base.MASK160, address)
 
 
+@internal
+@pure
+def _before(price_a: uint256, id_a: uint256, price_b: uint256, id_b: uint256) -> bool:
+    """book order: offer (price_a, id_a) comes before (price_b, id_b) — by price, then by
+    producer id, so the book's order does not depend on the order offers were executed in"""
+    return price_a < price_b or (price_a == price_b and id_a < id_b)
+
+
 @external
 @view
 def area_id() -> uint256:
@@ -224,13 +239,13 @@ def post_offer(t: uint256, e_wh: uint256, price: uint256, hint_prev_id: uint256)
         prev_slot = self.producers[prev]
         assert (prev_slot >> P_HOUR_SHIFT) & base.MASK32 == tag, "stale hint"
         assert (prev_slot >> P_E_SHIFT) & base.MASK64 != 0, "stale hint"
-        assert prev_slot >> 160 <= price, "bad hint"
+        assert self._before(prev_slot >> 160, prev, price, pid), "bad hint"
         nxt = (prev_slot >> P_NEXT_SHIFT) & base.MASK32
     for i: uint256 in range(MAX_WALK):
         if nxt == 0:
             break
         next_slot: uint256 = self.producers[nxt]
-        if next_slot >> 160 > price:
+        if not self._before(next_slot >> 160, nxt, price, pid):
             break
         assert i + 1 < MAX_WALK, "hint too far"
         prev = nxt
@@ -353,19 +368,15 @@ def request(t: uint256, demand_wh: uint256, rt: uint256) -> uint256:
     return filled
 
 
-@external
-def settle(
+@internal
+def _settle(
     buyer: address,
     nonce: uint256,
     t: uint256,
     fills: DynArray[Fill, MAX_FILLS],
     delivered_wh: DynArray[uint256, MAX_FILLS],
 ):
-    """
-    @notice TDNO confirms the delivered Wh of each fill of `buyer`'s request `nonce`; pays each
-            seller delivered * price from escrow and credits the rest to the buyer inside the
-            contract (pull payment: spent first by its next request, or `withdraw()`), once
-    """
+    """settle one request (checks, payouts, refund credit, Settled event); see settle()"""
     n: uint256 = len(fills)
     assert n == len(delivered_wh), "length mismatch"
     acct: uint256 = base._settling_account(buyer, keccak256(abi_encode(buyer, nonce, t, fills)))
@@ -408,6 +419,32 @@ def settle(
         paid=paid,
         refunded=refunded,
     )
+
+
+@external
+def settle(
+    buyer: address,
+    nonce: uint256,
+    t: uint256,
+    fills: DynArray[Fill, MAX_FILLS],
+    delivered_wh: DynArray[uint256, MAX_FILLS],
+):
+    """
+    @notice TDNO confirms the delivered Wh of each fill of `buyer`'s request `nonce`; pays each
+            seller delivered * price from escrow and credits the rest to the buyer inside the
+            contract (pull payment: spent first by its next request, or `withdraw()`), once
+    """
+    self._settle(buyer, nonce, t, fills, delivered_wh)
+
+
+@external
+def settle_many(t: uint256, items: DynArray[SettleItem, base.MAX_BATCH]):
+    """
+    @notice TDNO settles up to MAX_BATCH requests of hour `t` in one call: each item is checked
+            and paid exactly as by settle(); any refused item reverts the whole call
+    """
+    for item: SettleItem in items:
+        self._settle(item.buyer, item.nonce, t, item.fills, item.delivered_wh)
 
 
 @external
@@ -518,14 +555,17 @@ def book() -> DynArray[uint256, MAX_BOOK_VIEW]:
 @external
 @view
 def hint_for(price: uint256) -> uint256:
-    """@notice predecessor id for an offer at `price` (last offer with price <= it; 0 = head)"""
+    """
+    @notice a valid `hint_prev_id` for an offer at `price` by any producer: the last offer with a
+            lower price (0 = head); post_offer walks on past equal prices with lower ids
+    """
     prev: uint256 = 0
     cur: uint256 = self._head(base._tag(base.roles))
     for i: uint256 in range(MAX_BOOK_VIEW):
         if cur == 0:
             break
         s: uint256 = self.producers[cur]
-        if s >> 160 > price:
+        if s >> 160 >= price:
             break
         prev = cur
         cur = (s >> P_NEXT_SHIFT) & base.MASK32

@@ -27,6 +27,7 @@ exports: (
     base.feed_in_floor,
     base.cap_of,
     base.account_state,
+    base.max_batch,
 )
 
 struct RetbTrade:
@@ -247,12 +248,9 @@ def request(
     return price
 
 
-@external
-def settle(trade: RetbTrade, delivered_wh: uint256):
-    """
-    @notice TDNO confirms `delivered_wh` Wh of `trade`; pays the REP delivered * price from
-            escrow and refunds the rest to the buyer, once
-    """
+@internal
+def _settle(trade: RetbTrade, delivered_wh: uint256):
+    """settle one trade (checks, payout, refund, Settled event); see settle()"""
     acct: uint256 = base._settling_account(trade.buyer, keccak256(abi_encode(trade)))
     assert delivered_wh <= trade.e_wh, "delivered above schedule"
     paid: uint256 = delivered_wh * trade.price
@@ -280,6 +278,30 @@ def settle(trade: RetbTrade, delivered_wh: uint256):
         paid=paid,
         refunded=refunded,
     )
+
+
+@external
+def settle(trade: RetbTrade, delivered_wh: uint256):
+    """
+    @notice TDNO confirms `delivered_wh` Wh of `trade`; pays the REP delivered * price from
+            escrow and refunds the rest to the buyer, once
+    """
+    self._settle(trade, delivered_wh)
+
+
+@external
+def settle_many(
+    trades: DynArray[RetbTrade, base.MAX_BATCH], delivered_wh: DynArray[uint256, base.MAX_BATCH]
+):
+    """
+    @notice TDNO settles up to MAX_BATCH trades in one call: each is checked and paid exactly
+            as by settle(); any refused trade reverts the whole call
+    """
+    assert len(trades) == len(delivered_wh), "length mismatch"
+    for i: uint256 in range(base.MAX_BATCH):
+        if i == len(trades):
+            break
+        self._settle(trades[i], delivered_wh[i])
 
 
 @internal

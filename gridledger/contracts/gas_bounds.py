@@ -7,9 +7,15 @@ benchmarks/bench_gas.py all take their bounds from here.
 
 Operations are named ``"<Contract>.<function>"``, optionally followed by a qualifier
 (``"LETB.request 3 fills"``); a bound applies to every name that starts with its key.
+
+A batched call (``settle_many``: the TDNO settles up to MAX_BATCH = 32 requests of one market
+and hour) has two bounds: per item (its gas / its items) the bound of the single call it
+replaces, 75k, and per call MAX_BATCH x 75k = 2.4M, 8 % of a 30M-gas block.
 """
 
 from __future__ import annotations
+
+from gridledger.market.clearing import MAX_BATCH  # items per settle_many call (market_base.vy)
 
 PAPER_GAS: dict[str, int] = {"LETB.request": 280_000, "RETB.request": 110_000}
 """The reference paper's gas figures for matching (LETB, RETB)."""
@@ -23,13 +29,36 @@ OTHER_BOUND = PAPER_OTHER_GAS // 2
 feedback, withdrawal, token transfers): 75k."""
 
 
+BATCHED: dict[str, str] = {"LETB.settle_many": "LETB.settle", "RETB.settle_many": "RETB.settle"}
+"""Batched operation -> the single-item operation whose bound each of its items keeps."""
+GAS_BOUNDS.update({op: MAX_BATCH * OTHER_BOUND for op in BATCHED})
+
+
+def item_bound_of(operation: str) -> int:
+    """Gas bound per item of a batched `operation` ("LETB.settle_many 12 items"): the bound of
+    the single call it batches."""
+    for batched, single in BATCHED.items():
+        if operation == batched or operation.startswith(batched + " "):
+            return bound_of(single)
+    raise ValueError(f"{operation!r} is not a batched operation; batched: {sorted(BATCHED)}")
+
+
 def bound_of(operation: str) -> int:
     """Gas bound of `operation` ("LETB.settle 3 fills", "RETB.request", ...): the bound of the
-    longest matching prefix in GAS_BOUNDS, else OTHER_BOUND."""
+    longest matching prefix in GAS_BOUNDS, else OTHER_BOUND (per call for batched operations)."""
     for prefix, gas in sorted(GAS_BOUNDS.items(), key=lambda kv: -len(kv[0])):
         if operation == prefix or operation.startswith(prefix + " "):
             return gas
     return OTHER_BOUND
 
 
-__all__ = ["GAS_BOUNDS", "OTHER_BOUND", "PAPER_GAS", "PAPER_OTHER_GAS", "bound_of"]
+__all__ = [
+    "BATCHED",
+    "GAS_BOUNDS",
+    "MAX_BATCH",
+    "OTHER_BOUND",
+    "PAPER_GAS",
+    "PAPER_OTHER_GAS",
+    "bound_of",
+    "item_bound_of",
+]

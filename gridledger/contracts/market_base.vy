@@ -44,6 +44,7 @@ MAX_CAP: constant(uint256) = 2**60 - 1
 MAX_E_WH: constant(uint256) = 10**12
 MAX_BUS: constant(uint256) = 65535
 MAX_CAPS: constant(uint256) = 64
+MAX_BATCH: constant(uint256) = 32  # items of one settle_many call (its gas grows with them)
 MAX_PRODUCERS: constant(uint256) = 2**24 - 1
 ROLE_PRODUCER: constant(uint256) = 1
 ROLE_CONSUMER: constant(uint256) = 2
@@ -288,6 +289,13 @@ def _settling_account(buyer: address, h: bytes32) -> uint256:
     assert acct & F_OPEN != 0, "already settled"  # or the buyer never had a matched request
     assert acct & COMMIT_MASK == self._commit(h), "unknown request"
     return acct
+
+
+@external
+@pure
+def max_batch() -> uint256:
+    """@notice items one settle_many call takes at most"""
+    return MAX_BATCH
 
 
 @external

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gridledger.day.chains import SELLER_SEED_UNITS, commitment, one_event
+from gridledger.day.funding import budget_wei
 from gridledger.market.accounts import derive_account
 from gridledger.market.chain import send_many
 from gridledger.market.contracts import usd_to_base_units
@@ -68,7 +69,7 @@ def register_sybils(model: EnergyMarketModel) -> None:
     bond = usd_to_base_units(sc.registration_bond_usd)
     accts = [derive_account(sc.seed, "sybil", i) for i in range(sc.sybil_identities)]
     signers = [ch.signer(a, agent=f"sybil{i}") for i, a in enumerate(accts)]
-    ch.fund([a.address for a in accts], 10**21)
+    ch.fund([a.address for a in accts], budget_wei(model, "letb", "seller"))
     admin, op = model.signers[("admin", "letb")], model.signers[("operator", "letb")]
     # bond + the seed every seller gets at set-up (day/chains.py SELLER_SEED_UNITS)
     send_many([(admin, tok.transfer(a.address, bond + SELLER_SEED_UNITS)) for a in accts])

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from eth_utils import keccak
 
 from gridledger.day.conservation import ConservationError
+from gridledger.day.funding import chain_budgets, check_faucets
 from gridledger.market.accounts import derive_account
 from gridledger.market.chain import (
     ChainBackend,
@@ -46,8 +47,8 @@ def commitment(seed: int, role: str, index: int) -> bytes:
 
 def setup_chains(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -> None:
     """On the model's chains ({'letb': ..., 'retb': ...}, made by the model from its `--chain`
-    spec): keys, gas, token deployments, LETB per area and RETB, grants, approvals and
-    registrations (set-up transactions have t = -1)."""
+    spec): keys, gas (budgets: day/funding.py), token deployments, LETB per area and RETB,
+    grants, approvals and registrations (set-up transactions have t = -1)."""
     sc = model.params
     t0 = time.perf_counter()
     # each LETB user's refund credit (token base units, user address -> units): LETB.settle
@@ -83,16 +84,13 @@ def setup_chains(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -
         r.account = derive_account(seed, "rep", r.index)
         r.signer = signer(f"rep{r.index}", r.account, "retb")
     model.operator.account, model.tdno.account = acct["operator"], acct["tdno"]
-    # gas for everyone (native coin from each chain's faucet)
-    gas_wei = 10**21
+    model.admin_account = acct["admin"]
+    # gas for everyone: each account's budget from what its role can send (day/funding.py),
+    # every faucet checked against its chain's total before the first transaction
+    budgets = {c: chain_budgets(model, c) for c in model.chains}
+    check_faucets(model, model.chains, budgets)
     for ch_name, ch in model.chains.items():
-        addrs = [acct[k].address for k in acct]
-        if ch_name == "letb":
-            addrs += [p.account.address for p in model.producers]
-        else:
-            addrs += [r.account.address for r in model.reps]
-        addrs += [u.account.address for u in model.users]
-        ch.fund(addrs, gas_wei)
+        ch.fund(list(budgets[ch_name]), list(budgets[ch_name].values()))
     # deploy: token per chain, LETB per area, RETB zone
     user_units = usd_to_base_units(sc.user_initial_usd)
     bond = usd_to_base_units(sc.registration_bond_usd)

@@ -15,6 +15,7 @@ from gridledger.day.chains import events, one_event, send_phase
 from gridledger.day.conservation import ConservationError
 from gridledger.day.pricing import price_hour
 from gridledger.market.chain import Signer, TxRequest
+from gridledger.market.clearing import OFFER_FANOUT, offer_rounds
 from gridledger.market.contracts import price_from_base_units_per_wh
 from gridledger.market.contracts import price_to_base_units_per_wh as price_to_chain
 
@@ -52,8 +53,8 @@ def phase1_operator(model: EnergyMarketModel, t: int) -> dict[int, float]:
 
 
 def phase2_offers(model: EnergyMarketModel, t: int, caps: dict[int, float]) -> dict[str, float]:
-    """Stage 1: producers post (es_p, v_p) on their area's LETB in price order (insertion hint =
-    the previous offer's producer id, computed off chain); REPs post on RETB."""
+    """Stage 1: producers post (es_p, v_p) on their area's LETB in rounds whose insertion hints
+    (computed off chain) hold in any execution order; REPs post on RETB with the first round."""
     sc = model.params
     fit = model.fit
     tariff = float(model.tariff[t])
@@ -71,16 +72,21 @@ def phase2_offers(model: EnergyMarketModel, t: int, caps: dict[int, float]) -> d
         if offer is not None:
             p.offer_price = price_to_chain(offer.price_usd_per_mwh)
             by_area[p.area].append(p)
+    # insertion hints computed off chain against the book of the previous round (block), so
+    # they hold whatever order a node executes a round in (clearing.offer_rounds)
+    rounds: list[list[tuple[Signer, TxRequest]]] = []
     offered_wh = 0
     for _a, prods in sorted(by_area.items()):
-        # insertion hints computed off chain: post in price order, each after the previous
-        prods.sort(key=lambda p: (p.offer_price, p.producer_id))
-        prev = 0
-        for p in prods:
-            m = model.letb[p.area]
-            items.append((p.signer, m.post_offer(t, p.offer.e_wh, p.offer_price, prev)))
-            prev = p.producer_id
-            offered_wh += p.offer.e_wh
+        by_id = {p.producer_id: p for p in prods}
+        keys = [(p.offer_price, p.producer_id) for p in prods]
+        for r, posts in enumerate(offer_rounds(keys, OFFER_FANOUT)):
+            if r == len(rounds):
+                rounds.append([])
+            for pid, hint in posts:
+                p = by_id[pid]
+                m = model.letb[p.area]
+                rounds[r].append((p.signer, m.post_offer(t, p.offer.e_wh, p.offer_price, hint)))
+        offered_wh += sum(p.offer.e_wh for p in prods)
     rep_wh = 0
     for r in model.reps:
         post = r.make_post(
@@ -106,7 +112,11 @@ def phase2_offers(model: EnergyMarketModel, t: int, caps: dict[int, float]) -> d
                 )
             )
             rep_wh += post.capacity_wh
-    send_phase(model, "post_offer", items)
+    model.offer_blocks = len(rounds)  # LETB blocks of this hour's offers (0: none offered)
+    for r, posts in enumerate(rounds or [[]]):
+        batch = posts + items if r == 0 else posts  # REPs post with the first round
+        if batch or r == 0:
+            send_phase(model, "post_offer", batch)
     # the hour's OfferPosted events are public: users see which areas' books hold offers
     model.areas_with_offers = set(by_area)
     return {"offered_local_kwh": offered_wh / 1000.0, "offered_renewable_kwh": rep_wh / 1000.0}

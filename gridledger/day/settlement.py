@@ -14,7 +14,7 @@ import numpy as np
 
 from gridledger.agents.tdno import pro_rata
 from gridledger.agents.user import meter_score
-from gridledger.day.chains import events, one_event, send_phase
+from gridledger.day.chains import events, send_phase
 from gridledger.day.conservation import ConservationError
 from gridledger.market.chain import TxResult
 from gridledger.market.contracts import price_from_base_units_per_wh, usd_from_base_units
@@ -72,45 +72,16 @@ def phase6_tdno(
             delivered_retb[uid] = d
         r.settle(t, sum(split), sc.dt_h)
     # TDNO confirms on chain -> escrow pays producers; LETB credits the undelivered value to the
-    # buyer inside the contract (spent by its next request), RETB refunds it
-    td = {c: model.signers[("tdno", c)] for c in model.chains}
-    items = []
-    letb_keys = list(letb_req)
-    for uid in letb_keys:
-        req = letb_req[uid]
-        u = req["user"]
-        items.append(
-            (
-                td["letb"],
-                model.letb[u.area].settle(
-                    u.account.address,
-                    req["nonce"],
-                    t,
-                    req["fills"],
-                    delivered_letb[uid],
-                ),
-            )
-        )
-    retb_keys = list(retb_trades)
-    for uid in retb_keys:
-        items.append(
-            (
-                td["retb"],
-                model.retb.settle(retb_trades[uid]["trade"], delivered_retb[uid]),
-            )
-        )
-    results = send_phase(model, "settle", items)
+    # buyer inside the contract (spent by its next request), RETB refunds it. One settle_many
+    # call per market (and per MAX_BATCH requests), every request checked as by settle().
+    settled = settle_on_chain(model, t, letb_req, delivered_letb, retb_trades, delivered_retb)
     tariff = float(model.tariff[t])
-    for k, (uid, res) in enumerate(zip(letb_keys + retb_keys, results, strict=True)):
-        is_letb = k < len(letb_keys)
+    for (kind, uid), ev in settled.items():
+        is_letb = kind == "letb"
         u = (letb_req if is_letb else retb_trades)[uid]["user"]
-        market = model.letb[u.area] if is_letb else model.retb
-        ev = one_event(market, res, "Settled")
         paid = usd_from_base_units(int(ev["paid"]))
-        if is_letb and int(ev["refunded"]) > 0:
-            credited = [a for name, a in events(market, res) if name == "Credited"]
-            if credited:  # else the refund did not fit the credit field and was transferred
-                model.letb_credit_units[u.account.address] = int(credited[0]["credit"])
+        if is_letb and ev.get("credit") is not None:
+            model.letb_credit_units[u.account.address] = int(ev["credit"])
         if is_letb:
             d = sum(delivered_letb[uid])
             u.local_usd += paid
@@ -130,6 +101,71 @@ def phase6_tdno(
         model.grid.buy_export(r.exported_kwh, model.fit)
     power_flows(model, t)
     return {"letb": delivered_letb, "retb": delivered_retb}
+
+
+def settle_on_chain(
+    model: EnergyMarketModel,
+    t: int,
+    letb_req: dict[int, dict[str, Any]],
+    delivered_letb: dict[int, list[int]],
+    retb_trades: dict[int, dict[str, Any]],
+    delivered_retb: dict[int, int],
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """The TDNO's settle_many calls of hour t (one per market and MAX_BATCH requests, one block
+    per chain); returns each request's Settled event by ("letb" | "retb", user id), in the order
+    of `letb_req` then `retb_trades`, with the buyer's LETB credit after it under "credit"
+    (None if no Credited event: nothing refunded, or the refund was transferred)."""
+    td = {c: model.signers[("tdno", c)] for c in model.chains}
+    items: list[tuple[Any, Any]] = []
+    markets: list[Any] = []
+    by_area: dict[int, list[int]] = defaultdict(list)
+    for uid, req in letb_req.items():
+        by_area[req["user"].area].append(uid)
+    for area, uids in sorted(by_area.items()):
+        market = model.letb[area]
+        batch = [
+            {
+                "buyer": letb_req[uid]["user"].account.address,
+                "nonce": letb_req[uid]["nonce"],
+                "fills": letb_req[uid]["fills"],
+                "delivered_wh": delivered_letb[uid],
+            }
+            for uid in uids
+        ]
+        calls = market.settle_many(t, batch)
+        items += [(td["letb"], c) for c in calls]
+        markets += [market] * len(calls)
+    retb_keys = list(retb_trades)
+    calls = model.retb.settle_many(
+        [retb_trades[uid]["trade"] for uid in retb_keys], [delivered_retb[uid] for uid in retb_keys]
+    )
+    items += [(td["retb"], c) for c in calls]
+    markets += [model.retb] * len(calls)
+    results = send_phase(model, "settle", items)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for market, res in zip(markets, results, strict=True):
+        kind = "letb" if market is not model.retb else "retb"
+        credit: dict[str, int] = {}
+        for name, ev in events(market, res):
+            if name == "Credited":
+                credit[ev["buyer"]] = int(ev["credit"])
+            elif name == "Settled":
+                key = (kind, ev["buyer"])
+                if key in found:
+                    raise ConservationError(
+                        f"hour {t}: {kind} request of {ev['buyer']} settled twice"
+                    )
+                found[key] = dict(ev, credit=credit.get(ev["buyer"]))
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for kind, reqs in (("letb", letb_req), ("retb", retb_trades)):
+        for uid, req in reqs.items():
+            ev = found.pop((kind, req["user"].account.address), None)
+            if ev is None:
+                raise ConservationError(f"hour {t}: {kind} request of user {uid} was not settled")
+            out[(kind, uid)] = ev
+    if found:
+        raise ConservationError(f"hour {t}: settlements of no request of the hour: {sorted(found)}")
+    return out
 
 
 def power_flows(model: EnergyMarketModel, t: int) -> None:

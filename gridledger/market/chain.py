@@ -87,6 +87,9 @@ DEFAULT_CHAIN_IDS: dict[str, int] = {"letb": 31401, "retb": 31402}
 """Chain ids of the two ledgers (LETB consortium chain, RETB chain); `gridledger node` uses them."""
 CHAIN_NAMES = ("letb", "retb")
 CALL_GAS = 50_000_000
+FUND_TXS_PER_BLOCK = 500
+"""Most funding transfers per block: anvil's pool slows down superlinearly with one sender's
+queue (5,000 transfers in one block: 7.0 s, in blocks of 500: see docs/scale.md)."""
 
 # --------------------------------------------------------------------------------------------
 # Errors
@@ -492,7 +495,8 @@ class ChainBackend(ABC):
         self._pending.clear()
         for ptx, res in zip(pending, results, strict=True):
             ptx.result = res
-            if res.error is not None and isinstance(res.error, NonceError) and ptx.signer:
+            unmined = (NonceError, InsufficientFundsError)
+            if res.error is not None and isinstance(res.error, unmined) and ptx.signer:
                 ptx.signer.resync()
         for cb in self._listeners:
             cb(results)
@@ -506,10 +510,14 @@ class ChainBackend(ABC):
             self._faucet_signer = Signer(self.faucet, self, agent="faucet")
         return self._faucet_signer
 
-    def fund(self, addresses: Sequence[str], wei: int) -> list[TxResult]:
-        """Send `wei` of the native coin from the faucet to each address, in one block."""
-        if wei < 0:
-            raise ValueError(f"fund: wei must be >= 0, got {wei}")
+    def fund(self, addresses: Sequence[str], wei: int | Sequence[int]) -> list[TxResult]:
+        """Send native coin from the faucet to each address (`wei`: one amount for all, or one
+        per address), in blocks of at most FUND_TXS_PER_BLOCK transfers."""
+        amounts = [wei] * len(addresses) if isinstance(wei, int) else [int(w) for w in wei]
+        if len(amounts) != len(addresses):
+            raise ValueError(f"fund: {len(addresses)} addresses but {len(amounts)} amounts")
+        if any(w < 0 for w in amounts):
+            raise ValueError(f"fund: wei must be >= 0, got {min(amounts)}")
         fs = self.faucet_signer()
         items = [
             (
@@ -518,14 +526,17 @@ class ChainBackend(ABC):
                     to=to_checksum_address(a),
                     data=b"",
                     gas=21_000,
-                    value=wei,
+                    value=w,
                     contract="",
                     function="fund_gas",
                 ),
             )
-            for a in addresses
+            for a, w in zip(addresses, amounts, strict=True)
         ]
-        return send_many(items, raise_on_error=True)
+        out: list[TxResult] = []
+        for i in range(0, len(items), FUND_TXS_PER_BLOCK):
+            out += send_many(items[i : i + FUND_TXS_PER_BLOCK], raise_on_error=True)
+        return out
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (HTTP session); the embedded chain has none."""
@@ -751,6 +762,7 @@ class EmbeddedChain(ChainBackend):
         self._builder = self._evm.get_vm().get_transaction_builder()
         self._vm: Any = None
         self._work_header: Any = None
+        self._block_logs = 0  # logs in the pending block so far: the next receipt's log offset
         self._faucet = _account_from_key(self.backend.account_keys[0].to_bytes())
         self._w3: Any = None
 
@@ -812,10 +824,10 @@ class EmbeddedChain(ChainBackend):
             raise TransactionRejected(msg, **label) from exc
         after = vm.add_receipt_to_header(before, receipt)
         self._work_header = after
-        n_logs = sum(len(p._local.receipt.logs) for p in self._pending.values())
         ptx._local = _LocalOutcome(
-            receipt, computation, evm_tx, after.gas_used - before.gas_used, n_logs
+            receipt, computation, evm_tx, after.gas_used - before.gas_used, self._block_logs
         )
+        self._block_logs += len(receipt.logs)
 
     def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
         from eth.vm.forks import PragueVM
@@ -835,6 +847,7 @@ class EmbeddedChain(ChainBackend):
         self._evm.header = self._evm.create_header_from_parent(mined.header)
         self._vm = None
         self._work_header = None
+        self._block_logs = 0
         block_hash = "0x" + mined.hash.hex()
         results = []
         for p in pending:
@@ -1271,16 +1284,32 @@ class RpcChain(ChainBackend):
                     gas_used=0,
                     status=0,
                 )
-                res.error = NonceError(
-                    f"tx {p.tx_hash} with nonce {p.nonce} was not mined (nonce gap); dropped",
-                    agent=p.agent,
-                    contract=p.contract,
-                    function=p.function,
-                )
+                res.error = self._unmined_error(p)
                 results.append(res)
                 continue
             results.append(self._result(p, r))
         return results
+
+    def _unmined_error(self, p: PendingTx) -> TransactionRejected:
+        """Why a dev node left a transaction out of its block: the sender could not pay for it
+        (anvil accepts a transaction its sender can pay now, then skips it in a block where the
+        sender's earlier transactions spent the balance) or a nonce gap."""
+        label = dict(agent=p.agent, contract=p.contract, function=p.function)
+        fields = rlp.decode(bytes(p.raw)[1:])
+        max_fee, value = int.from_bytes(fields[3], "big"), int.from_bytes(fields[6], "big")
+        cost = value + p.gas_limit * max_fee
+        with contextlib.suppress(RpcError):
+            if self.nonce(p.sender, "latest") == p.nonce:
+                have = self.balance(p.sender, "latest")
+                if have < cost:
+                    return InsufficientFundsError(
+                        f"tx {p.tx_hash} (nonce {p.nonce}) was not mined: its sender holds {have} "
+                        f"wei, the transaction may cost {cost}; dropped",
+                        **label,
+                    )
+        return NonceError(
+            f"tx {p.tx_hash} with nonce {p.nonce} was not mined (nonce gap); dropped", **label
+        )
 
     def _result(self, p: PendingTx, r: dict[str, Any]) -> TxResult:
         logs = tuple(

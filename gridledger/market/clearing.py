@@ -20,6 +20,11 @@ SCORE_MAX = 5
 POSITIVE_SCORE = 3
 MAX_FILLS = 16
 MAX_VISIT = 64
+MAX_BATCH = 32  # items one settle_many call takes (market_base.vy MAX_BATCH)
+OFFER_FANOUT = 6
+"""Offers of one `offer_rounds` round between two neighbours of the book: post_offer then walks
+past at most 5 offers from its hint, which keeps it within its gas bound (tests/contracts/
+test_gas.py)."""
 MAX_E_WH = 10**12
 MAX_PRICE = 2**96 - 1
 ONE = 10**18
@@ -92,24 +97,69 @@ class MatchResult:
     paid: int
 
 
+def book_key(offer: Offer) -> tuple[int, int]:
+    """Position of an offer in the LETB book: by price, then by producer id (so the book's order
+    does not depend on the order the offers were executed in)."""
+    return offer.price, offer.producer_id
+
+
 def insert_offer(book: Sequence[Offer], offer: Offer) -> tuple[Offer, ...]:
-    """Insert after every offer whose price is <= the new price (stable price order)."""
+    """Insert after every offer whose (price, producer id) is below the new offer's."""
     if not 1 <= offer.e_wh <= MAX_E_WH:
         raise ClearingError(f"offer e_wh={offer.e_wh} outside 1..{MAX_E_WH}")
     if any(o.producer_id == offer.producer_id for o in book):
         raise ClearingError(f"producer_id={offer.producer_id} already has an offer in the book")
-    pos = sum(1 for o in book if o.price <= offer.price)
+    pos = sum(1 for o in book if book_key(o) < book_key(offer))
     return (*book[:pos], offer, *book[pos:])
 
 
-def hint_for(book: Sequence[Offer], price: int) -> int:
-    """Producer id to pass as `hint_prev_id` for an offer at `price` (0 = insert at the head)."""
+def hint_for(book: Sequence[Offer], price: int, producer_id: int = 0) -> int:
+    """Producer id to pass as `hint_prev_id` for an offer at `price` (0 = insert at the head):
+    the last offer before (price, producer_id); with producer_id 0 (the LETB view `hint_for`)
+    the last offer with a lower price, a valid hint for any producer."""
     prev = 0
     for o in book:
-        if o.price > price:
+        if book_key(o) >= (price, producer_id):
             break
         prev = o.producer_id
     return prev
+
+
+def offer_rounds(offers: Sequence[tuple[int, int]], fanout: int) -> list[list[tuple[int, int]]]:
+    """Split one book's offers, (price, producer id) each, into rounds (one block each) with
+    hints that hold whatever order a node executes a round in.
+
+    Every hint is an offer of an earlier round (the book as the round starts: no offer of the
+    round itself), and at most `fanout` offers of a round fall between two neighbours of that
+    book, so post_offer walks past at most `fanout - 1` offers from its hint. Returns per round
+    the (producer id, hint) of each offer, in book order. n offers take
+    ceil(log_{fanout+1}(n + 1)) rounds.
+    """
+    if fanout < 1:
+        raise ClearingError(f"fanout={fanout} must be >= 1")
+    keys = sorted(offers)
+    if len({pid for _, pid in keys}) != len(keys):
+        raise ClearingError("offer_rounds: a producer id appears twice (one offer per hour)")
+    booked = [False] * len(keys)
+    rounds: list[list[tuple[int, int]]] = []
+    while not all(booked):
+        chosen: list[tuple[int, int]] = []
+        anchor, gap = 0, []  # the last booked offer's producer id, the unbooked offers after it
+        for i in range(len(keys) + 1):
+            if i == len(keys) or booked[i]:
+                g = len(gap)
+                picks = gap if g <= fanout else [
+                    gap[(j + 1) * (g + 1) // (fanout + 1) - 1] for j in range(fanout)
+                ]  # fmt: skip
+                for k in picks:
+                    chosen.append((keys[k][1], anchor))
+                    booked[k] = True
+                if i < len(keys):
+                    anchor, gap = keys[i][1], []
+            else:
+                gap.append(i)
+        rounds.append(chosen)
+    return rounds
 
 
 def match_request(
@@ -177,6 +227,20 @@ def settle(fills: Sequence[Fill], delivered_wh: Sequence[int]) -> Settlement:
     payouts = tuple(d * f.price for f, d in zip(fills, delivered_wh, strict=True))
     refunded = sum((f.e_wh - d) * f.price for f, d in zip(fills, delivered_wh, strict=True))
     return Settlement(payouts, sum(payouts), refunded, sum(delivered_wh))
+
+
+def settle_many(
+    items: Sequence[tuple[str, Sequence[Fill], Sequence[int]]],
+) -> tuple[Settlement, ...]:
+    """The TDNO's batch (LETB/RETB `settle_many`): (buyer, fills, delivered_wh) per request, each
+    settled as by `settle`; at most MAX_BATCH items and each buyer once ("already settled")."""
+    if len(items) > MAX_BATCH:
+        raise ClearingError(f"{len(items)} items in one settle_many, at most {MAX_BATCH}")
+    buyers = [b for b, _, _ in items]
+    twice = sorted({b for b in buyers if buyers.count(b) > 1})
+    if twice:
+        raise ClearingError(f"buyer(s) {twice} settled twice in one batch (already settled)")
+    return tuple(settle(fills, delivered) for _, fills, delivered in items)
 
 
 def credit_refund(credit: int, refunded: int) -> tuple[int, int]:
@@ -346,9 +410,11 @@ def trade_incentive(
 
 
 __all__ = [
+    "MAX_BATCH",
     "MAX_CREDIT",
     "MAX_FILLS",
     "MAX_VISIT",
+    "OFFER_FANOUT",
     "POSITIVE_SCORE",
     "REP_MAX",
     "SCORE_MAX",
@@ -360,6 +426,7 @@ __all__ = [
     "RepOffer",
     "RetbTrade",
     "Settlement",
+    "book_key",
     "choose_rep",
     "credit_refund",
     "hint_for",
@@ -369,10 +436,12 @@ __all__ = [
     "insert_offer",
     "log2_fp",
     "match_request",
+    "offer_rounds",
     "price_from_chain",
     "price_to_chain",
     "request_commitment",
     "settle",
+    "settle_many",
     "spend_credit",
     "trade_incentive",
     "update_reputation",

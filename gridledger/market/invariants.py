@@ -61,7 +61,7 @@ REP_MAX = 1000
 ZERO_ADDRESS = "0x" + "00" * 20
 REQUEST_KEY = ["chain", "address", "buyer", "nonce"]
 """A matched request: market contract (chain, address), buyer and the buyer's request nonce."""
-PAYOUT_OPERATIONS = frozenset({"settle", "withdraw"})
+PAYOUT_OPERATIONS = frozenset({"settle", "settle_many", "withdraw"})
 """Operations in which a market contract may send tokens (payments to sellers, refunds that do
 not fit the credit field, a buyer withdrawing its refund credit)."""
 BOND_OPERATIONS = frozenset({"register"})
@@ -395,8 +395,9 @@ def check_balance_changes(
     change equals its Transfer events' credits minus debits; (2) each debit of an account other
     than a market is in a transaction the account signed, or signed by a spender it approved
     earlier (Approval events), or is a registration bond pulled into a market; (3) a market pays
-    out only in 'settle' transactions; (4) tokens are minted (Transfer from the zero address) only
-    in a 'feedback' transaction that emitted IncentiveMinted for the same receiver and amount.
+    out only in 'settle' / 'settle_many' / 'withdraw' transactions; (4) tokens are minted
+    (Transfer from the zero address) only in a 'feedback' transaction that emitted
+    IncentiveMinted for the same receiver and amount.
     `transfers` = `Ledger.events("Transfer")`, `txs` = `Ledger.gas()`, both for all chains;
     `token_address` selects one token when several share the chain.
     """

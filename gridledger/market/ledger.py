@@ -120,9 +120,14 @@ class Ledger:
         return row
 
     # ---- frames ----
-    def gas(self) -> pd.DataFrame:
-        """One row per mined transaction (columns GAS_COLUMNS)."""
-        df = pd.DataFrame(self._tx_rows, columns=GAS_COLUMNS)
+    @property
+    def n_tx(self) -> int:
+        """Mined transactions recorded so far."""
+        return len(self._tx_rows)
+
+    def gas(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
+        """One row per mined transaction (columns GAS_COLUMNS), rows start..stop-1."""
+        df = pd.DataFrame(self._tx_rows[start:stop], columns=GAS_COLUMNS)
         return df.astype({"gas_used": "int64", "block": "int64", "status": "int64"})
 
     def events(self, name: str | None = None, contract: str | None = None) -> pd.DataFrame:

@@ -121,11 +121,13 @@ def start_anvil(
     state_file: Path | None = None,
     state_interval_s: int = 1,
     keep_history: bool = True,
+    order: str = "fifo",
 ) -> AnvilNode:
     """Start anvil on 127.0.0.1 with `chain_id`, wait until it answers, return the node.
 
     No automatic mining (`--no-mining`: blocks are mined by `evm_mine`, one per market hour or
-    phase), FIFO transaction order (a batch lands in submission order), a large block gas limit.
+    phase), FIFO transaction order (a batch lands in submission order; `order="fees"`: highest
+    priority fee first, as a public node orders), a large block gas limit.
     `block_time_s` instead mines a block every so many seconds, like a real network.
 
     `state_file`: the node's chain persists there (`--state`: loaded at start if it exists,
@@ -139,6 +141,8 @@ def start_anvil(
 
     if not 0 < int(chain_id) < 2**64:
         raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
+    if order not in ("fifo", "fees"):
+        raise ValueError(f"order must be 'fifo' or 'fees', got {order!r}")
     exe = binary or find_anvil()
     port = port or free_port()
     cmd = [
@@ -150,7 +154,7 @@ def start_anvil(
         "--balance", str(int(balance_eth)),
         "--accounts", "2",
         *(["--block-time", str(int(block_time_s))] if block_time_s else ["--no-mining"]),
-        "--order", "fifo",
+        "--order", order,
         "--silent",
     ]  # fmt: skip
     if state_file is not None:

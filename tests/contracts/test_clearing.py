@@ -25,14 +25,15 @@ def test_price_conversion_follows_the_agreed_unit() -> None:
         clearing.price_to_chain(-1)
 
 
-def test_insert_keeps_price_order_and_posting_order_for_ties() -> None:
+def test_insert_keeps_price_order_and_producer_id_order_for_ties() -> None:
     book: tuple[Offer, ...] = ()
-    for pid, price in [(1, 50), (2, 40), (3, 50), (4, 30), (5, 40)]:
+    for pid, price in [(3, 50), (2, 40), (1, 50), (4, 30), (5, 40)]:
         book = clearing.insert_offer(book, Offer(pid, A, 10, price))
-    assert [o.producer_id for o in book] == [4, 2, 5, 1, 3]
+    assert [o.producer_id for o in book] == [4, 2, 5, 1, 3]  # ties by id, not posting order
     assert clearing.hint_for(book, 45) == 5
     assert clearing.hint_for(book, 10) == 0
-    assert clearing.hint_for(book, 50) == 3
+    assert clearing.hint_for(book, 50) == 5  # any producer: the last lower price
+    assert clearing.hint_for(book, 50, producer_id=2) == 1  # exact predecessor of (50, 2)
     with pytest.raises(ClearingError, match="producer_id=1 already"):
         clearing.insert_offer(book, Offer(1, A, 10, 60))
     with pytest.raises(ClearingError, match="e_wh=0"):

@@ -5,7 +5,8 @@ thresholds, a prosumer that must skip its own offer), the LETB's fill cap (its `
 deployment parameter, 1..16: one LETB per cap is deployed on the same chain), deliveries and
 feedback scores; each example runs on the real EVM from one snapshot (reputations already spread
 by a warm-up) and through the reference, and demands identical fills, books, balances,
-reputations and incentives.
+reputations and incentives. LETB's first round of requests is settled with one settle_many call
+(reference: clearing.settle_many), the second request by request.
 """
 
 from __future__ import annotations
@@ -164,12 +165,24 @@ def test_letb_matches_reference(world: World, case) -> None:
         if book:  # the head's remaining energy (partial fills happen at the head or after skips)
             assert m.letb.functions.offer_of(book[0].producer_id).call()[2] == book[0].e_wh
 
-        for j, (buyer, nonce, fills) in enumerate(matched):
+        settling = []  # (buyer, nonce, fills, delivered, k after the request's fills)
+        for buyer, nonce, fills in matched:
             delivered = [f.e_wh * delivered_pct[(k + n) % 20] // 100 for n, f in enumerate(fills)]
             k += len(fills)
-            s = clearing.settle(fills, delivered)
+            settling.append((buyer, nonce, fills, delivered, k))
+        if _round == 0:  # the first round: the TDNO settles every request in one settle_many
+            ref = clearing.settle_many([(b, f, d) for b, _n, f, d, _k in settling])
+            if settling:
+                items = [(b, n, [x.as_tuple() for x in f], d) for b, n, f, d, _k in settling]
+                chain.send_quiet(m.letb.functions.settle_many(HOUR, items), m.tdno)
+        else:  # the second round: request by request
+            ref = tuple(clearing.settle(f, d) for _b, _n, f, d, _k in settling)
+        for j, ((buyer, nonce, fills, delivered, k), s) in enumerate(
+            zip(settling, ref, strict=True)
+        ):
             args = (buyer, nonce, HOUR, [f.as_tuple() for f in fills])
-            chain.send_quiet(m.letb.functions.settle(*args, delivered), m.tdno)
+            if _round == 1:
+                chain.send_quiet(m.letb.functions.settle(*args, delivered), m.tdno)
             for f, pay in zip(fills, s.payouts, strict=True):
                 expected[f.seller] += pay
             credit[buyer], transferred = clearing.credit_refund(credit[buyer], s.refunded)

@@ -9,14 +9,16 @@ from __future__ import annotations
 import pytest
 
 from gridledger import EnergyMarketModel, Results
-from gridledger.contracts.gas_bounds import bound_of
+from gridledger.contracts.gas_bounds import BATCHED, bound_of, item_bound_of
 from gridledger.day.chains import SELLER_SEED_UNITS
+from gridledger.market.contracts import MAX_BATCH
 
 pytestmark = pytest.mark.slow
 
 MARKET_OPERATIONS = {
-    "LETB.open_hour", "LETB.post_offer", "LETB.request", "LETB.settle", "LETB.feedback",
-    "RETB.open_hour", "RETB.post_offer", "RETB.request", "RETB.settle", "RETB.feedback",
+    "LETB.open_hour", "LETB.post_offer", "LETB.request", "LETB.settle_many", "LETB.feedback",
+    "RETB.open_hour", "RETB.post_offer", "RETB.request", "RETB.settle_many", "RETB.feedback",
+    "LETB.settle",  # a lone request of a market-hour
 }  # fmt: skip
 SETUP_OPERATIONS = {"LETB.register", "RETB.register", "EnergyToken.approve", "EnergyToken.transfer"}
 
@@ -33,6 +35,29 @@ def test_every_operation_of_the_default_day_within_its_gas_bound(
     worst = bounded.groupby(ops)["gas_used"].max()
     over = {op: int(gas) for op, gas in worst.items() if gas > bound_of(op)}
     assert not over, f"operations of the default day above their gas bound: {over}"
+
+
+def test_settle_many_within_its_bounds_per_item_and_per_call(
+    day: tuple[EnergyMarketModel, Results],
+) -> None:
+    """The TDNO's settle_many calls: one Settled event per item, 2..MAX_BATCH items, gas per
+    item within the single settle's bound (the per-call bound is checked above); a lone
+    request of a market-hour goes as settle."""
+    model, r = day
+    g = r.gas
+    ops = g["contract"] + "." + g["operation"]
+    batched = g[ops.isin(BATCHED)]
+    assert not batched.empty
+    items = model.ledger.events("Settled").groupby("tx_hash").size()
+    assert int(items.sum()) == len(r.trades.drop_duplicates(["chain", "buyer", "nonce"]))
+    singles = g[ops.isin(set(BATCHED.values()))]
+    assert (items[singles["tx_hash"]] == 1).all()
+    assert int(items[batched["tx_hash"]].sum()) > 10 * len(batched)  # most settle in batches
+    for op, tx, gas in zip(ops[batched.index], batched["tx_hash"], batched["gas_used"],
+                           strict=True):  # fmt: skip
+        n = int(items[tx])
+        assert 2 <= n <= MAX_BATCH, (tx, n)
+        assert gas / n <= item_bound_of(op), (op, tx, gas, n)
 
 
 def test_no_letb_request_fills_more_than_the_scenario_cap(

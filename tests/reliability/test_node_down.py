@@ -44,7 +44,7 @@ SC = Scenario().replace(hours=5, start_hour=16, cheat_producers=1, registration_
 """Local trades in hours 1-4; the non-delivering producer makes LETB escrow (refund credits) and
 balances change every hour, so replayed hours must read the state of their own blocks."""
 KILL_HOUR = 3
-"""Hour in which the LETB node is killed (after its post_offer block, before letb_request)."""
+"""Hour in which the LETB node is killed (after its last post_offer block, before letb_request)."""
 SUMMARY_KEYS = (
     "hours", "hours_planned", "complete", "demand_kwh", "local_kwh", "renewable_kwh",
     "grid_import_kwh", "user_cost_usd", "cost_saving_pct", "incentives_usd", "letb_credits_usd",
@@ -168,11 +168,16 @@ def nodes(tmp_path: Path) -> Iterator[Nodes]:
 
 
 def kill_when(model: EnergyMarketModel, hour: int, stage: str, action: Callable[[], None]) -> None:
-    """Run `action` once, right after the LETB chain mines its block of (hour, stage)."""
+    """Run `action` once, right after the LETB chain mines its (last) block of (hour, stage):
+    an hour's offers may take several blocks (`model.offer_blocks`, day/phases.py)."""
     done: list[bool] = []
+    seen: list[bool] = []
 
     def listener(results: object) -> None:
         if not done and model.t == hour and model.stage == stage:
+            seen.append(True)
+            if stage == "post_offer" and len(seen) < model.offer_blocks:
+                return
             done.append(True)
             action()
 

@@ -17,7 +17,7 @@ STEP_TIMEOUT_MS = 120_000  # one market hour (OPF, two chains, settlement) on a 
 
 def plot_images(page: Page) -> list[str]:
     """The src (PNG data) of every figure on the current tab."""
-    imgs = page.locator(".vue-grid-item img")
+    imgs = page.locator(".gl-views img")
     return [imgs.nth(i).get_attribute("src") or "" for i in range(imgs.count())]
 
 
@@ -42,17 +42,38 @@ def test_step_control_reset_in_the_browser(
     expect(page.locator(".gl-start")).to_have_text("10:00 / 6")
     expect(page.locator(".gl-areas")).to_have_text("2")
     prosumers_before = page.locator(".gl-prosumers").inner_text()
-    page.locator(".vue-grid-item img").first.wait_for(timeout=STEP_TIMEOUT_MS)
+    page.locator(".gl-feeder img").wait_for(timeout=STEP_TIMEOUT_MS)
+    # before the first step: no nan in the totals, a line instead of each empty chart, and a
+    # line saying when trading begins (this scenario starts at 10:00, in the PV plants' window)
+    for total in page.locator(".gl-totals").all():
+        assert "nan" not in total.inner_text().lower(), total.inner_text()
+    expect(page.locator(".gl-demand")).to_have_text("0 kWh")
+    expect(page.locator(".gl-no-data")).to_have_count(2)  # grid import and price
+    expect(page.locator(".gl-grid-chart")).to_contain_text("drawn after the first market hour")
+    expect(page.locator(".gl-trading-start")).to_contain_text("Trading begins with the first step")
     before = plot_images(page)
-    assert len(before) >= 3, "feeder and time-series figures are drawn"
+    assert len(before) == 1, "only the feeder is drawn before the first step"
+    page.screenshot(path=str(artifacts_dir / "viz_page_start.png"), full_page=True)
+    # every slider shows its value (vuetify shows it only while dragging by default)
+    share = page.locator(".v-input").filter(has_text="Share of prosumers")
+    expect(share.locator(".v-slider__thumb-label")).to_be_visible()
+    value = share.get_by_role("slider").get_attribute("aria-valuenow")
+    expect(share.locator(".v-slider__thumb-label")).to_have_text(f"{float(value or 'nan'):g}")
+    hours_control = page.locator(".v-input").filter(has_text="Market hours")
+    expect(hours_control.locator(".v-slider__thumb-label")).to_have_text("6")
+    step.click()
+    expect(page.get_by_text("Time: 1.0")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    expect(page.locator(".gl-no-data")).to_have_count(0)
+    before = plot_images(page)
+    assert len(before) == 3, "feeder, grid import and price"
 
-    for k in range(1, 4):
+    for k in range(2, 4):
         step.click()
         expect(page.get_by_text(f"Time: {k}.0")).to_be_visible(timeout=STEP_TIMEOUT_MS)
         expect(page.locator(".gl-hours")).to_have_text(re.compile(rf"^{k} of \d+$"))
     after = plot_images(page)
     changed = sum(a != b for a, b in zip(before, after, strict=False))
-    assert changed >= 3, f"only {changed} of {len(before)} figures changed after 3 steps"
+    assert changed >= 3, f"only {changed} of {len(before)} figures changed after 2 more steps"
     assert page.locator(".gl-gas").inner_text() != "0 / 0"
     assert page.locator(".gl-local").inner_text() != "0 kWh"  # prosumers sold on LETB
     assert page.locator(".gl-renewable").inner_text() != "0 kWh"  # PV plants sold on RETB
@@ -64,13 +85,13 @@ def test_step_control_reset_in_the_browser(
     expect(feeder_img).not_to_have_attribute("src", dlmp_src or "", timeout=STEP_TIMEOUT_MS)
 
     # the market tab: SoC, reputation, gas
-    page.get_by_role("tab", name="Page 1").click()
+    page.get_by_role("tab", name="Batteries, reputation and gas").click()
     for chart in ("soc", "reputation", "gas"):
         page.locator(f".gl-{chart}-chart img").wait_for(timeout=STEP_TIMEOUT_MS)
-    expect(page.locator(".gl-totals")).to_have_count(0)  # page 0 is hidden
+    expect(page.locator(".gl-totals")).to_have_count(0)  # the first tab is hidden
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifacts_dir / "viz_page_market.png"), full_page=True)
-    page.get_by_role("tab", name="Page 0").click()
+    page.get_by_role("tab", name="Feeder, grid and price").click()
 
     # move the share-of-prosumers slider up (one click on its track, as a user does), then
     # Reset builds a new model with the new value
