@@ -48,8 +48,9 @@ class RevmProvider(BaseProvider):
             raise UnsupportedMethodError(f"RevmProvider does not answer {method!r}")
         try:
             return {"jsonrpc": "2.0", "id": 0, "result": handler(list(params))}
-        except CallReverted as exc:  # web3 raises ContractLogicError with this message
-            error = {"code": 3, "message": f"execution reverted: {exc.reason}"}
+        except CallReverted as exc:  # web3 raises ContractLogicError with geth's message
+            message = f"execution reverted: {exc.reason}" if exc.reason else "execution reverted"
+            error = {"code": 3, "message": message}
             return {"jsonrpc": "2.0", "id": 0, "error": error}
 
     def _eth_chainId(self, params: list[Any]) -> str:
