@@ -1,7 +1,12 @@
 """Signed contract transactions per second, end to end, on each chain backend.
 
-End to end = build calldata, sign (coincurve; eth-account's signer shown for reference),
-submit, mine one block per batch, read the receipts and check every status. Workload:
+Backends in the same run: the in-process engines py-evm (EmbeddedChain) and revm (RevmChain),
+and an anvil process over HTTP. End to end = what the model does per transaction: build
+calldata, sign (coincurve; eth-account's signer shown for reference), submit (revm: decode,
+recover the sender, check, execute), mine one block per batch, read the receipts and check
+every status. Target (issue 14): >= 2,000 signed tx/s on revm. Wall-clock rates, and per CPU
+second of this process (less sensitive to other jobs on a shared machine; for anvil it leaves
+out the node's own process, so it is not comparable there). Workload:
 EnergyToken transfers between `AGENTS` funded agents, each agent signing its own transaction,
 `BATCH` transactions per block.
 Next to it: the raw cost of signing alone. Writes benchmarks/results/chain.json, prints a table.
@@ -28,6 +33,7 @@ from gridledger.market.chain import (
     RpcChain,
     Signer,
     TxRequest,
+    make_chain,
     send_many,
 )
 from gridledger.market.contracts import EnergyToken
@@ -51,7 +57,7 @@ def setup(chain: ChainBackend) -> tuple[EnergyToken, list[Signer]]:
 def run_trial(token: EnergyToken, agents: list[Signer], batches: int) -> dict[str, float]:
     n = 0
     blocks = set()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     for b in range(batches):
         items = [
             (a, token.transfer(agents[(i + b + 1) % AGENTS].address, USD))
@@ -60,9 +66,9 @@ def run_trial(token: EnergyToken, agents: list[Signer], batches: int) -> dict[st
         results = send_many(items)  # raises if any failed
         n += len(results)
         blocks.update(r.block_number for r in results)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert len(blocks) == batches, "one block per batch"
-    return {"tx": n, "seconds": dt, "tx_per_s": n / dt}
+    return {"tx": n, "seconds": dt, "tx_per_s": n / dt, "tx_per_cpu_s": n / cpu}
 
 
 def bench_backend(chain: ChainBackend, trials: int, batches: int) -> dict[str, object]:
@@ -72,6 +78,7 @@ def bench_backend(chain: ChainBackend, trials: int, batches: int) -> dict[str, o
     rates = [r["tx_per_s"] for r in runs]
     return {
         "tx_per_s_median": statistics.median(rates),
+        "tx_per_cpu_s_median": statistics.median(r["tx_per_cpu_s"] for r in runs),
         "tx_per_s_min": min(rates),
         "tx_per_s_max": max(rates),
         "tx_per_trial": runs[0]["tx"],
@@ -115,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     results: dict[str, object] = {"signing": bench_signing(args.trials)}
-    results["embedded"] = bench_backend(EmbeddedChain(31401, "letb"), args.trials, args.batches)
+    for engine in ("pyevm", "revm"):
+        chain = make_chain(engine, "letb", 31401)
+        results[engine] = bench_backend(chain, args.trials, args.batches)
     with start_anvil(31401) as node:
         chain = RpcChain(node.url, "letb", expected_chain_id=31401)
         results["anvil"] = bench_backend(chain, args.trials, args.batches)
@@ -134,16 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(OUT)
 
-    print(f"{'what':<34}{'median tx/s':>12}{'min':>9}{'max':>9}")
+    print(f"{'what':<34}{'median tx/s':>12}{'min':>9}{'max':>9}{'per cpu s':>11}")
     s = results["signing"]
     print(f"{'sign only, Signer (coincurve)':<34}{s['tx_per_s_median']:>12.0f}"  # type: ignore[index]
           f"{'':>18}   ({s['us_per_tx_median']:.0f} us/tx)")  # type: ignore[index]  # fmt: skip
     print(f"{'sign only, eth-account (coincurve)':<34}{s['eth_account_tx_per_s_median']:>12.0f}"  # type: ignore[index]
           f"{'':>18}   ({s['eth_account_us_per_tx_median']:.0f} us/tx)")  # type: ignore[index]  # fmt: skip
-    for name in ("embedded", "anvil"):
+    for name in ("pyevm", "revm", "anvil"):
         r = results[name]
         print(f"{name + ' end to end':<34}{r['tx_per_s_median']:>12.0f}"  # type: ignore[index]
-              f"{r['tx_per_s_min']:>9.0f}{r['tx_per_s_max']:>9.0f}")  # type: ignore[index]  # fmt: skip
+              f"{r['tx_per_s_min']:>9.0f}{r['tx_per_s_max']:>9.0f}"  # type: ignore[index]
+              f"{r['tx_per_cpu_s_median']:>11.0f}")  # type: ignore[index]  # fmt: skip
+    ratio = results["revm"]["tx_per_s_median"] / results["pyevm"]["tx_per_s_median"]  # type: ignore[index]
+    print(f"revm / py-evm: {ratio:.1f}x (target: >= 2,000 signed tx/s on revm)")
     print(f"-> {OUT}")
     return 0
 

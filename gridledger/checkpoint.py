@@ -34,6 +34,7 @@ import pandas as pd
 
 from gridledger.day.kpis import AGENT_COLUMNS, TRADE_COLUMNS
 from gridledger.market.chain import (
+    IN_PROCESS_SPECS,
     ChainBackend,
     ResumeConflictError,
     RpcChain,
@@ -336,7 +337,7 @@ def prepare_resume(ckpt: Checkpoint, spec: str | None = None) -> dict[str, RpcCh
     ResumeConflictError for a chain that is not the one the run started on."""
     spec = spec or ckpt.chain_spec
     sc = ckpt.scenario
-    if spec.strip() == "embedded":
+    if spec.strip() in IN_PROCESS_SPECS:
         raise CheckpointError(
             "an embedded-chain run cannot be resumed: its chains lived in the process that "
             "stopped; run it again, or run on nodes (--chain URL_LETB,URL_RETB) to resume"

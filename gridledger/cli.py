@@ -116,8 +116,9 @@ def add_run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--chain",
         type=chain_spec,
         default=None,
-        help="'embedded' (default) or two JSON-RPC URLs 'URL_LETB,URL_RETB' (gridledger node); "
-        "with --resume: the nodes' URLs if they came back elsewhere",
+        help="'embedded' (default: in-process revm), 'revm', 'pyevm' (in-process py-evm) or two "
+        "JSON-RPC URLs 'URL_LETB,URL_RETB' (gridledger node); with --resume: the nodes' URLs if "
+        "they came back elsewhere",
     )
     p.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument(
@@ -295,7 +296,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = args.out or DEFAULT_OUT
         scenario = _load_scenario(args)
         check_output_folder(out, scenario, force=args.force)  # before the run, not after it
-        checkpoint = args.checkpoint if args.checkpoint is not None else chain != "embedded"
+        from gridledger.market.chain import IN_PROCESS_SPECS
+
+        in_process = chain.strip() in IN_PROCESS_SPECS  # nothing to resume: no checkpoints
+        checkpoint = args.checkpoint if args.checkpoint is not None else not in_process
         results = run_scenario(
             scenario,
             chain=chain,

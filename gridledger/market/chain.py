@@ -1,16 +1,18 @@
 """Chain backends: everything between an agent's signed transaction and a mined block.
 
-Two backends behind one interface (`ChainBackend`):
+Backends behind one interface (`ChainBackend`); `make_chain` picks one by name or URL:
 
+* `RevmChain(chain_id, name)` (gridledger/market/revm_chain.py) -- an in-process revm chain
+  with node checks; the default embedded engine (`--chain embedded` / `revm`).
 * `EmbeddedChain(chain_id, name)` -- an in-process py-evm chain (the eth-tester backend) with its
-  own chain id. Transactions are executed when submitted (into the pending block) and mined as one
-  block by `mine()`. eth-tester never checks a transaction's chain id; this class does, before the
-  EVM sees the transaction (`ChainIdMismatchError`).
+  own chain id (`--chain pyevm`). Transactions are executed when submitted (into the pending
+  block) and mined as one block by `mine()`. eth-tester never checks a transaction's chain id;
+  this class does, before the EVM sees the transaction (`ChainIdMismatchError`).
 * `RpcChain(url, name, expected_chain_id=None)` -- any JSON-RPC node. On dev nodes (anvil,
   hardhat) automine is switched off and `mine()` calls `evm_mine` once, so one market hour (or
   phase) is one block; on real networks `mine()` waits for the receipts with a timeout.
 
-Model code is the same on both: sign and submit a batch (`Signer.send`, `send_many`), then
+Model code is the same on all: sign and submit a batch (`Signer.send`, `send_many`), then
 `chain.mine()` once. Every transaction is built here: local nonce per account and chain,
 explicit gas limit and EIP-1559 fee caps, signed with libsecp256k1 through coincurve
 (byte-identical to eth-account's signing, at a third of its cost).
@@ -30,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import coincurve
 import rlp
-from eth_utils import keccak, to_canonical_address, to_checksum_address
+from eth_utils import to_canonical_address, to_checksum_address
+
+from gridledger.market.codec import keccak, rlp_list
 
 if TYPE_CHECKING:  # eth_account costs seconds to import; the CLI imports this module early
     from eth_account.signers.local import LocalAccount
@@ -40,13 +44,17 @@ if TYPE_CHECKING:  # eth_account costs seconds to import; the CLI imports this m
 __all__ = [
     "CHAIN_NAMES",
     "DEFAULT_CHAIN_IDS",
+    "DEFAULT_EMBEDDED_ENGINE",
     "DEFAULT_GAS_LIMIT",
+    "EMBEDDED_ENGINES",
+    "IN_PROCESS_SPECS",
     "ChainBackend",
     "ChainConnectionError",
     "ChainError",
     "ChainIdMismatchError",
     "EmbeddedChain",
     "InsufficientFundsError",
+    "InvalidSignatureError",
     "Log",
     "NodeDownError",
     "NonceError",
@@ -183,6 +191,10 @@ class NonceError(TransactionRejected):
 
 class InsufficientFundsError(TransactionRejected):
     """The sender cannot pay value + gas limit x max fee."""
+
+
+class InvalidSignatureError(TransactionRejected):
+    """The signature is out of range (r, s, y parity, high s) or recovers no key."""
 
 
 class ReceiptTimeoutError(ChainError):
@@ -636,9 +648,9 @@ def sign_eip1559(
     fields: list[Any] = [
         chain_id, nonce, max_priority_fee_per_gas, max_fee_per_gas, gas, to, value, bytes(data), [],
     ]  # fmt: skip
-    sig = key.sign_recoverable(keccak(b"\x02" + rlp.encode(fields)), hasher=None)
+    sig = key.sign_recoverable(keccak(b"\x02" + rlp_list(fields)), hasher=None)
     fields += [sig[64], int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big")]
-    raw = b"\x02" + rlp.encode(fields)
+    raw = b"\x02" + rlp_list(fields)
     return raw, keccak(raw)
 
 
@@ -785,6 +797,7 @@ class EmbeddedChain(ChainBackend):
         return self._vm
 
     def _submit(self, ptx: PendingTx) -> None:
+        from eth_keys.exceptions import BadSignature
         from eth_utils.exceptions import ValidationError as EthValidationError
 
         try:
@@ -799,6 +812,8 @@ class EmbeddedChain(ChainBackend):
         before = self._work_header
         try:
             receipt, computation = vm.apply_transaction(before, evm_tx)
+        except BadSignature as exc:
+            raise InvalidSignatureError(f"bad signature: {exc}", agent=ptx.agent) from exc
         except EthValidationError as exc:
             msg = str(exc)
             label = dict(agent=ptx.agent, contract=ptx.contract, function=ptx.function)
@@ -981,6 +996,8 @@ def _classify_rpc_error(message: str) -> type[TransactionRejected] | None:
     m = message.lower()
     if "chain id" in m or "chainid" in m or "chain_id" in m:
         return ChainIdMismatchError
+    if "signature" in m or "recover the signer" in m:
+        return InvalidSignatureError
     if "nonce" in m:
         return NonceError
     if "insufficient funds" in m or "lack of funds" in m or "insufficient balance" in m:
@@ -1443,13 +1460,28 @@ class RpcChain(ChainBackend):
 # --------------------------------------------------------------------------------------------
 
 
+EMBEDDED_ENGINES = ("pyevm", "revm")
+"""In-process engines: py-evm through eth-tester (EmbeddedChain), revm (RevmChain)."""
+DEFAULT_EMBEDDED_ENGINE = "revm"
+"""The engine `--chain embedded` (the default) runs on."""
+IN_PROCESS_SPECS = ("embedded", *EMBEDDED_ENGINES)
+
+
 def make_chain(spec: str, name: str, chain_id: int) -> ChainBackend:
-    """'embedded' -> EmbeddedChain(chain_id, name); an http(s) URL -> RpcChain checked for it."""
-    if spec == "embedded":
+    """'revm' -> RevmChain, 'pyevm' -> EmbeddedChain, 'embedded' -> the default engine of the
+    two (DEFAULT_EMBEDDED_ENGINE); an http(s) URL -> RpcChain checked for `chain_id`."""
+    engine = DEFAULT_EMBEDDED_ENGINE if spec == "embedded" else spec
+    if engine == "pyevm":
         return EmbeddedChain(chain_id, name)
+    if engine == "revm":
+        from gridledger.market.revm_chain import RevmChain  # imports this module
+
+        return RevmChain(chain_id, name)
     if spec.startswith(("http://", "https://")):
         return RpcChain(spec, name, expected_chain_id=chain_id)
-    raise ValueError(f"chain spec must be 'embedded' or an http(s):// URL, got {spec!r}")
+    raise ValueError(
+        f"chain spec must be one of {IN_PROCESS_SPECS} or an http(s):// URL, got {spec!r}"
+    )
 
 
 def iter_results(ptxs: Sequence[PendingTx]) -> Iterator[TxResult]:
@@ -1463,16 +1495,18 @@ def iter_results(ptxs: Sequence[PendingTx]) -> Iterator[TxResult]:
 def parse_chain_spec(spec: str) -> dict[str, str]:
     """The `--chain` value -> {'letb': spec, 'retb': spec}.
 
-    Accepted: 'embedded' (two in-process chains); 'URL_LETB,URL_RETB' (what `gridledger node`
+    Accepted: 'embedded', 'revm' or 'pyevm' (two in-process chains; 'embedded' is the default
+    engine, DEFAULT_EMBEDDED_ENGINE); 'URL_LETB,URL_RETB' (what `gridledger node`
     prints, e.g. 'http://127.0.0.1:8545,http://127.0.0.1:8546'); 'letb=URL,retb=URL'.
     """
     spec = spec.strip()
-    if spec == "embedded":
-        return dict.fromkeys(CHAIN_NAMES, "embedded")
+    if spec in IN_PROCESS_SPECS:
+        return dict.fromkeys(CHAIN_NAMES, spec)
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if len(parts) != len(CHAIN_NAMES):
         raise ValueError(
-            f"--chain must be 'embedded' or two URLs 'URL_LETB,URL_RETB' (one node per chain, "
+            f"--chain must be 'embedded', 'revm', 'pyevm' or two URLs 'URL_LETB,URL_RETB' (one "
+            f"node per chain, "
             f"e.g. from `gridledger node`), got {spec!r}"
         )
     if all("=" in p for p in parts):

@@ -1,4 +1,5 @@
-"""Fixtures of the chain-layer tests: both ledgers on each backend (embedded, anvil processes)."""
+"""Fixtures of the chain-layer tests: both ledgers on each backend (the in-process engines
+py-evm and revm, anvil processes)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import pytest
 import vyper
 
 from gridledger.market.accounts import derive_account
-from gridledger.market.chain import DEFAULT_CHAIN_IDS, ChainBackend, EmbeddedChain, RpcChain, Signer
+from gridledger.market.chain import DEFAULT_CHAIN_IDS, ChainBackend, RpcChain, Signer, make_chain
 from gridledger.market.node import AnvilNode, start_anvil
 
-BACKENDS = ["embedded", pytest.param("anvil", marks=pytest.mark.anvil)]
+BACKENDS = ["pyevm", "revm", pytest.param("anvil", marks=pytest.mark.anvil)]
 
 PROBE_SOURCE = """
 #pragma version ^0.4.0
@@ -39,8 +40,8 @@ def probe_artifact() -> dict:
 @pytest.fixture(params=BACKENDS)
 def chains(request: pytest.FixtureRequest) -> Iterator[dict[str, ChainBackend]]:
     """{'letb': chain, 'retb': chain} with the default (distinct) chain ids."""
-    if request.param == "embedded":
-        yield {k: EmbeddedChain(cid, k) for k, cid in DEFAULT_CHAIN_IDS.items()}
+    if request.param != "anvil":
+        yield {k: make_chain(request.param, k, cid) for k, cid in DEFAULT_CHAIN_IDS.items()}
         return
     nodes: list[AnvilNode] = []
     out: dict[str, ChainBackend] = {}

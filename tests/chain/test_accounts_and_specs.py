@@ -5,11 +5,15 @@ from __future__ import annotations
 import coincurve
 import pandas as pd
 import pytest
+import rlp
 from eth_account import Account
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gridledger.market.accounts import derive_account
 from gridledger.market.chain import (
     DEFAULT_CHAIN_IDS,
+    DEFAULT_EMBEDDED_ENGINE,
     EmbeddedChain,
     make_chain,
     make_chains,
@@ -17,7 +21,9 @@ from gridledger.market.chain import (
     raw_tx_chain_id,
     sign_eip1559,
 )
+from gridledger.market.codec import rlp_list
 from gridledger.market.ledger import chain_capacity
+from gridledger.market.revm_chain import RevmChain
 
 
 def test_derived_accounts_are_reproducible_and_distinct():
@@ -45,7 +51,8 @@ def test_bad_derivation_inputs_are_named(args, field):
 
 
 def test_chain_spec_forms():
-    assert parse_chain_spec("embedded") == {"letb": "embedded", "retb": "embedded"}
+    for spec in ("embedded", "revm", "pyevm"):
+        assert parse_chain_spec(f" {spec} ") == {"letb": spec, "retb": spec}
     urls = {"letb": "http://127.0.0.1:8545", "retb": "http://127.0.0.1:8546"}
     assert parse_chain_spec("http://127.0.0.1:8545,http://127.0.0.1:8546") == urls
     assert parse_chain_spec("retb=http://127.0.0.1:8546, letb=http://127.0.0.1:8545") == urls
@@ -61,9 +68,12 @@ def test_bad_chain_specs_are_refused(spec):
 
 
 def test_make_chains_embedded_gives_two_chains_with_distinct_ids():
-    chains = make_chains("embedded")
-    assert {k: c.chain_id for k, c in chains.items()} == DEFAULT_CHAIN_IDS
-    assert all(isinstance(c, EmbeddedChain) for c in chains.values())
+    engines = {"pyevm": EmbeddedChain, "revm": RevmChain}
+    for spec in ("embedded", *engines):
+        chains = make_chains(spec)
+        assert {k: c.chain_id for k, c in chains.items()} == DEFAULT_CHAIN_IDS
+        cls = engines[DEFAULT_EMBEDDED_ENGINE if spec == "embedded" else spec]
+        assert all(type(c) is cls for c in chains.values())
     with pytest.raises(ValueError, match="chain spec"):
         make_chain("anvil", "letb", 1)
     with pytest.raises(ValueError, match="must differ"):
@@ -115,3 +125,11 @@ def test_fast_signing_is_byte_identical_to_eth_account(chain_id, nonce, to, valu
     assert tx_hash == bytes(ref.hash)
     assert Account.recover_transaction(raw) == account.address
     assert raw_tx_chain_id(raw) == chain_id
+
+
+RLP_ITEMS = st.one_of(st.integers(0, 2**256), st.binary(max_size=80), st.just([]))
+
+
+@given(st.lists(RLP_ITEMS, max_size=12))
+def test_fast_rlp_is_byte_identical_to_pyrlp(items):
+    assert rlp_list(items) == rlp.encode(items)

@@ -1,6 +1,7 @@
-"""The chain layer on both backends: embedded py-evm and anvil processes over HTTP.
+"""The chain layer on every backend: in-process py-evm and revm, anvil processes over HTTP.
 
-Every test runs twice (fixture `chains`): real EVM, real signatures, real gas, real HTTP.
+Every test runs on each backend (fixture `chains`: py-evm, revm, anvil): real EVM, real
+signatures, real gas, real HTTP.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Fixtures for the contract tests: one real EVM (py-evm via eth-tester) per test module with the
-token, one LETB and one RETB deployed and participants registered; every test starts from a
-snapshot of that state and is reverted afterwards."""
+"""Fixtures for the contract tests: one real EVM per test module and engine (py-evm via
+eth-tester; revm through RevmChain) with the token, one LETB and one RETB deployed and
+participants registered; every test starts from a snapshot of that state and is reverted
+afterwards."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from gridledger.contracts import load_artifact
+from gridledger.market.accounts import derive_account
+from gridledger.market.chain import Signer, TransactionReverted, TxRequest
+from gridledger.market.revm_chain import RevmChain
 
+ENGINES = ["pyevm", "revm"]
 TX_GAS = 5_000_000
+DEPLOY_GAS = 20_000_000
 USD = 10**18
 PER_MWH = 10**12  # token base units per Wh for 1 $/MWh
 N_ACCOUNTS = 30
@@ -45,7 +51,10 @@ class Chain:
     gas_log: list[tuple[str, int]] = field(default_factory=list)
 
     @classmethod
-    def fresh(cls, n_accounts: int = N_ACCOUNTS) -> Chain:
+    def fresh(cls, n_accounts: int = N_ACCOUNTS, engine: str = "pyevm") -> Chain:
+        """A new chain on `engine` ('pyevm' or 'revm') with `n_accounts` funded accounts."""
+        if engine == "revm":
+            return RevmTestChain.fresh_revm(n_accounts)
         genesis = PyEVMBackend.generate_genesis_state(num_accounts=n_accounts)
         tester = EthereumTester(PyEVMBackend(genesis_state=genesis))
         w3 = Web3(EthereumTesterProvider(tester))
@@ -99,6 +108,62 @@ class Chain:
 
     def revert(self, snap: int) -> None:
         self.tester.revert_to_snapshot(snap)
+
+
+@dataclass
+class RevmTestChain(Chain):
+    """The same interface on a RevmChain: every transaction signed by its sender's key and
+    mined in its own block (as eth-tester's auto-mining does); reads through `chain.w3`."""
+
+    chain: Any = None
+    signers: dict[str, Signer] = field(default_factory=dict)
+
+    @classmethod
+    def fresh_revm(cls, n_accounts: int) -> RevmTestChain:
+        chain = RevmChain(131_277, "contracts")
+        keys = [derive_account(5, "acct", i) for i in range(n_accounts)]
+        signers = [Signer(k, chain, f"acct{i}") for i, k in enumerate(keys)]
+        chain.fund([s.address for s in signers], 10**21)
+        out = cls(None, chain.w3, [s.address for s in signers], chain=chain)  # type: ignore[arg-type]
+        out.signers = {s.address: s for s in signers}
+        out.w3.eth.default_account = out.accounts[0]
+        return out
+
+    def _mine(self, to: str | None, data: bytes, sender: str, gas: int = TX_GAS) -> Any:
+        ptx = self.signers[sender].send(TxRequest(to, data, gas=gas))
+        self.chain.mine()
+        return ptx.result
+
+    def deploy(self, name: str, *args: Any, sender: str | None = None) -> Contract:
+        art = load_artifact(name)
+        ctor = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"]).constructor(*args)
+        data = bytes.fromhex(ctor.data_in_transaction[2:])
+        res = self._mine(None, data, sender or self.accounts[0], DEPLOY_GAS)
+        assert res.ok, f"deploying {name} failed: {res.error}"
+        return self.w3.eth.contract(address=res.contract_address, abi=art["abi"])
+
+    def send(self, call: Any, sender: str, label: str | None = None) -> Any:
+        res = self._mine(call.address, bytes.fromhex(call._encode_transaction_data()[2:]), sender)
+        if isinstance(res.error, TransactionReverted):
+            raise Reverted(res.error.reason or "reverted without reason")
+        res.raise_for_error()
+        if label:
+            self.gas_log.append((label, res.gas_used))
+        return self.w3.eth.get_transaction_receipt(res.tx_hash)
+
+    def send_quiet(self, call: Any, sender: str) -> None:
+        res = self._mine(call.address, bytes.fromhex(call._encode_transaction_data()[2:]), sender)
+        if isinstance(res.error, TransactionReverted):
+            raise Reverted(res.error.reason or "reverted without reason")
+        res.raise_for_error()
+
+    def snapshot(self) -> str:  # type: ignore[override]  # a block hash, as eth-tester's
+        return self.chain.get_block()["hash"]
+
+    def revert(self, snap: str) -> None:  # type: ignore[override]
+        self.chain.revert_to(snap)
+        for s in self.signers.values():
+            s.resync()
 
 
 def revert_reason(chain: Chain, call: Any, sender: str) -> str:
@@ -253,9 +318,15 @@ def add_letb(m: Market, max_fills: int, area_id: int = 2) -> Contract:
     return letb
 
 
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """The EVM the module's chain runs on ('pyevm' or 'revm')."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def chain() -> Chain:
-    return Chain.fresh()
+def chain(engine: str) -> Chain:
+    return Chain.fresh(engine=engine)
 
 
 @pytest.fixture(scope="module")

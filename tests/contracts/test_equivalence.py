@@ -69,8 +69,8 @@ def _warm_up(m: Market, letb_only: bool = False) -> None:
 
 
 @pytest.fixture(scope="module")
-def world() -> World:
-    chain = Chain.fresh()
+def world(engine: str) -> World:
+    chain = Chain.fresh(engine=engine)
     m = deploy_market(chain)
     _warm_up(m)
     letbs = {k: replace(m, letb=add_letb(m, k, area_id=10 + k)) for k in range(1, LETB_MAX_FILLS)}

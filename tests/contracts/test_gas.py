@@ -62,10 +62,10 @@ def test_every_operation_of_a_market_day_within_bounds(market: Market) -> None:
 
 
 @pytest.fixture(scope="module")
-def big_book() -> tuple[Market, dict[str, int], dict[str, int]]:
+def big_book(engine: str) -> tuple[Market, dict[str, int], dict[str, int]]:
     """A market with BOOK + 3 producers at one bus; snapshots of the hour with 1, 2 and BOOK
     offers in the book (prices 30, 30.5, 31, ... $/MWh; the probes post between them)."""
-    chain = Chain.fresh(BOOK + 12)
+    chain = Chain.fresh(BOOK + 12, engine)
     m = deploy_market(chain, n_producers=1, n_consumers=1, n_reps=1)
     extra = chain.accounts[-(BOOK + 3) :]
     bus = 500

@@ -1,4 +1,4 @@
-"""Acceptance: the default day end to end on the embedded chains with the real OPF solver.
+"""Acceptance: the default day end to end on the embedded chains (revm) with the real OPF solver.
 
 The day itself runs once per session (fixture `day` in conftest.py)."""
 

@@ -4,7 +4,8 @@
 zone, funds and registers producers, users, REPs (plus an unregistered stranger) with keys from
 `derive_account`, and records everything in a `Ledger`. `World.check()` runs every invariant of
 `gridledger.market.invariants` over the chain state and the ledger since set-up.
-Backends: 'embedded' (py-evm) and 'anvil' (two anvil processes started here).
+Backends: the in-process engines 'pyevm' and 'revm', and 'anvil' (two anvil processes started
+here).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from gridledger.market.accounts import derive_account
 from gridledger.market.chain import (
     DEFAULT_CHAIN_IDS,
     ChainBackend,
-    EmbeddedChain,
     RpcChain,
     Signer,
     TxResult,
+    make_chain,
     send_many,
 )
 from gridledger.market.contracts import (
@@ -45,7 +46,7 @@ PRODUCER_BUS0, USER_BUS0 = 20, 30
 REP_BUSES = (53, 19)
 RETB_PARAMS = dict(log_base_k=10, scale_wh=1_000_000, stable_ref_hours=24)
 price = price_to_base_units_per_wh
-BACKENDS = ["embedded", pytest.param("anvil", marks=pytest.mark.anvil)]
+BACKENDS = ["pyevm", "revm", pytest.param("anvil", marks=pytest.mark.anvil)]
 
 
 @dataclass(eq=False)
@@ -299,9 +300,9 @@ class World:
 
 
 def fresh_chains(backend: str, nodes: list[AnvilNode]) -> dict[str, ChainBackend]:
-    """Both ledgers on `backend` ('embedded', or 'anvil' on the given running nodes)."""
-    if backend == "embedded":
-        return {k: EmbeddedChain(cid, k) for k, cid in DEFAULT_CHAIN_IDS.items()}
+    """Both ledgers on `backend` ('pyevm', 'revm', or 'anvil' on the given running nodes)."""
+    if backend != "anvil":
+        return {k: make_chain(backend, k, cid) for k, cid in DEFAULT_CHAIN_IDS.items()}
     return {
         k: RpcChain(n.url, k, expected_chain_id=cid)
         for (k, cid), n in zip(DEFAULT_CHAIN_IDS.items(), nodes, strict=True)

@@ -1,8 +1,9 @@
 """Issue 7 attack and fault scenarios at contract level, on the real EVM through the chain layer.
 
 Every transaction is signed by the acting agent's own derived key (`Signer`), built by the typed
-wrappers, and run on both backends (embedded py-evm and anvil processes). After each scenario
-`World.check()` demands that no token and no Wh went unaccounted (gridledger.market.invariants).
+wrappers, and run on every backend (in-process py-evm and revm, anvil processes). After each
+scenario `World.check()` demands that no token and no Wh went unaccounted
+(gridledger.market.invariants).
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def test_cross_chain_replay_refused(world: World):
             target.submit(signed)
         if isinstance(target, RpcChain):  # the node itself refuses it too
             assert "chain" in _raw_send(target, signed.raw).lower()
-        else:  # the embedded backend checks again below the public API
+        else:  # the in-process engines check again below the public API
             with pytest.raises(ChainIdMismatchError):
                 target._submit(signed)
         target.mine()
