@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import TransactionFailed
 from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
+from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
 from gridledger.contracts import load_artifact
@@ -34,6 +36,10 @@ class Reverted(AssertionError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+REVERT_ERRORS = (TransactionFailed, ContractLogicError)
+"""What a reverted eth_call raises: eth-tester's provider (py-evm), web3's (revm, nodes)."""
 
 
 def _reason(exc: Exception) -> str:
@@ -171,7 +177,7 @@ def revert_reason(chain: Chain, call: Any, sender: str) -> str:
     (eth_call: the same execution a mined transaction gets, without mining it)."""
     try:
         call.call({"from": sender})
-    except Exception as exc:
+    except REVERT_ERRORS as exc:
         return _reason(exc)
     raise AssertionError("call did not revert")
 
@@ -183,7 +189,7 @@ def deploy_revert_reason(chain: Chain, name: str, *args: Any) -> str:
     ctor = chain.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"]).constructor(*args)
     try:
         chain.w3.eth.call({"from": chain.accounts[0], "data": ctor.data_in_transaction})
-    except Exception as exc:
+    except REVERT_ERRORS as exc:
         return _reason(exc)
     raise AssertionError(f"deploying {name} did not revert")
 
