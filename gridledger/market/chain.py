@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import time
 from abc import ABC, abstractmethod
@@ -977,6 +978,29 @@ ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2f
 """Anvil's/hardhat's first well-known dev account (public test mnemonic): the dev faucet."""
 
 
+RPC_BATCH_MAX_CALLS = 1_000
+"""Calls per JSON-RPC batch request at most (geth's default BatchRequestLimit)."""
+RPC_BATCH_MAX_BYTES = 1 << 20
+"""Bytes of one batch request's body at most: anvil 1.7.1 refuses a body over 2 MiB with
+'Invalid request' (a phase of ~3,400 signed requests is ~3.5 MB), geth's limit is 5 MB."""
+
+
+def rpc_batches(payload: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Split a JSON-RPC batch into requests of at most RPC_BATCH_MAX_CALLS calls and
+    RPC_BATCH_MAX_BYTES bytes (a single larger call goes alone), in order."""
+    part: list[dict[str, Any]] = []
+    size = 2  # the brackets
+    for call in payload:
+        n = len(json.dumps(call)) + 2  # ", " between calls
+        if part and (len(part) == RPC_BATCH_MAX_CALLS or size + n > RPC_BATCH_MAX_BYTES):
+            yield part
+            part, size = [], 2
+        part.append(call)
+        size += n
+    if part:
+        yield part
+
+
 def _lost_reason(exc: Exception) -> str:
     """Short cause of a lost connection (requests nests the OS error deep in its message)."""
     text = str(exc)
@@ -1115,10 +1139,12 @@ class RpcChain(ChainBackend):
             for i, (m, p) in enumerate(calls)
         ]
         self._ids = itertools.count(start + len(calls))
-        out = self._post(payload)
-        if isinstance(out, dict):  # some nodes answer a whole-batch error with one object
-            raise RpcError("batch", out.get("error", out), self.url)
-        by_id = {a.get("id"): a for a in out}
+        by_id: dict[Any, dict[str, Any]] = {}
+        for part in rpc_batches(payload):
+            out = self._post(part)
+            if isinstance(out, dict):  # some nodes answer a whole-batch error with one object
+                raise RpcError("batch", out.get("error", out), self.url)
+            by_id.update((a.get("id"), a) for a in out)
         return [by_id.get(start + i, {"error": "no answer"}) for i in range(len(calls))]
 
     # ---- submission ----

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -10,11 +11,14 @@ import sys
 
 import pytest
 import requests
+from eth_utils import keccak
 
 from gridledger.market.accounts import derive_account
 from gridledger.market.chain import (
     ANVIL_DEV_KEY,
     DEFAULT_CHAIN_IDS,
+    RPC_BATCH_MAX_BYTES,
+    RPC_BATCH_MAX_CALLS,
     ChainConnectionError,
     ChainError,
     ChainIdMismatchError,
@@ -22,6 +26,7 @@ from gridledger.market.chain import (
     RpcChain,
     TxRequest,
     make_chains,
+    rpc_batches,
 )
 from gridledger.market.node import AnvilNotFoundError, find_anvil, free_port, main_node, start_anvil
 
@@ -40,6 +45,24 @@ def test_anvil_binds_localhost_and_stops():
         requests.post(
             node.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1
         )
+
+
+def test_a_batch_larger_than_the_nodes_body_limit_is_sent_in_parts():
+    """anvil refuses a request body over 2 MiB ('Invalid request'); a phase of thousands of
+    signed transactions is larger, so RpcChain splits its batches (every answer in order)."""
+    big = "0x" + "ab" * 1_500
+    calls = [("web3_sha3", [big])] * 2_500  # ~7.7 MB as one batch
+    with start_anvil(4711) as node:
+        chain = RpcChain(node.url, "x", expected_chain_id=4711)
+        whole = chain._post([{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                             for i, (m, p) in enumerate(calls)])  # fmt: skip
+        assert whole["error"]["message"] == "Invalid request"  # one answer for the whole batch
+        answers = chain._batch(calls)
+    assert [a.get("result") for a in answers] == ["0x" + keccak(hexstr=big).hex()] * len(calls)
+    parts = list(rpc_batches([{"id": i, "params": [big]} for i in range(len(calls))]))
+    assert [c["id"] for p in parts for c in p] == list(range(len(calls)))
+    assert all(len(p) <= RPC_BATCH_MAX_CALLS for p in parts)
+    assert all(len(json.dumps(p)) <= RPC_BATCH_MAX_BYTES for p in parts)
 
 
 def test_node_with_unexpected_chain_id_is_refused():
