@@ -718,8 +718,24 @@ class _LocalOutcome:
     log_offset: int
 
 
+EMBEDDED_VMS = {"shanghai": "ShanghaiVM", "cancun": "CancunVM", "prague": "PragueVM"}
+"""py-evm VM class (in eth.vm.forks) of each fork the embedded chain can run."""
+
+
+def embedded_vm_class(evm_version: str) -> type:
+    """py-evm's VM class for `evm_version` (gridledger.contracts.EVM_VERSION by default)."""
+    import eth.vm.forks
+
+    if evm_version not in EMBEDDED_VMS:
+        raise ValueError(f"evm_version must be one of {sorted(EMBEDDED_VMS)}, got {evm_version!r}")
+    return getattr(eth.vm.forks, EMBEDDED_VMS[evm_version])
+
+
 class EmbeddedChain(ChainBackend):
     """An in-process py-evm chain with its own chain id and 'batch then mine' blocks.
+
+    It runs the fork `evm_version` (default: the contracts' build target,
+    gridledger.contracts.EVM_VERSION), as anvil does with `--hardfork`.
 
     Submitted transactions execute at once in the pending block (each once: the block's tries
     are built when `mine()` seals it, not per transaction), so a revert is known immediately and
@@ -734,15 +750,20 @@ class EmbeddedChain(ChainBackend):
         name: str = "embedded",
         *,
         block_gas_limit: int = DEV_BLOCK_GAS_LIMIT,
+        evm_version: str | None = None,
     ) -> None:
         from eth_tester import PyEVMBackend
         from eth_tester.backends.pyevm.main import get_default_genesis_params
 
+        from gridledger.contracts import EVM_VERSION
+
         if not 0 < int(chain_id) < 2**64:
             raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
         super().__init__(name, chain_id)
+        self.evm_version = evm_version or EVM_VERSION
+        vm = embedded_vm_class(self.evm_version)
         params = get_default_genesis_params(overrides={"gas_limit": int(block_gas_limit)})
-        self.backend = PyEVMBackend(genesis_parameters=params)
+        self.backend = PyEVMBackend(genesis_parameters=params, vm_configuration=((0, vm),))
         # eth-tester hard-codes its chain id on the chain class; set ours on the instance
         # (py-evm builds each VM's ChainContext -- the CHAINID opcode -- from it).
         self.backend.chain.chain_id = self.chain_id
@@ -815,7 +836,7 @@ class EmbeddedChain(ChainBackend):
         self._block_logs += len(receipt.logs)
 
     def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
-        from eth.vm.forks import PragueVM
+        from eth.vm.forks import CancunVM
 
         vm = self._working_vm()
         vm.state.persist()
@@ -824,7 +845,7 @@ class EmbeddedChain(ChainBackend):
         receipts = tuple(p._local.receipt for p in pending)
         block = vm.set_block_transactions_and_withdrawals(vm.get_block(), header, txs, receipts)
         kwargs: dict[str, Any] = {"mix_hash": os.urandom(32)}
-        if isinstance(vm, PragueVM):
+        if isinstance(vm, CancunVM):  # and later forks
             kwargs["blob_gas_used"] = 0
         mined = vm.mine_block(block, **kwargs).block
         self._evm.validate_block(mined)

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gridledger.contracts import EVM_VERSION
 from gridledger.market.chain import DEFAULT_CHAIN_IDS, DEV_BLOCK_GAS_LIMIT, ChainError
 
 __all__ = [
@@ -122,12 +123,16 @@ def start_anvil(
     state_interval_s: int = 1,
     keep_history: bool = True,
     order: str = "fifo",
+    hardfork: str | None = EVM_VERSION,
+    extra_args: tuple[str, ...] = (),
 ) -> AnvilNode:
     """Start anvil on 127.0.0.1 with `chain_id`, wait until it answers, return the node.
 
     No automatic mining (`--no-mining`: blocks are mined by `evm_mine`, one per market hour or
     phase), FIFO transaction order (a batch lands in submission order; `order="fees"`: highest
-    priority fee first, as a public node orders), a large block gas limit.
+    priority fee first, as a public node orders), a large block gas limit, the fork the contracts
+    are built for (`hardfork`, default gridledger.contracts.EVM_VERSION; None: anvil's own
+    default). `extra_args` go to anvil as they are (tests: `--disable-block-gas-limit`, ...).
     `block_time_s` instead mines a block every so many seconds, like a real network.
 
     `state_file`: the node's chain persists there (`--state`: loaded at start if it exists,
@@ -156,6 +161,8 @@ def start_anvil(
         *(["--block-time", str(int(block_time_s))] if block_time_s else ["--no-mining"]),
         "--order", order,
         "--silent",
+        *(["--hardfork", hardfork] if hardfork else []),
+        *extra_args,
     ]  # fmt: skip
     if state_file is not None:
         cmd += ["--state", str(state_file), "--state-interval", str(int(state_interval_s))]

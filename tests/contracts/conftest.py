@@ -14,7 +14,8 @@ from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from gridledger.contracts import load_artifact
+from gridledger.contracts import EVM_VERSION, load_artifact
+from gridledger.market.chain import embedded_vm_class
 
 TX_GAS = 5_000_000
 USD = 10**18
@@ -47,7 +48,8 @@ class Chain:
     @classmethod
     def fresh(cls, n_accounts: int = N_ACCOUNTS) -> Chain:
         genesis = PyEVMBackend.generate_genesis_state(num_accounts=n_accounts)
-        tester = EthereumTester(PyEVMBackend(genesis_state=genesis))
+        fork = ((0, embedded_vm_class(EVM_VERSION)),)  # the fork every backend runs
+        tester = EthereumTester(PyEVMBackend(genesis_state=genesis, vm_configuration=fork))
         w3 = Web3(EthereumTesterProvider(tester))
         accounts = list(w3.eth.accounts)
         w3.eth.default_account = accounts[0]  # calls need no sender guess (slow with many keys)
