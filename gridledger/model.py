@@ -407,7 +407,7 @@ def run_scenario(
             chain=chain,
             seed=seed,
             checkpoint_dir=checkpoint_dir,
-            log=_to_stderr if progress and chain != "embedded" else None,
+            log=_to_stderr if chain != "embedded" else None,
         )
     if callable(progress):
         return model.run(progress)

@@ -101,14 +101,14 @@ def _message(exc: RpcError) -> str:
     return str(e.get("message", exc.error))[:200]
 
 
-def check_call_gas(chain: RpcChain) -> None:
-    """CallGasCapError unless the node serves an eth_call with CALL_GAS gas."""
+def check_call_gas(chain: RpcChain, gas: int = CALL_GAS) -> None:
+    """CallGasCapError unless the node serves an eth_call with `gas` (every call's CALL_GAS)."""
     try:
-        _eth_call(chain, {"to": _NO_CODE, "data": "0x", "gas": hex(CALL_GAS)})
+        _eth_call(chain, {"to": _NO_CODE, "data": "0x", "gas": hex(gas)})
     except RpcError as exc:
         raise CallGasCapError(
-            f"the node refuses an eth_call with {CALL_GAS:,} gas (2^24, EIP-7825's cap): "
-            f"{_message(exc)}",
+            f"the node refuses an eth_call with {gas:,} gas (the project's calls carry "
+            f"{CALL_GAS:,}, EIP-7825's cap): {_message(exc)}",
             chain=chain.name,
             url=chain.url,
             advice=f"allow calls of {CALL_GAS:,} gas (geth/Besu: --rpc.gascap / "
