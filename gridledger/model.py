@@ -27,7 +27,6 @@ exported) is computed beside it every hour, so every "before/after" sits in one 
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -379,8 +378,8 @@ class EnergyMarketModel(mesa.Model):
         return self.ledger.gas()
 
 
-def _to_stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def run_scenario(
@@ -407,7 +406,7 @@ def run_scenario(
             chain=chain,
             seed=seed,
             checkpoint_dir=checkpoint_dir,
-            log=_to_stderr if chain != "embedded" else None,
+            log=_say if chain != "embedded" else None,
         )
     if callable(progress):
         return model.run(progress)

@@ -67,9 +67,11 @@ def two_nodes(start, ids: tuple[int, int] | None = None) -> Iterator[str]:
             n.stop()
 
 
-def run(chain: str, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+def run(chain: str, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`gridledger run --hours 4 --chain URL,URL`: exit code, stdout, stderr."""
     rc = main(["run", "--hours", HOURS, "--chain", chain, "--out", str(out), "--no-progress"])
-    return rc, capsys.readouterr().err
+    printed = capsys.readouterr()
+    return rc, printed.out, printed.err
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +86,9 @@ def embedded_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_first_hours_equal_embedded(start, embedded_run, tmp_path, capsys) -> None:
     """`gridledger run --hours 4 --chain URL,URL`: same hourly, trades, agents and gas used."""
     with two_nodes(start) as spec:
-        rc, err = run(spec, tmp_path, capsys)
+        rc, out, err = run(spec, tmp_path, capsys)
     assert rc == 0, err
-    assert f"fork {EVM_VERSION} ok" in err and "the run needs" in err  # the preflight, printed
+    assert f"fork {EVM_VERSION} ok" in out and "the run needs" in out  # the preflight, printed
     for frame in FRAMES:
         want = pd.read_parquet(embedded_run / f"{frame}.parquet")
         got = pd.read_parquet(tmp_path / f"{frame}.parquet")
@@ -101,7 +103,7 @@ def test_first_hours_equal_embedded(start, embedded_run, tmp_path, capsys) -> No
 
 def refused(spec: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
     out = tmp_path / "out"
-    rc, err = run(spec, out, capsys)
+    rc, _, err = run(spec, out, capsys)
     assert rc == EXIT_NODE_REFUSED, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
