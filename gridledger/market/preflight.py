@@ -83,7 +83,7 @@ class NodeReport:
     mines_on_demand: bool
 
     def line(self) -> str:
-        how = "evm_mine" if self.mines_on_demand else "waits for the node's blocks"
+        how = "on demand" if self.mines_on_demand else "waits for the node's blocks"
         return (
             f"chain {self.chain!r} ({self.url or 'embedded'}): {self.client}, chain id "
             f"{self.chain_id}, fork {EVM_VERSION} ok, block gas limit {self.block_gas_limit:,}, "
