@@ -1179,12 +1179,14 @@ class RpcChain(ChainBackend):
     def _rejection(self, ptx: PendingTx, error: Any) -> TransactionRejected:
         msg = error.get("message", str(error)) if isinstance(error, dict) else str(error)
         cls = _classify_rpc_error(msg) or TransactionRejected
-        return cls(
+        err = cls(
             f"node at {self.url} refused tx {ptx.tx_hash}: {msg}",
             agent=ptx.agent,
             contract=ptx.contract,
             function=ptx.function,
         )
+        err.chain, err.url = self.name, self.url  # named by the CLI's one-line error
+        return err
 
     def _known(self, tx_hash: str) -> bool:
         return self._rpc("eth_getTransactionByHash", [tx_hash]) is not None

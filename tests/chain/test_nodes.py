@@ -228,3 +228,48 @@ def test_node_without_dev_methods_is_driven_by_its_blocks(block_time_s, monkeypa
                     signer.transact(TxRequest(to, b"", gas=21_000, value=5, function="pay"))
         finally:
             proxy.close()
+
+
+@pytest.mark.anvil
+def test_failed_setup_leaves_no_checkpoint(tmp_path, capsys) -> None:
+    """A set-up transaction that fails (here: a node whose contract size limit is too small for
+    the token) ends the run with exit 6 and one line, and leaves no checkpoint.json behind."""
+    from gridledger.cli import EXIT_CHAIN_FAILED
+
+    small = ("--code-size-limit", "1000")
+    with two_nodes(lambda cid: start_anvil(cid, extra_args=small)) as spec:
+        out = tmp_path / "out"
+        rc, _, err = run(spec, out, capsys)
+    assert rc == EXIT_CHAIN_FAILED, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "chain 'letb' (http://127.0.0.1:" in lines[0] and "what to do:" in lines[0]
+    assert not out.exists()
+
+
+# --- one fork everywhere ------------------------------------------------------------------------
+
+
+def test_artifacts_and_embedded_chain_share_the_fork() -> None:
+    from gridledger.contracts import CONTRACT_NAMES, load_artifact
+    from gridledger.market.chain import EmbeddedChain, embedded_vm_class
+
+    assert {load_artifact(n)["evm_version"] for n in CONTRACT_NAMES} == {EVM_VERSION}
+    chain = EmbeddedChain(31401, "letb")
+    assert isinstance(chain._evm.get_vm(), embedded_vm_class(EVM_VERSION))
+    assert not isinstance(chain._evm.get_vm(), embedded_vm_class("cancun"))
+    with pytest.raises(ValueError, match="evm_version must be one of"):
+        EmbeddedChain(31401, "letb", evm_version="frontier")
+
+
+def test_embedded_invalid_opcode_is_reported_as_whole_gas_not_revert() -> None:
+    """On the embedded Shanghai chain, creation code using Cancun's opcodes burns its whole gas
+    limit: OutOfGasError naming the invalid opcode; Shanghai's probe runs."""
+    from gridledger.market.chain import EmbeddedChain
+    from gridledger.market.preflight import FORK_PROBES
+
+    chain = EmbeddedChain(31401, "letb", evm_version="shanghai")
+    signer = chain.faucet_signer()
+    assert signer.transact(TxRequest(None, FORK_PROBES["shanghai"], gas=100_000)).ok
+    with pytest.raises(OutOfGasError, match=r"whole gas limit 100000: .*InvalidInstruction"):
+        signer.transact(TxRequest(None, FORK_PROBES["cancun"], gas=100_000))
