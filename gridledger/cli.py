@@ -366,7 +366,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(node_down_advice(exc), file=sys.stderr)
         return EXIT_NODE_DOWN
     except ChainConnectionError as exc:  # a node not reachable at the start
-        print(f"gridledger {args.command}: cannot reach the node: {exc}", file=sys.stderr)
+        print(
+            f"gridledger {args.command}: cannot reach the node: {exc}; what to do: start it "
+            "(e.g. `gridledger node`) or correct --chain URL_LETB,URL_RETB",
+            file=sys.stderr,
+        )
         return EXIT_NODE_DOWN
     except ResumeConflictError as exc:
         print(f"gridledger {args.command}: cannot resume: {exc}", file=sys.stderr)
