@@ -46,19 +46,11 @@ def commitment(seed: int, role: str, index: int) -> bytes:
     return keccak(text=f"gridledger/identity/{seed}/{role}/{index}")
 
 
-def setup_chains(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -> None:
-    """On the model's chains ({'letb': ..., 'retb': ...}, made by the model from its `--chain`
-    spec): keys and budgets (`assign_accounts`), the checks (`preflight_chains`), then gas,
-    token deployments, LETB per area and RETB, grants, approvals and registrations
-    (`deploy_and_register`; set-up transactions have t = -1)."""
-    assign_accounts(model, chains)
-    preflight_chains(model)
-    deploy_and_register(model)
-
-
 def assign_accounts(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -> None:
-    """Every agent's key and signers on the model's chains, and each account's gas budget
-    (`model.gas_budgets`, day/funding.py); no transaction."""
+    """Set-up, step 1 of 3 on the model's chains ({'letb': ..., 'retb': ...}, made by the model
+    from its `--chain` spec): every agent's key and signers, and each account's gas budget
+    (`model.gas_budgets`, day/funding.py); no transaction. Then `preflight_chains`, then
+    `deploy_and_register` (set-up transactions have t = -1)."""
     sc = model.params
     # each LETB user's refund credit (token base units, user address -> units): LETB.settle
     # credits undelivered value inside the contract, the next request spends it first
