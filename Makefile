@@ -1,5 +1,6 @@
 # gridledger — the two commands a new user needs are `make run` and `make test`.
-# Everything is installed into .venv (Python) and .tools/ (anvil, Solara's offline assets).
+# Everything is installed into .venv (Python) and .tools/ (anvil, Hardhat 3 with its Node 22,
+# Solara's offline assets).
 
 SHELL := /bin/bash
 PYTHON ?= $(shell scripts/find-python)
@@ -7,6 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= results/default
 ANVIL := .tools/anvil/bin/anvil
+HARDHAT := .tools/hardhat/bin/hardhat-node
 SOLARA_CACHE := .tools/solara-assets
 export SOLARA_ASSETS_PROXY_CACHE_DIR := $(abspath $(SOLARA_CACHE))
 export SOLARA_TELEMETRY_MIXPANEL_ENABLE := False
@@ -40,6 +42,9 @@ venv: $(VENV)/.core
 $(ANVIL): scripts/install-anvil
 	scripts/install-anvil .tools/anvil
 
+$(HARDHAT): scripts/install-hardhat
+	scripts/install-hardhat .tools/hardhat
+
 $(SOLARA_CACHE)/.done: scripts/solara-assets gridledger/viz_server.py $(VENV)/.test
 	$(BIN)/python scripts/solara-assets $(SOLARA_CACHE)
 	@touch $@
@@ -47,7 +52,7 @@ $(SOLARA_CACHE)/.done: scripts/solara-assets gridledger/viz_server.py $(VENV)/.t
 /usr/bin/chromium:
 	scripts/install-chromium
 
-tools: $(ANVIL) $(SOLARA_CACHE)/.done /usr/bin/chromium
+tools: $(ANVIL) $(HARDHAT) $(SOLARA_CACHE)/.done /usr/bin/chromium
 
 # results/default is make run's own folder: --force, so that it is rewritten even after a code
 # update changed the default scenario (`gridledger run` itself refuses another scenario's folder)

@@ -68,6 +68,7 @@ __all__ = [
     "check_replayed_hour",
     "load_checkpoint",
     "prepare_resume",
+    "remove_checkpoint",
     "write_checkpoint",
 ]
 
@@ -313,6 +314,17 @@ def write_checkpoint(model: EnergyMarketModel, folder: str | Path, *, results: b
     path = folder / CHECKPOINT_FILE
     _atomic_write(path, lambda p: p.write_text(text))
     return path
+
+
+def remove_checkpoint(folder: str | Path) -> None:
+    """Undo `write_checkpoint(..., results=False)` of a run whose set-up failed for a reason a
+    resume cannot cure: checkpoint.json and the parts go, and the folder if nothing else is in
+    it (a folder with other files keeps them)."""
+    folder = Path(folder)
+    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+    shutil.rmtree(folder / PARTS_DIR, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only if empty
 
 
 def load_checkpoint(folder: str | Path) -> Checkpoint:

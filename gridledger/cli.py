@@ -18,11 +18,16 @@ DEFAULT_OUT = Path("results/default")
 EXIT_BAD_INPUT = 2
 EXIT_NODE_DOWN = 3
 EXIT_RESUME_CONFLICT = 4
+EXIT_NODE_REFUSED = 5
+EXIT_CHAIN_FAILED = 6
 EXIT_CODES = {
     0: "success",
     EXIT_BAD_INPUT: "bad input (arguments, scenario, feeder, output folder); nothing was run",
     EXIT_NODE_DOWN: "a chain node cannot be reached or went down during the run",
     EXIT_RESUME_CONFLICT: "--resume: the chains contradict the checkpoint",
+    EXIT_NODE_REFUSED: "a node cannot run the day (chain id, fork, faucet, gas limits); "
+    "nothing was sent or written",
+    EXIT_CHAIN_FAILED: "a transaction or RPC call failed on a chain during the run",
 }
 
 
@@ -330,9 +335,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     from gridledger.checkpoint import CheckpointError
     from gridledger.day.attacks import AttackSetupError
-    from gridledger.day.funding import FaucetTooSmallError
     from gridledger.day.world import MarketSetupError
-    from gridledger.market.chain import ChainConnectionError, NodeDownError, ResumeConflictError
+    from gridledger.market.chain import (
+        ChainConnectionError,
+        ChainError,
+        NodeDownError,
+        PreflightError,
+        ResumeConflictError,
+    )
     from gridledger.network.feeder import FeederDataError
     from gridledger.outdir import OutputFolderError
     from gridledger.results import ResultsError
@@ -345,7 +355,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         MarketSetupError,
         AttackSetupError,
         CheckpointError,
-        FaucetTooSmallError,
         OutputFolderError,
     )
 
@@ -361,11 +370,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(node_down_advice(exc), file=sys.stderr)
         return EXIT_NODE_DOWN
     except ChainConnectionError as exc:  # a node not reachable at the start
-        print(f"gridledger {args.command}: cannot reach the node: {exc}", file=sys.stderr)
+        print(
+            f"gridledger {args.command}: cannot reach the node: {exc}; what to do: start it "
+            "(e.g. `gridledger node`) or correct --chain URL_LETB,URL_RETB",
+            file=sys.stderr,
+        )
         return EXIT_NODE_DOWN
     except ResumeConflictError as exc:
         print(f"gridledger {args.command}: cannot resume: {exc}", file=sys.stderr)
         return EXIT_RESUME_CONFLICT
+    except PreflightError as exc:  # names chain, URL, what failed and what to do
+        print(f"gridledger {args.command}: node refused: {exc}", file=sys.stderr)
+        return EXIT_NODE_REFUSED
+    except ChainError as exc:
+        print(f"gridledger {args.command}: {chain_error_line(exc, args)}", file=sys.stderr)
+        return EXIT_CHAIN_FAILED
+
+
+def chain_error_line(exc: Exception, args: argparse.Namespace) -> str:
+    """One line for a chain error during a run: the chain, its URL, what failed, what to do."""
+    from gridledger.market.chain import OutOfGasError, parse_chain_spec
+
+    chain = str(getattr(exc, "chain", "") or "")
+    url = str(getattr(exc, "url", "") or "")
+    spec = getattr(args, "chain", None)
+    if chain and not url and spec and spec != "embedded":
+        url = parse_chain_spec(spec).get(chain, "")
+    where = f"chain {chain!r} ({url or 'embedded'}): " if chain else f"{url}: " if url else ""
+    what = " ".join(str(exc).split())  # one line, whatever the node sent
+    if isinstance(exc, OutOfGasError):
+        advice = (
+            "check the node's fork (the contracts need "
+            f"{_evm_version()}+, README 'Nodes and forks') and its gas limits"
+        )
+    else:
+        advice = "compare with `--chain embedded`; README 'Nodes and forks' lists what a node needs"
+    return f"{where}{type(exc).__name__}: {what}; what to do: {advice}"
+
+
+def _evm_version() -> str:
+    from gridledger.contracts import EVM_VERSION
+
+    return EVM_VERSION
 
 
 def node_down_advice(exc: Any) -> str:

@@ -44,11 +44,12 @@ from gridledger.checkpoint import (
     check_replayed_hour,
     load_checkpoint,
     prepare_resume,
+    remove_checkpoint,
     results_journal,
     write_checkpoint,
 )
 from gridledger.day import attacks
-from gridledger.day.chains import setup_chains
+from gridledger.day.chains import assign_accounts, deploy_and_register, preflight_chains
 from gridledger.day.conservation import ConservationError
 from gridledger.day.invariant_checks import (
     InvariantError,
@@ -104,6 +105,7 @@ class EnergyMarketModel(mesa.Model):
 
     `chain`: 'embedded', 'URL_LETB,URL_RETB', or ready chains {'letb': ..., 'retb': ...}.
     `checkpoint_dir`: save the results and a checkpoint after set-up and every completed hour.
+    `log`: called with one line per chain once the preflight passed (market/preflight.py).
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class EnergyMarketModel(mesa.Model):
         chain: str | Mapping[str, ChainBackend] = "embedded",
         seed: int | None = None,
         checkpoint_dir: str | Path | None = None,
+        log: Callable[[str], None] | None = None,
         _resume: Checkpoint | None = None,
         **overrides: Any,
     ) -> None:
@@ -160,17 +163,28 @@ class EnergyMarketModel(mesa.Model):
         self.chain_setup: dict[str, BlockRef] = {}  # filled when set-up is complete
         self.hour_blocks: list[dict[str, BlockRef]] = []
         self.chains = chains
-        if self.checkpoint_dir is not None and _resume is None:
-            # before the first transaction: a run that dies in set-up can resume too
+        # keys, budgets and the preflight (chain ids were checked at connect): a node that
+        # cannot run the day is refused here, before any transaction and any file
+        assign_accounts(self, chains)
+        self.preflight = preflight_chains(self)
+        for line in self.preflight if log else ():
+            log(line)
+        started = self.checkpoint_dir is not None and _resume is None
+        if started:
+            # before the first transaction: a run whose node dies in set-up can resume too
             write_checkpoint(self, self.checkpoint_dir, results=False)
         try:
-            setup_chains(self, chains)
+            deploy_and_register(self)
             attacks.register_sybils(self)
             attacks.start_balances(self)
             start_invariants(self)
             self.chain_setup = {c: block_ref(ch) for c, ch in self.chains.items()}
         except ChainConnectionError as exc:
             raise self._node_down(exc, None) from exc
+        except Exception:
+            if started:  # not resumable: leave no checkpoint that `report`/`--resume` refuse
+                remove_checkpoint(self.checkpoint_dir)
+            raise
         if _resume is not None:
             check_replayed_hour(self, -1, _resume)
         self.datacollector = mesa.DataCollector(
@@ -364,6 +378,10 @@ class EnergyMarketModel(mesa.Model):
         return self.ledger.gas()
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 def run_scenario(
     scenario: Scenario | None = None,
     *,
@@ -384,7 +402,11 @@ def run_scenario(
         model = EnergyMarketModel.resume(resume, chain=None if chain == "embedded" else chain)
     else:
         model = EnergyMarketModel(
-            scenario or Scenario(), chain=chain, seed=seed, checkpoint_dir=checkpoint_dir
+            scenario or Scenario(),
+            chain=chain,
+            seed=seed,
+            checkpoint_dir=checkpoint_dir,
+            log=_say if chain != "embedded" else None,
         )
     if callable(progress):
         return model.run(progress)

@@ -13,6 +13,12 @@ from importlib import resources
 from typing import Any
 
 CONTRACT_NAMES = ("EnergyToken", "LETB", "RETB")
+EVM_VERSION = "shanghai"
+"""The EVM fork every backend runs and the contracts are compiled for (Vyper's `evm_version`).
+
+One name read by the contract build (artifacts record it), the embedded py-evm chain (its VM
+class), anvil (`--hardfork`) and the connect preflight (the probe of the fork's opcodes). The
+oldest fork that keeps every gas bound in gas_bounds.py: measured in README "Nodes and forks"."""
 
 
 class ArtifactNotFoundError(LookupError):
@@ -35,4 +41,4 @@ def load_artifact(name: str) -> dict[str, Any]:
     return json.loads(_load(name))
 
 
-__all__ = ["CONTRACT_NAMES", "ArtifactNotFoundError", "load_artifact"]
+__all__ = ["CONTRACT_NAMES", "EVM_VERSION", "ArtifactNotFoundError", "load_artifact"]

@@ -2,7 +2,8 @@
 
 `python -m gridledger.contracts.build` compiles every contract source (``<Name>.vy`` with an
 upper-case first letter; lower-case ``*.vy`` files are modules imported by contracts) into
-``artifacts/<Name>.json`` with its ABI, deployment bytecode, compiler version and the SHA-256 of
+``artifacts/<Name>.json`` with its ABI, deployment bytecode, compiler version, EVM version
+(the fork it is compiled for, gridledger.contracts.EVM_VERSION) and the SHA-256 of
 the contract source and of every module it may import, so stale artifacts can be detected.
 """
 
@@ -16,6 +17,9 @@ from pathlib import Path
 
 import vyper
 from vyper.compiler.input_bundle import FilesystemInputBundle
+from vyper.compiler.settings import Settings
+
+from gridledger.contracts import EVM_VERSION
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
@@ -56,36 +60,46 @@ def imported_modules(source: Path) -> list[Path]:
     return sorted(found.values())
 
 
-def expected_fingerprint(source: Path) -> dict[str, object]:
-    """Fields an artifact of `source` must carry to be up to date."""
+def expected_fingerprint(source: Path, evm_version: str = EVM_VERSION) -> dict[str, object]:
+    """Fields an artifact of `source` must carry to be up to date (compiled for
+    `evm_version`, the fork every backend runs: gridledger.contracts.EVM_VERSION)."""
     return {
         "compiler_version": vyper.__version__,
+        "evm_version": evm_version,
         "source_sha256": sha256_of(source),
         "modules_sha256": {p.name: sha256_of(p) for p in imported_modules(source)},
     }
 
 
-def compile_contract(source: Path) -> dict[str, object]:
-    """Compile one contract source into its artifact dictionary."""
+def compile_contract(source: Path, evm_version: str = EVM_VERSION) -> dict[str, object]:
+    """Compile one contract source for `evm_version` into its artifact dictionary."""
     bundle = FilesystemInputBundle([source.parent])
     file_input = bundle.load_file(source.name)
     try:
         out = vyper.compile_from_file_input(
-            file_input, input_bundle=bundle, output_formats=["abi", "bytecode"]
+            file_input,
+            input_bundle=bundle,
+            settings=Settings(evm_version=evm_version),
+            output_formats=["abi", "bytecode"],
         )
     except Exception as exc:  # vyper raises many exception types; re-raise naming the file
         raise BuildError(f"{source.name}: {exc}") from exc
     return {
         "name": source.stem,
         "source_path": f"gridledger/contracts/{source.name}",
-        **expected_fingerprint(source),
+        **expected_fingerprint(source, evm_version),
         "abi": out["abi"],
         "bytecode": out["bytecode"],
     }
 
 
-def build(names: list[str] | None = None, out_dir: Path = ARTIFACTS_DIR) -> list[Path]:
-    """Compile the named contracts (default: all) and write their artifacts; returns the paths."""
+def build(
+    names: list[str] | None = None,
+    out_dir: Path = ARTIFACTS_DIR,
+    evm_version: str = EVM_VERSION,
+) -> list[Path]:
+    """Compile the named contracts (default: all) for `evm_version` and write their artifacts;
+    returns the paths."""
     sources = contract_sources()
     if names:
         known = {p.stem: p for p in sources}
@@ -93,7 +107,9 @@ def build(names: list[str] | None = None, out_dir: Path = ARTIFACTS_DIR) -> list
         if unknown:
             raise BuildError(f"unknown contract(s) {unknown}; known: {sorted(known)}")
         sources = [known[n] for n in names]
-    artifacts = [(src, compile_contract(src)) for src in sources]  # compile all before writing
+    artifacts = [
+        (src, compile_contract(src, evm_version)) for src in sources
+    ]  # compile all before writing
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for src, artifact in artifacts:

@@ -30,6 +30,7 @@ from gridledger.market.contracts import (
     EnergyToken,
     usd_to_base_units,
 )
+from gridledger.market.preflight import check_node
 
 if TYPE_CHECKING:
     from gridledger.model import EnergyMarketModel
@@ -45,12 +46,12 @@ def commitment(seed: int, role: str, index: int) -> bytes:
     return keccak(text=f"gridledger/identity/{seed}/{role}/{index}")
 
 
-def setup_chains(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -> None:
-    """On the model's chains ({'letb': ..., 'retb': ...}, made by the model from its `--chain`
-    spec): keys, gas (budgets: day/funding.py), token deployments, LETB per area and RETB,
-    grants, approvals and registrations (set-up transactions have t = -1)."""
+def assign_accounts(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -> None:
+    """Set-up, step 1 of 3 on the model's chains ({'letb': ..., 'retb': ...}, made by the model
+    from its `--chain` spec): every agent's key and signers, and each account's gas budget
+    (`model.gas_budgets`, day/funding.py); no transaction. Then `preflight_chains`, then
+    `deploy_and_register` (set-up transactions have t = -1)."""
     sc = model.params
-    t0 = time.perf_counter()
     # each LETB user's refund credit (token base units, user address -> units): LETB.settle
     # credits undelivered value inside the contract, the next request spends it first
     model.letb_credit_units: dict[str, int] = {}
@@ -85,10 +86,35 @@ def setup_chains(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -
         r.signer = signer(f"rep{r.index}", r.account, "retb")
     model.operator.account, model.tdno.account = acct["operator"], acct["tdno"]
     model.admin_account = acct["admin"]
-    # gas for everyone: each account's budget from what its role can send (day/funding.py),
-    # every faucet checked against its chain's total before the first transaction
-    budgets = {c: chain_budgets(model, c) for c in model.chains}
-    check_faucets(model, model.chains, budgets)
+    # gas for everyone: each account's budget from what its role can send (day/funding.py)
+    model.gas_budgets = {c: chain_budgets(model, c) for c in model.chains}
+
+
+def preflight_chains(model: EnergyMarketModel) -> list[str]:
+    """Before any transaction: every node can run the day (market/preflight.py: call gas, fork,
+    block gas limit; chain ids were checked at connect) and every faucet can pay the run's gas
+    (day/funding.py). Raises a PreflightError subclass; returns one line per chain to print."""
+    reports = {c: check_node(ch) for c, ch in model.chains.items()}
+    funds = check_faucets(model, model.chains, model.gas_budgets)
+    return [
+        f"{reports[c].line()}; faucet holds {have / 1e18:,.3f} coins, the run needs "
+        f"{need / 1e18:,.3f}"
+        for c, (have, need) in funds.items()
+    ]
+
+
+def deploy_and_register(model: EnergyMarketModel) -> None:
+    """Set-up transactions on the model's chains (after `assign_accounts` and the preflight):
+    gas funding, deployments, grants, approvals, registrations."""
+    sc = model.params
+    seed = sc.seed
+    t0 = time.perf_counter()
+    budgets = model.gas_budgets
+    acct = {
+        "admin": model.admin_account,
+        "operator": model.operator.account,
+        "tdno": model.tdno.account,
+    }
     for ch_name, ch in model.chains.items():
         ch.fund(list(budgets[ch_name]), list(budgets[ch_name].values()))
     # deploy: token per chain, LETB per area, RETB zone

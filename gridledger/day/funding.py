@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gridledger.market.chain import DEFAULT_GAS_LIMIT, ChainBackend, ChainError
+from gridledger.market.chain import DEFAULT_GAS_LIMIT, ChainBackend, PreflightError
 from gridledger.market.contracts import (
     DEPLOY_GAS_LIMIT,
     GAS_LIMITS,
@@ -57,7 +57,7 @@ FUND_GAS = 21_000
 """Gas of one funding transfer (the faucet pays it on top of the budgets)."""
 
 
-class FaucetTooSmallError(ChainError):
+class FaucetTooSmallError(PreflightError):
     """A chain's faucet holds less native coin than the run's gas budgets need."""
 
 
@@ -144,16 +144,23 @@ def check_faucets(
     model: EnergyMarketModel,
     chains: Mapping[str, ChainBackend],
     budgets: Mapping[str, Mapping[str, int]],
-) -> None:
-    """Raise FaucetTooSmallError before set-up if a faucet cannot pay for the run's gas."""
+) -> dict[str, tuple[int, int]]:
+    """Raise FaucetTooSmallError before set-up if a faucet cannot pay for the run's gas; else
+    chain -> (wei the faucet holds, wei the run needs), for the run to print."""
+    out = {}
     for name, ch in chains.items():
         need = faucet_need_wei(model, name, budgets[name])
         have = ch.balance(ch.faucet.address)
         if have < need:
             raise FaucetTooSmallError(
-                f"chain {name!r}: the faucet {ch.faucet.address} holds {have / 1e18:,.3f} coins, "
-                f"the run's gas needs {need / 1e18:,.3f} ({len(budgets[name])} accounts, "
-                f"{model.params.hours} h); start the node with more (e.g. `anvil --balance "
+                f"the faucet {ch.faucet.address} holds {have / 1e18:,.3f} coins, the run's gas "
+                f"needs {need / 1e18:,.3f} ({len(budgets[name])} accounts, "
+                f"{model.params.hours} h)",
+                chain=name,
+                url=getattr(ch, "url", ""),
+                advice=f"start the node with more (e.g. `anvil --balance "
                 f"{-(-need // 10**18) + 1}`; `gridledger node` gives 1,000,000) or set "
-                "GRIDLEDGER_FAUCET_KEY to a prefunded account holding that much"
+                "GRIDLEDGER_FAUCET_KEY to a prefunded account holding that much",
             )
+        out[name] = (have, need)
+    return out

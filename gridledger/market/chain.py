@@ -8,9 +8,11 @@ Backends behind one interface (`ChainBackend`); `make_chain` picks one by name o
   own chain id (`--chain pyevm`). Transactions are executed when submitted (into the pending
   block) and mined as one block by `mine()`. eth-tester never checks a transaction's chain id;
   this class does, before the EVM sees the transaction (`ChainIdMismatchError`).
-* `RpcChain(url, name, expected_chain_id=None)` -- any JSON-RPC node. On dev nodes (anvil,
-  hardhat) automine is switched off and `mine()` calls `evm_mine` once, so one market hour (or
-  phase) is one block; on real networks `mine()` waits for the receipts with a timeout.
+* `RpcChain(url, name, expected_chain_id=None)` -- any JSON-RPC node. On a node that mines on
+  demand (`evm_mine`) and lets automine be switched off (`evm_setAutomine`) -- probed at connect,
+  not guessed from the client's name -- `mine()` calls `evm_mine` until the batch is mined (one
+  block when the block gas limit holds it); on other nodes `mine()` waits for the receipts with
+  a timeout.
 
 Model code is the same on all: sign and submit a batch (`Signer.send`, `send_many`), then
 `chain.mine()` once. Every transaction is built here: local nonce per account and chain,
@@ -61,6 +63,7 @@ __all__ = [
     "NonceError",
     "OutOfGasError",
     "PendingTx",
+    "PreflightError",
     "ReceiptTimeoutError",
     "ResumeConflictError",
     "RpcChain",
@@ -71,6 +74,7 @@ __all__ = [
     "TransactionReverted",
     "TxRequest",
     "TxResult",
+    "WrongChainIdError",
     "make_chain",
     "make_chains",
     "parse_chain_spec",
@@ -87,7 +91,9 @@ DEFAULT_PRIORITY_FEE_WEI = 1_000_000_000
 DEFAULT_CHAIN_IDS: dict[str, int] = {"letb": 31401, "retb": 31402}
 """Chain ids of the two ledgers (LETB consortium chain, RETB chain); `gridledger node` uses them."""
 CHAIN_NAMES = ("letb", "retb")
-CALL_GAS = 50_000_000
+CALL_GAS = 2**24
+"""Gas limit of every eth_call: EIP-7825's per-transaction cap (Osaka; Hardhat 3's default fork
+refuses more), far above any view call's need."""
 FUND_TXS_PER_BLOCK = 500
 """Most funding transfers per block: anvil's pool slows down superlinearly with one sender's
 queue (5,000 transfers in one block: 7.0 s, in blocks of 500: see docs/scale.md)."""
@@ -186,6 +192,20 @@ class ChainIdMismatchError(TransactionRejected):
     """A raw transaction was signed for another chain (e.g. a LETB tx replayed on RETB)."""
 
 
+class PreflightError(ChainError):
+    """A node cannot run this simulation, found at connect before any transaction (the checks:
+    gridledger/market/preflight.py). One line naming the chain, URL, what failed, what to do."""
+
+    def __init__(self, what: str, *, chain: str, url: str, advice: str) -> None:
+        self.chain, self.url, self.what, self.advice = chain, url, what, advice
+        where = f"chain {chain!r} ({url})" if url else f"chain {chain!r}"
+        super().__init__(f"{where}: {what}; {advice}")
+
+
+class WrongChainIdError(PreflightError, ChainIdMismatchError):
+    """The node reports another chain id than the scenario expects for that ledger."""
+
+
 class NonceError(TransactionRejected):
     """A transaction's nonce does not follow its sender's last one (too low, or a gap)."""
 
@@ -232,11 +252,14 @@ class TransactionReverted(TransactionFailed):
 
 
 class OutOfGasError(TransactionFailed):
-    """The transaction ran out of gas at its explicit gas limit."""
+    """The transaction used its whole gas limit: out of gas, or an opcode the node's fork does not
+    have (an invalid opcode also burns all the gas; `cause` says which, where the node tells)."""
 
-    def __init__(self, gas_limit: int, **kw: Any) -> None:
+    def __init__(self, gas_limit: int, cause: str = "", **kw: Any) -> None:
         self.gas_limit = gas_limit
-        super().__init__(f"out of gas (gas limit {gas_limit})", **kw)
+        self.cause = cause
+        what = cause or "out of gas or an invalid opcode (a fork older than the contracts')"
+        super().__init__(f"used its whole gas limit {gas_limit}: {what}", **kw)
 
 
 class CallReverted(ChainError):
@@ -713,7 +736,7 @@ def _failure(chain: str, ptx: PendingTx, *, out_of_gas: bool, reason: str) -> Tr
         chain=chain,
     )
     if out_of_gas:
-        return OutOfGasError(ptx.gas_limit, **kw)
+        return OutOfGasError(ptx.gas_limit, reason, **kw)
     return TransactionReverted(reason, **kw)
 
 
@@ -731,8 +754,24 @@ class _LocalOutcome:
     log_offset: int
 
 
+EMBEDDED_VMS = {"shanghai": "ShanghaiVM", "cancun": "CancunVM", "prague": "PragueVM"}
+"""py-evm VM class (in eth.vm.forks) of each fork the embedded chain can run."""
+
+
+def embedded_vm_class(evm_version: str) -> type:
+    """py-evm's VM class for `evm_version` (gridledger.contracts.EVM_VERSION by default)."""
+    import eth.vm.forks
+
+    if evm_version not in EMBEDDED_VMS:
+        raise ValueError(f"evm_version must be one of {sorted(EMBEDDED_VMS)}, got {evm_version!r}")
+    return getattr(eth.vm.forks, EMBEDDED_VMS[evm_version])
+
+
 class EmbeddedChain(ChainBackend):
     """An in-process py-evm chain with its own chain id and 'batch then mine' blocks.
+
+    It runs the fork `evm_version` (default: the contracts' build target,
+    gridledger.contracts.EVM_VERSION), as anvil does with `--hardfork`.
 
     Submitted transactions execute at once in the pending block (each once: the block's tries
     are built when `mine()` seals it, not per transaction), so a revert is known immediately and
@@ -747,15 +786,20 @@ class EmbeddedChain(ChainBackend):
         name: str = "embedded",
         *,
         block_gas_limit: int = DEV_BLOCK_GAS_LIMIT,
+        evm_version: str | None = None,
     ) -> None:
         from eth_tester import PyEVMBackend
         from eth_tester.backends.pyevm.main import get_default_genesis_params
 
+        from gridledger.contracts import EVM_VERSION
+
         if not 0 < int(chain_id) < 2**64:
             raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
         super().__init__(name, chain_id)
+        self.evm_version = evm_version or EVM_VERSION
+        vm = embedded_vm_class(self.evm_version)
         params = get_default_genesis_params(overrides={"gas_limit": int(block_gas_limit)})
-        self.backend = PyEVMBackend(genesis_parameters=params)
+        self.backend = PyEVMBackend(genesis_parameters=params, vm_configuration=((0, vm),))
         # eth-tester hard-codes its chain id on the chain class; set ours on the instance
         # (py-evm builds each VM's ChainContext -- the CHAINID opcode -- from it).
         self.backend.chain.chain_id = self.chain_id
@@ -831,7 +875,7 @@ class EmbeddedChain(ChainBackend):
         self._block_logs += len(receipt.logs)
 
     def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
-        from eth.vm.forks import PragueVM
+        from eth.vm.forks import CancunVM
 
         vm = self._working_vm()
         vm.state.persist()
@@ -840,7 +884,7 @@ class EmbeddedChain(ChainBackend):
         receipts = tuple(p._local.receipt for p in pending)
         block = vm.set_block_transactions_and_withdrawals(vm.get_block(), header, txs, receipts)
         kwargs: dict[str, Any] = {"mix_hash": os.urandom(32)}
-        if isinstance(vm, PragueVM):
+        if isinstance(vm, CancunVM):  # and later forks
             kwargs["blob_gas_used"] = 0
         mined = vm.mine_block(block, **kwargs).block
         self._evm.validate_block(mined)
@@ -886,10 +930,13 @@ class EmbeddedChain(ChainBackend):
                 from eth.exceptions import OutOfGas, Revert
 
                 err = comp.error
-                reason = decode_revert_reason(comp.output) if isinstance(err, Revert) else repr(err)
-                res.error = _failure(
-                    self.name, p, out_of_gas=isinstance(err, OutOfGas), reason=reason
-                )
+                if isinstance(err, Revert):
+                    res.error = _failure(
+                        self.name, p, out_of_gas=False, reason=decode_revert_reason(comp.output)
+                    )
+                else:  # out of gas, invalid opcode, stack errors: all burn the whole limit
+                    cause = "out of gas" if isinstance(err, OutOfGas) else repr(err)
+                    res.error = _failure(self.name, p, out_of_gas=True, reason=cause)
             p._local = None
             results.append(res)
         return results
@@ -976,6 +1023,8 @@ class EmbeddedChain(ChainBackend):
 
 ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 """Anvil's/hardhat's first well-known dev account (public test mnemonic): the dev faucet."""
+DEV_MINE_MAX_BLOCKS = 1000
+"""Most `evm_mine` calls one mine() makes on a dev node whose blocks hold part of a batch."""
 
 
 RPC_BATCH_MAX_CALLS = 1_000
@@ -1030,10 +1079,13 @@ def _classify_rpc_error(message: str) -> type[TransactionRejected] | None:
 
 
 class RpcChain(ChainBackend):
-    """Any JSON-RPC node. Dev nodes (anvil, hardhat): automine off, one `evm_mine` per mine().
+    """Any JSON-RPC node. Dev nodes: automine off, `evm_mine` per mine() until the batch is in.
 
-    `dev=None` detects a dev node from web3_clientVersion; real networks wait for receipts
-    (`receipt_timeout_s`) and need `faucet_key` (or env GRIDLEDGER_FAUCET_KEY) to fund agents.
+    `dev=None` probes the node's abilities (`can_mine`: evm_mine; `can_stop_automine`:
+    evm_setAutomine) instead of trusting its client name; a node with both is driven by
+    `evm_mine`, any other by waiting for its blocks (`receipt_timeout_s`, ReceiptTimeoutError).
+    The faucet is `faucet_key`, else env GRIDLEDGER_FAUCET_KEY, else (dev nodes only) the
+    public dev account ANVIL_DEV_KEY (the preflight checks it holds enough).
     A dropped connection never causes a blind resend: the transaction hash is looked up first,
     and a resend is the same signed bytes (same nonce), which cannot spend twice.
     """
@@ -1066,22 +1118,41 @@ class RpcChain(ChainBackend):
         self._ids = itertools.count(1)
         chain_id = int(self._rpc("eth_chainId", []), 16)
         if expected_chain_id is not None and chain_id != int(expected_chain_id):
-            raise ChainIdMismatchError(
-                f"node at {url} reports chain id {chain_id}, expected {expected_chain_id}"
+            raise WrongChainIdError(
+                f"the node reports chain id {chain_id}, the scenario expects {expected_chain_id}",
+                chain=name,
+                url=url,
+                advice=f"start the node with chain id {expected_chain_id} (anvil --chain-id "
+                f"{expected_chain_id}; hardhat node --chain-id {expected_chain_id}) or set "
+                f"{name}_chain_id = {chain_id} in the scenario TOML",
             )
         super().__init__(name, chain_id)
-        client = str(self._rpc("web3_clientVersion", []))
-        self.client_version = client
-        self.dev = dev if dev is not None else client.lower().startswith(("anvil", "hardhat"))
-        if self.dev:
-            self._rpc("evm_setAutomine", [False])
-        key = (
-            faucet_key
-            or os.environ.get("GRIDLEDGER_FAUCET_KEY")
-            or (ANVIL_DEV_KEY if self.dev else None)
-        )
+        try:
+            self.client_version = str(self._rpc("web3_clientVersion", []))
+        except RpcError:
+            self.client_version = "unknown"
+        self.can_mine = self._has_method("evm_mine", ["not-a-timestamp"])
+        self.can_stop_automine = self.can_mine and self._has_method("evm_setAutomine", [False])
+        self.dev = (self.can_mine and self.can_stop_automine) if dev is None else dev
+        if dev and not self.can_stop_automine:
+            self._rpc("evm_setAutomine", [False])  # dev=True forced: fail loudly if it cannot
+        key = faucet_key or os.environ.get("GRIDLEDGER_FAUCET_KEY")
+        if key is None and self.dev:  # a dev node: the public test mnemonic's first account
+            key = ANVIL_DEV_KEY
         self._faucet = _account_from_key(key) if key else None
         self._base_fee: int | None = None
+
+    def _has_method(self, method: str, params: list[Any]) -> bool:
+        """Does the node serve `method`? Any answer but 'method not found' counts as yes (the
+        probe's `params` are either harmless or invalid on purpose)."""
+        try:
+            self._rpc(method, params)
+        except RpcError as exc:
+            e = exc.error if isinstance(exc.error, dict) else {}
+            text = str(e.get("message", exc.error)).lower()
+            absent = ("not found", "does not exist", "not supported", "not available")
+            return not (e.get("code") in (-32601, -32004) or any(a in text for a in absent))
+        return True
 
     # ---- transport ----
     def _post(self, payload: Any) -> Any:
@@ -1151,12 +1222,14 @@ class RpcChain(ChainBackend):
     def _rejection(self, ptx: PendingTx, error: Any) -> TransactionRejected:
         msg = error.get("message", str(error)) if isinstance(error, dict) else str(error)
         cls = _classify_rpc_error(msg) or TransactionRejected
-        return cls(
+        err = cls(
             f"node at {self.url} refused tx {ptx.tx_hash}: {msg}",
             agent=ptx.agent,
             contract=ptx.contract,
             function=ptx.function,
         )
+        err.chain, err.url = self.name, self.url  # named by the CLI's one-line error
+        return err
 
     def _known(self, tx_hash: str) -> bool:
         return self._rpc("eth_getTransactionByHash", [tx_hash]) is not None
@@ -1253,6 +1326,23 @@ class RpcChain(ChainBackend):
                 raise RpcError("evm_mine", out["error"], self.url)
             return
 
+    def _mine_dev(self, hashes: list[str]) -> list[dict[str, Any] | None]:
+        """evm_mine until every transaction has a receipt or a block adds none (a node packs a
+        block up to its gas limit by the transactions' gas limits; what never fits -- nonce gap,
+        unaffordable -- stays out and is reported by the caller)."""
+        self._evm_mine_once()
+        receipts = self._receipts(hashes)
+        missing = sum(r is None for r in receipts)
+        for _ in range(DEV_MINE_MAX_BLOCKS):
+            if not missing:
+                break
+            self._evm_mine_once()
+            receipts = self._receipts(hashes)
+            before, missing = missing, sum(r is None for r in receipts)
+            if missing == before:
+                break
+        return receipts
+
     def _mine_pending(self, pending: list[PendingTx]) -> list[TxResult]:
         served = [p for p in pending if p.replayed]
         if not served:
@@ -1276,8 +1366,7 @@ class RpcChain(ChainBackend):
     def _mine_fresh(self, pending: list[PendingTx]) -> list[TxResult]:
         hashes = [p.tx_hash for p in pending]
         if self.dev:
-            self._evm_mine_once()
-            receipts = self._receipts(hashes)
+            receipts = self._mine_dev(hashes)
         else:
             deadline = time.monotonic() + self.receipt_timeout_s
             receipts = self._receipts(hashes)
@@ -1371,16 +1460,23 @@ class RpcChain(ChainBackend):
         return res
 
     def _failure_reason(self, p: PendingTx, res: TxResult) -> tuple[bool, str]:
-        """(out_of_gas, reason) of a mined failed tx: trace it, else replay with eth_call."""
-        with contextlib.suppress(RpcError, ChainConnectionError):
+        """(used_all_gas, reason) of a mined failed tx from its receipt and the node's trace: a
+        tx that used its whole gas limit ran out of gas or hit an invalid opcode (never an empty
+        revert); else the revert reason from the trace, or from replaying it with eth_call."""
+        cause = ""
+        with contextlib.suppress(RpcError, ChainConnectionError, AttributeError):
             tr = self._rpc("debug_traceTransaction", [p.tx_hash, {"tracer": "callTracer"}])
-            err = str(tr.get("error", ""))
-            if "gas" in err.lower() and "out" in err.lower():
-                return True, err
-            out = tr.get("output") or "0x"
-            return False, decode_revert_reason(bytes.fromhex(out[2:]))
+            cause = str(tr.get("error", ""))
+            if res.gas_used < p.gas_limit and "revert" in cause.lower():
+                out = tr.get("output") or "0x"
+                return False, decode_revert_reason(bytes.fromhex(out[2:]))
         if res.gas_used >= p.gas_limit:
-            return True, "out of gas"
+            low = cause.lower()
+            if "opcode" in low or "notactivated" in low or "invalid" in low:
+                cause = f"invalid opcode ({cause}): the node's fork lacks an opcode"
+            elif "gas" in low:
+                cause = "out of gas"
+            return True, cause
         tx = {"from": p.sender, "data": "0x", "gas": hex(p.gas_limit)}
         try:
             raw_tx = self._rpc("eth_getTransactionByHash", [p.tx_hash])

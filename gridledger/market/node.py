@@ -1,9 +1,11 @@
-"""Local anvil dev nodes: find the pinned binary, start one process per chain, stop cleanly.
+"""Local dev nodes: find the pinned anvil binary, start one process per chain, stop cleanly.
 
 `start_anvil(chain_id)` is a context manager used by tests and benchmarks; `main_node(args)` backs
 the `gridledger node` CLI subcommand (one anvil for the LETB chain, one for the RETB chain).
 The binary comes from `scripts/install-anvil` (npm package @foundry-rs/anvil, pinned version):
 $GRIDLEDGER_ANVIL, then <project>/.tools/anvil/bin/anvil, then `anvil` on PATH.
+`start_hardhat(chain_id)` starts Hardhat 3's node with its defaults (tests of other clients;
+scripts/install-hardhat puts it and the Node 22 it needs in .tools/hardhat).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gridledger.contracts import EVM_VERSION
 from gridledger.market.chain import DEFAULT_CHAIN_IDS, DEV_BLOCK_GAS_LIMIT, ChainError
 
 __all__ = [
@@ -28,8 +31,10 @@ __all__ = [
     "AnvilStartError",
     "add_node_arguments",
     "find_anvil",
+    "find_hardhat",
     "main_node",
     "start_anvil",
+    "start_hardhat",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -113,21 +118,27 @@ def start_anvil(
     chain_id: int,
     port: int | None = None,
     *,
-    block_gas_limit: int = DEV_BLOCK_GAS_LIMIT,
-    balance_eth: int = 1_000_000,
+    block_gas_limit: int | None = DEV_BLOCK_GAS_LIMIT,
+    balance_eth: int | None = 1_000_000,
     block_time_s: int | None = None,
     startup_timeout_s: float = 20.0,
     binary: Path | None = None,
     state_file: Path | None = None,
     state_interval_s: int = 1,
     keep_history: bool = True,
-    order: str = "fifo",
+    order: str | None = "fifo",
+    hardfork: str | None = EVM_VERSION,
+    extra_args: tuple[str, ...] = (),
 ) -> AnvilNode:
     """Start anvil on 127.0.0.1 with `chain_id`, wait until it answers, return the node.
 
     No automatic mining (`--no-mining`: blocks are mined by `evm_mine`, one per market hour or
     phase), FIFO transaction order (a batch lands in submission order; `order="fees"`: highest
-    priority fee first, as a public node orders), a large block gas limit.
+    priority fee first, as a public node orders), a large block gas limit, the fork the contracts
+    are built for (`hardfork`, default gridledger.contracts.EVM_VERSION; None: anvil's own
+    default). `block_gas_limit`, `balance_eth`, `order` None: anvil's defaults (30M gas, 10,000
+    coins per account, fee order). `extra_args` go to anvil as they are (tests:
+    `--enable-tx-gas-limit`, ...).
     `block_time_s` instead mines a block every so many seconds, like a real network.
 
     `state_file`: the node's chain persists there (`--state`: loaded at start if it exists,
@@ -137,11 +148,10 @@ def start_anvil(
     block, receipt and nonce; SIGKILL keeps what the last periodic dump held (nothing if killed
     before the first one: the node then starts a new chain with a new genesis hash).
     """
-    import requests
 
     if not 0 < int(chain_id) < 2**64:
         raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
-    if order not in ("fifo", "fees"):
+    if order not in ("fifo", "fees", None):
         raise ValueError(f"order must be 'fifo' or 'fees', got {order!r}")
     exe = binary or find_anvil()
     port = port or free_port()
@@ -150,27 +160,36 @@ def start_anvil(
         "--host", "127.0.0.1",
         "--port", str(port),
         "--chain-id", str(int(chain_id)),
-        "--gas-limit", str(int(block_gas_limit)),
-        "--balance", str(int(balance_eth)),
+        *(["--gas-limit", str(int(block_gas_limit))] if block_gas_limit else []),
+        *(["--balance", str(int(balance_eth))] if balance_eth else []),
         "--accounts", "2",
         *(["--block-time", str(int(block_time_s))] if block_time_s else ["--no-mining"]),
-        "--order", order,
+        *(["--order", order] if order else []),
         "--silent",
+        *(["--hardfork", hardfork] if hardfork else []),
+        *extra_args,
     ]  # fmt: skip
     if state_file is not None:
         cmd += ["--state", str(state_file), "--state-interval", str(int(state_interval_s))]
         cmd += ["--preserve-historical-states"] if keep_history else []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    node = AnvilNode(chain_id=int(chain_id), port=port, process=proc)
-    deadline = time.monotonic() + startup_timeout_s
+    return _serving(AnvilNode(chain_id=int(chain_id), port=port, process=proc), startup_timeout_s)
+
+
+def _serving(node: AnvilNode, timeout_s: float, client: str = "anvil") -> AnvilNode:
+    """Wait until `node` answers eth_chainId with its chain id; AnvilStartError otherwise."""
+    import requests
+
+    proc, chain_id = node.process, node.chain_id
+    deadline = time.monotonic() + timeout_s
     payload = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
     while True:
         if proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             node.stop()
             raise AnvilStartError(
-                f"anvil exited with code {proc.returncode} (port {port}, chain id {chain_id}): "
-                f"{err.strip()[-2000:]}"
+                f"{client} exited with code {proc.returncode} (port {node.port}, chain id "
+                f"{chain_id}): {err.strip()[-2000:]}"
             )
         with contextlib.suppress(requests.RequestException, ValueError):
             r = requests.post(node.url, json=payload, timeout=1.0)
@@ -179,10 +198,37 @@ def start_anvil(
         if time.monotonic() > deadline:
             node.stop()
             raise AnvilStartError(
-                f"anvil on {node.url} (chain id {chain_id}) did not answer within "
-                f"{startup_timeout_s:.0f} s"
+                f"{client} on {node.url} (chain id {chain_id}) did not answer within "
+                f"{timeout_s:.0f} s"
             )
         time.sleep(0.05)
+
+
+LOCAL_HARDHAT = PROJECT_ROOT / ".tools" / "hardhat" / "bin" / "hardhat-node"
+"""`hardhat node` with its own Node 22 (scripts/install-hardhat .tools/hardhat)."""
+
+
+def find_hardhat() -> Path:
+    """The hardhat-node wrapper: $GRIDLEDGER_HARDHAT, else .tools/hardhat/bin/hardhat-node."""
+    p = Path(os.environ.get("GRIDLEDGER_HARDHAT") or LOCAL_HARDHAT)
+    if p.is_file() and os.access(p, os.X_OK):
+        return p
+    raise AnvilNotFoundError(
+        f"no Hardhat node at {p}: run `scripts/install-hardhat .tools/hardhat` (or `make tools`)"
+    )
+
+
+def start_hardhat(
+    chain_id: int, port: int | None = None, *, startup_timeout_s: float = 60.0
+) -> AnvilNode:
+    """Start Hardhat 3's node on 127.0.0.1 with `chain_id` and its other defaults (fork,
+    balances, block gas limit, automine), wait until it answers, return the node."""
+    port = port or free_port()
+    cmd = [str(find_hardhat()), "--hostname", "127.0.0.1", "--port", str(port)]
+    cmd += ["--chain-id", str(int(chain_id))]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    node = AnvilNode(chain_id=int(chain_id), port=port, process=proc)
+    return _serving(node, startup_timeout_s, client="hardhat node")
 
 
 def add_node_arguments(parser: argparse.ArgumentParser) -> None:

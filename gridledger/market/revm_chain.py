@@ -11,11 +11,11 @@ pending block at once (as EmbeddedChain does), and `mine()` seals one block: num
 parent hash and a hash over the header and the transaction and receipt lists, so blocks are
 hash-linked; the base fee follows EIP-1559 from the same genesis as eth-tester's.
 
-Fork rules: py-evm (EmbeddedChain) runs Prague, anvil defaults to Prague and the Vyper artifacts
-are compiled for Prague (vyper 0.4.3's default evm version; gridledger/contracts/build.py).
-pyrevm 0.3.7 (revm 8) knows rules up to Cancun, so revm runs spec "CANCUN" -- Prague adds no
-opcode the contracts use -- and this module applies Prague's one transaction-level gas change
-itself (EIP-7623 calldata floor). Gas per transaction is identical to py-evm's (tested).
+Fork rules: the fork every backend runs and the contracts are compiled for,
+`gridledger.contracts.EVM_VERSION` (Shanghai; README "Nodes and forks"). pyrevm 0.3.7 (revm 8)
+knows rules up to Cancun: for a Prague target it would run spec "CANCUN" -- Prague adds no
+opcode the contracts use -- and apply Prague's one transaction-level gas change itself (EIP-7623
+calldata floor, `PRAGUE_CALLDATA_FLOOR`). Gas per transaction is identical to py-evm's (tested).
 
 Each transaction starts from cold state, as on a node (EIP-2929 warm sets, EIP-2200 original
 values): pyrevm keeps one journal across calls, which gridledger/market/revm_state.py empties
@@ -42,6 +42,7 @@ import pyrevm
 import rlp
 from eth_utils import to_checksum_address
 
+from gridledger.contracts import EVM_VERSION
 from gridledger.market.chain import (
     CALL_GAS,
     DEV_BLOCK_GAS_LIMIT,
@@ -72,7 +73,11 @@ if TYPE_CHECKING:
 
 __all__ = ["REVM_SPEC", "RevmChain"]
 
-REVM_SPEC = "CANCUN"
+REVM_SPECS = {"shanghai": "SHANGHAI", "cancun": "CANCUN", "prague": "CANCUN"}
+"""revm spec per EVM_VERSION (pyrevm 0.3.7 has no Prague spec: Cancun plus the calldata floor)."""
+REVM_SPEC = REVM_SPECS[EVM_VERSION]
+PRAGUE_CALLDATA_FLOOR = EVM_VERSION == "prague"
+"""Whether EIP-7623's calldata floor applies (Prague and later)."""
 GENESIS_BASE_FEE_WEI = 1_000_000_000  # eth-tester's genesis, so fees match EmbeddedChain's
 FAUCET_KEY = (1).to_bytes(32, "big")  # eth-tester's first dev key: the same faucet address
 FAUCET_WEI = 10**24
@@ -119,6 +124,11 @@ class MinedTx:
     tx: DecodedTx
     index: int
     price: int
+
+
+def _floor_gas(tx: DecodedTx) -> int:
+    """The least gas `tx` is charged under the fork's rules (EIP-7623 from Prague, else 0)."""
+    return calldata_floor_gas(tx) if PRAGUE_CALLDATA_FLOOR else 0
 
 
 class RevmChain(ChainBackend):
@@ -238,7 +248,7 @@ class RevmChain(ChainBackend):
         if tx.max_fee_per_gas < blk.base_fee:
             msg = f"max fee per gas {tx.max_fee_per_gas} below the base fee {blk.base_fee}"
             self._refuse(TransactionRejected, ptx, msg)
-        need = max(intrinsic_gas(tx), calldata_floor_gas(tx))
+        need = max(intrinsic_gas(tx), _floor_gas(tx))
         if tx.gas < need:
             self._refuse(TransactionRejected, ptx, f"gas limit {tx.gas} below intrinsic {need}")
         if blk.gas_used + tx.gas > blk.gas_limit:
@@ -284,7 +294,7 @@ class RevmChain(ChainBackend):
             infos, slots = self._state.changes()
         finally:
             evm.revert(cp)
-        gas_used = max(res.gas_used, calldata_floor_gas(tx))  # EIP-7623 (Prague)
+        gas_used = max(res.gas_used, _floor_gas(tx))
         sender = infos[tx.sender]
         infos[tx.sender] = pyrevm.AccountInfo(
             balance=sender.balance + (tx.gas - gas_used) * price, nonce=sender.nonce

@@ -195,9 +195,11 @@ class DroppingProxy:
 
 def test_dropped_connections_never_double_spend_or_double_mine():
     with start_anvil(4711) as node:
-        proxy = DroppingProxy(node.url, {"eth_sendRawTransaction": 1, "evm_mine": 1})
+        proxy = DroppingProxy(node.url, {"eth_sendRawTransaction": 1, "evm_mine": 0})
         try:
-            chain = RpcChain(proxy.url, "x", retries=2)
+            chain = RpcChain(proxy.url, "x", retries=2)  # probes evm_mine once (not dropped)
+            proxy.drops["evm_mine"] = 1
+            proxy.forwarded.clear()
             payer = chain.faucet_signer()
             to = derive_account(3, "user", 0).address
             head = chain.block_number()

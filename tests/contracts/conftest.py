@@ -17,9 +17,9 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
-from gridledger.contracts import load_artifact
+from gridledger.contracts import EVM_VERSION, load_artifact
 from gridledger.market.accounts import derive_account
-from gridledger.market.chain import Signer, TransactionReverted, TxRequest
+from gridledger.market.chain import Signer, TransactionReverted, TxRequest, embedded_vm_class
 from gridledger.market.revm_chain import RevmChain
 
 ENGINES = ["pyevm", "revm"]
@@ -62,7 +62,8 @@ class Chain:
         if engine == "revm":
             return RevmTestChain.fresh_revm(n_accounts)
         genesis = PyEVMBackend.generate_genesis_state(num_accounts=n_accounts)
-        tester = EthereumTester(PyEVMBackend(genesis_state=genesis))
+        fork = ((0, embedded_vm_class(EVM_VERSION)),)  # the fork every backend runs
+        tester = EthereumTester(PyEVMBackend(genesis_state=genesis, vm_configuration=fork))
         w3 = Web3(EthereumTesterProvider(tester))
         accounts = list(w3.eth.accounts)
         w3.eth.default_account = accounts[0]  # calls need no sender guess (slow with many keys)
