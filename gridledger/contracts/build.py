@@ -71,6 +71,15 @@ def expected_fingerprint(source: Path, evm_version: str = EVM_VERSION) -> dict[s
     }
 
 
+def compile_source(text: str, evm_version: str = EVM_VERSION) -> dict[str, object]:
+    """ABI and bytecode of Vyper source `text` compiled for `evm_version` (throwaway contracts
+    of tests and probes must run on the same fork as the artifacts)."""
+    out = vyper.compile_code(
+        text, settings=Settings(evm_version=evm_version), output_formats=["abi", "bytecode"]
+    )
+    return {"abi": out["abi"], "bytecode": out["bytecode"]}
+
+
 def compile_contract(source: Path, evm_version: str = EVM_VERSION) -> dict[str, object]:
     """Compile one contract source for `evm_version` into its artifact dictionary."""
     bundle = FilesystemInputBundle([source.parent])

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import vyper
 
+from gridledger.contracts.build import compile_source
 from gridledger.market.accounts import derive_account
 from gridledger.market.chain import DEFAULT_CHAIN_IDS, ChainBackend, RpcChain, Signer, make_chain
 from gridledger.market.node import AnvilNode, start_anvil
@@ -33,8 +33,7 @@ def burn(n: uint256):
 @pytest.fixture(scope="session")
 def probe_artifact() -> dict:
     """A throwaway contract (CHAINID opcode, gas burner) compiled in-process."""
-    out = vyper.compile_code(PROBE_SOURCE, output_formats=["abi", "bytecode"])
-    return {"abi": out["abi"], "bytecode": out["bytecode"]}
+    return compile_source(PROBE_SOURCE)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -16,11 +16,11 @@ import itertools
 from dataclasses import dataclass, field
 
 import pytest
-import vyper
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from gridledger.contracts.build import compile_source
 from gridledger.market import invariants as inv
 from gridledger.market.chain import EmbeddedChain, Signer, TransactionReverted, TxRequest
 from gridledger.market.clearing import RepOffer, ineligibility, update_reputation
@@ -71,7 +71,7 @@ class OneChainWorld(World):
     def __init__(self) -> None:
         chain = EmbeddedChain(31499, "market")
         super().__init__({"letb": chain, "retb": chain}, seed=4242)
-        out = vyper.compile_code(PROBE_SOURCE, output_formats=["abi", "bytecode"])
+        out = compile_source(PROBE_SOURCE)
         code = bytes.fromhex(out["bytecode"].removeprefix("0x"))
         res = self.admin.on("letb").transact(TxRequest(to=None, data=code, gas=3_000_000))
         self.probe = DeployedContract(chain, res.contract_address, artifact="Probe", abi=out["abi"])
