@@ -110,8 +110,8 @@ class Scenario:
     "cyclic" warm-up starts from)."""
     battery_start: str = "cyclic"
     """Charge at the start of the run (agents/producer.py): "cyclic" = what the producer's own
-    plan leaves at the end of the same day (steady state of repeated days), "initial" =
-    battery_soc_initial."""
+    plan leaves at the end of the same day (steady state of repeated days; runs shorter than
+    a day start from battery_soc_initial), "initial" = battery_soc_initial."""
 
     # --- load and PV profiles (network/profiles.py shapes, parameters from here)
     load_base_fraction: float = 0.45

@@ -20,7 +20,8 @@ producer's strategy:
 Battery at the start of the run (Scenario.battery_start): "cyclic" (the paper scenario) — each
 battery enters hour 0 with the charge its own plan leaves at the end of the same day, the steady
 state of repeated days (`LocalProducer.warm_up`, offers assumed sold: at night demand far exceeds
-stored energy); "initial" — `battery_soc_initial`. In a multi-day run the charge simply carries
+stored energy; a run shorter than a day starts from `battery_soc_initial`); "initial" —
+`battery_soc_initial`. In a multi-day run the charge simply carries
 from one day to the next.
 
 Offer price (agents/pricing.py): v_p = FiT + f·(min(T_t, cap) − FiT) with f =
@@ -193,9 +194,9 @@ class LocalProducer(mesa.Agent):
 
     def warm_up(self, dt_h: float, *, tol_kwh: float = 1e-6) -> float:
         """Cyclic steady state: the charge this battery holds at the start of a day that is the
-        same as the day before (its plan run over the run's first 24 hours — a shorter run
-        repeated — offers assumed sold, from the current charge until the charge at the day's
-        end equals its start). Sets and returns the start charge (kWh)."""
+        same as the day before (its plan run over the run's first 24 hours, offers assumed sold,
+        from the current charge until the charge at the day's end equals its start). Sets and
+        returns the start charge (kWh)."""
         s = self.storage
         e = self.e_kwh
         for _ in range(50):

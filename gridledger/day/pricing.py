@@ -121,7 +121,7 @@ def price_day(model: EnergyMarketModel) -> None:
             demand_kw=demand_kw,
             fit_usd_per_mwh=model.fit,
         )
-        if sc.battery_start == "cyclic":
+        if sc.battery_start == "cyclic" and sc.hours >= 24:  # a shorter run: soc_initial
             prod.warm_up(sc.dt_h)
 
 
