@@ -15,14 +15,13 @@ producer's strategy:
 - "price_peak": the producer discharges in the `producer_peak_hours` highest-DLMP hours of each
   clock day, spreading the energy it holds evenly over the selected hours left in that day: the
   evening peak only (the night gets nothing).
-- "greedy": offer everything it holds every hour.
+- "greedy": the energy it holds spread evenly over the hours left in the run.
 
 Battery at the start of the run (Scenario.battery_start): "cyclic" (the paper scenario) — each
 battery enters hour 0 with the charge its own plan leaves at the end of the same day, the steady
 state of repeated days (`LocalProducer.warm_up`, offers assumed sold: at night demand far exceeds
 stored energy; a run shorter than a day starts from `battery_soc_initial`); "initial" —
-`battery_soc_initial`. In a multi-day run the charge simply carries
-from one day to the next.
+`battery_soc_initial`. In a multi-day run the charge simply carries from one day to the next.
 
 Offer price (agents/pricing.py): v_p = FiT + f·(min(T_t, cap) − FiT) with f =
 `producer_price_fraction` (0.5: the gain from trade between the buyer's alternative, the tariff
