@@ -1,7 +1,7 @@
 """Figures of a run, matching the seed paper's Fig. 3-7, drawn from a Results (matplotlib Agg).
 
 fig3_gas:        gas per contract operation (mean per transaction, count annotated)
-fig4_battery:    battery power (charge < 0 < discharge) and users' load demand over the day
+fig4_battery:    battery power (charge < 0 < discharge); users' gross load, rooftop PV, demand
 fig5_pv_deficit: renewable (REP) PV production against the users' power deficiency after LETB
 fig6_grid:       users' total grid demand before/after trading, the reduction shaded
 fig7_price:      users' average price before/after trading
@@ -134,20 +134,35 @@ def fig3_gas(results: Results) -> Figure:
 
 
 def fig4_battery(results: Results) -> Figure:
-    """Users' load demand (top) and aggregate battery power (bottom, discharge positive) on one
-    time axis (paper Fig. 4): batteries charge from rooftop PV at midday and sell in the
-    evening peak."""
+    """Users' gross load, rooftop PV and metered demand (top) and aggregate battery power
+    (bottom, discharge positive) on one time axis (paper Fig. 4): the gross load peaks at the
+    morning and evening peaks, batteries charge from rooftop PV at midday and sell over the
+    evening and the night. (Results written before `load_kwh` existed show metered demand.)"""
     h = results.hourly
     _need(h, "hourly", "battery_power_kw", "demand_kwh")
     x, labels = _hours(results)
     fig, (ax_load, ax) = plt.subplots(
         2, 1, figsize=(9, 6), sharex=True, layout="constrained", height_ratios=(1, 1.3)
     )
-    ax_load.plot(x, h["demand_kwh"].to_numpy(float), color=ACCENT, marker="o", lw=2)
-    ax_load.set_ylabel("users' metered\nload demand (kW)")
+    if "load_kwh" in h and "rooftop_pv_kwh" in h:
+        ax_load.plot(
+            x, h["load_kwh"].to_numpy(float), color=ACCENT, marker="o", lw=2, label="gross load"
+        )
+        ax_load.fill_between(
+            x, h["rooftop_pv_kwh"].to_numpy(float), color="#ffdd71", alpha=0.7, label="rooftop PV"
+        )
+        ax_load.plot(
+            x, h["demand_kwh"].to_numpy(float), color="grey", ls="--", lw=1.5,
+            label="metered demand (gross load − own PV)",
+        )  # fmt: skip
+        ax_load.legend(loc="upper left", fontsize=8)
+        ax_load.set_ylabel("users' load\nand rooftop PV (kW)")
+    else:
+        ax_load.plot(x, h["demand_kwh"].to_numpy(float), color=ACCENT, marker="o", lw=2)
+        ax_load.set_ylabel("users' metered\nload demand (kW)")
     ax_load.set_ylim(bottom=0)
     ax_load.grid(True, alpha=0.3)
-    ax_load.set_title("Users' load demand and home batteries over the day")
+    ax_load.set_title("Users' load, rooftop PV and home batteries over the day")
     p = h["battery_power_kw"].to_numpy(float)
     ax.bar(x, np.where(p > 0, p, 0), color=GREEN, width=0.8, label="discharge (sold on LETB)")
     ax.bar(x, np.where(p < 0, p, 0), color="#98df8a", width=0.8, label="charge (rooftop PV)")

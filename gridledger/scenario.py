@@ -25,7 +25,8 @@ from gridledger.market.clearing import MAX_FILLS as LETB_MAX_FILLS
 REPUTATION_MAX = 1000
 """On-chain reputation scale: integer 0..REPUTATION_MAX (interfaces.md)."""
 
-PRODUCER_STRATEGIES = ("price_peak", "greedy")
+PRODUCER_STRATEGIES = ("evening_night", "price_peak", "greedy")
+BATTERY_STARTS = ("cyclic", "initial")
 OPF_MODES = ("hourly", "day_ahead")
 DLMP_REFERENCES = ("tariff", "wholesale")
 
@@ -105,6 +106,12 @@ class Scenario:
     battery_soc_min: float = 0.1
     battery_soc_max: float = 0.95
     battery_soc_initial: float = 0.2
+    """State of charge at the start of the run with battery_start = "initial" (and the point a
+    "cyclic" warm-up starts from)."""
+    battery_start: str = "cyclic"
+    """Charge at the start of the run (agents/producer.py): "cyclic" = what the producer's own
+    plan leaves at the end of the same day (steady state of repeated days; runs shorter than
+    a day start from battery_soc_initial), "initial" = battery_soc_initial."""
 
     # --- load and PV profiles (network/profiles.py shapes, parameters from here)
     load_base_fraction: float = 0.45
@@ -143,8 +150,10 @@ class Scenario:
     wholesale_slope_usd_per_mwh: float = 45.0
     wholesale_noise_usd_per_mwh: float = 3.0
     """Substation energy price = base + slope x feeder load multiplier (+ seeded noise)."""
-    producer_strategy: str = "price_peak"
-    """Local producers' offer strategy (agents/producer.py): "price_peak" or "greedy"."""
+    producer_strategy: str = "evening_night"
+    """Local producers' battery dispatch (agents/producer.py): "evening_night" (stored energy
+    over the evening and the night until PV recharges it), "price_peak" (the
+    `producer_peak_hours` highest-DLMP hours of each day) or "greedy"."""
     producer_price_fraction: float = 0.5
     """Local offer price v_p = FiT + f·(min(tariff, DLMP cap) − FiT) (agents/pricing.py): the
     seller's share f of the gain between the buyer's alternative (tariff) and its own (FiT)."""
@@ -482,6 +491,12 @@ def _validate(s: Scenario) -> None:
         "feed_in_tariff_usd_per_mwh",
         s.feed_in_tariff_usd_per_mwh,
         "must be below the lowest retail tariff",
+    )
+    _check(
+        s.battery_start in BATTERY_STARTS,
+        "battery_start",
+        s.battery_start,
+        f"must be one of {BATTERY_STARTS}",
     )
     _check(
         s.producer_strategy in PRODUCER_STRATEGIES,

@@ -2,9 +2,10 @@
 
 Each hour the plant posts (stable window, capacity m_d in Wh, price C_d, cumulative stable time
 t_d). Its forecast follows the day's PV profile; the real output differs by a seeded relative
-forecast error. The stable window is the run of hours whose forecast output is at least
-`rep_stable_fraction` of nameplate; outside it the plant does not post on RETB and exports all
-output to the grid. Price (agents/pricing.py): C_d = FiT + f·(min(T_t, cap) − FiT) with f =
+forecast error. The stable window of each clock day is that day's longest run of hours whose
+forecast output is at least `rep_stable_fraction` of nameplate (so every day with sun has one; t_d
+carries across days); outside it the plant does not post on RETB and exports all output to the
+grid. Price (agents/pricing.py): C_d = FiT + f·(min(T_t, cap) − FiT) with f =
 `rep_price_fraction` = 0.9: value-based pricing of a utility plant with few rivals in the zone,
 just below the tariff T_t its buyers would otherwise pay (a discount of 10 % of T_t − FiT), and
 within [feed-in tariff, DLMP cap of its bus] as the contract enforces. Energy sold beyond what it
@@ -48,6 +49,19 @@ def stable_window(forecast_kw: np.ndarray, nameplate_kw: float, fraction: float)
     return best
 
 
+def daily_stable_windows(
+    forecast_kw: np.ndarray, nameplate_kw: float, fraction: float, day_start: np.ndarray
+) -> np.ndarray:
+    """Per market hour, the [start, end) stable window of its clock day (`day_start[t]`: first
+    hour of t's day); (t0, t0) for a day without one."""
+    out = np.zeros((len(forecast_kw), 2), dtype=int)
+    for a in np.unique(day_start):
+        b = a + int(np.count_nonzero(day_start == a))
+        w0, w1 = stable_window(np.asarray(forecast_kw)[a:b], nameplate_kw, fraction)
+        out[a:b] = (a + w0, a + w1) if w1 > w0 else (a, a)
+    return out
+
+
 class RepAgent(mesa.Agent):
     """A PV plant selling on the RETB zone."""
 
@@ -63,6 +77,7 @@ class RepAgent(mesa.Agent):
         forecast_kw: np.ndarray,
         actual_kw: np.ndarray,
         stable_fraction: float,
+        day_start: np.ndarray | None = None,
     ) -> None:
         super().__init__(model)
         self.bus = bus
@@ -70,7 +85,11 @@ class RepAgent(mesa.Agent):
         self.nameplate_kw = nameplate_kw
         self.forecast_kw = np.asarray(forecast_kw, dtype=float)
         self.actual_kw = np.asarray(actual_kw, dtype=float)
-        self.window = stable_window(self.forecast_kw, nameplate_kw, stable_fraction)
+        starts = np.zeros(len(self.forecast_kw), dtype=int) if day_start is None else day_start
+        self.windows = daily_stable_windows(self.forecast_kw, nameplate_kw, stable_fraction, starts)
+        """[start, end) stable window of each hour's clock day."""
+        self.window = next((tuple(int(x) for x in w) for w in self.windows if w[1] > w[0]), (0, 0))
+        """The first day's stable window (the whole window of a one-day run)."""
         self.reputation: int | None = None
         self.stable_hours = 0
         self.cost_usd = 0.0
@@ -81,7 +100,7 @@ class RepAgent(mesa.Agent):
         self.incentive_usd = 0.0
 
     def in_window(self, t: int) -> bool:
-        return self.window[0] <= t < self.window[1]
+        return bool(self.windows[t, 0] <= t < self.windows[t, 1])
 
     def make_post(
         self,
@@ -101,7 +120,8 @@ class RepAgent(mesa.Agent):
         if not self.in_window(t) or price is None or capacity_wh <= 0:
             self.post = None
             return None
-        self.post = RepPost(self.window[0], self.window[1], capacity_wh, price, self.stable_hours)
+        w0, w1 = (int(x) for x in self.windows[t])
+        self.post = RepPost(w0, w1, capacity_wh, price, self.stable_hours)
         return self.post
 
     def produced_wh(self, t: int, dt_h: float) -> int:

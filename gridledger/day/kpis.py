@@ -52,6 +52,8 @@ def record_hour(
         "t": t,
         "clock_hour": int(model.clock_hours[t]),
         "demand_kwh": demand / 1000.0,
+        # users' gross load (household + EV) before their own rooftop PV
+        "load_kwh": float(sum(u.load_kw[t] + u.ev_kw[t] for u in model.users)) * sc.dt_h,
         "local_kwh": local / 1000.0,
         "renewable_kwh": ren / 1000.0,
         "grid_import_kwh": grid / 1000.0,

@@ -111,8 +111,18 @@ def price_day(model: EnergyMarketModel) -> None:
         plan = np.repeat(np.asarray(price, dtype=float)[:, None], model.feeder.n_buses, axis=1)
     model.operator.set_dlmp(pd.DataFrame(dlmp, columns=model.feeder.buses.index))
     pos = model.feeder.topology.pos
+    demand_kw = bus_sum(model, model.users, "demand_kw").sum(axis=1)  # the OPF's forecast
     for prod in model.producers:
-        prod.plan_day(plan[:, pos[prod.bus]], sc.producer_strategy, sc.producer_peak_hours)
+        prod.plan_day(
+            plan[:, pos[prod.bus]],
+            sc.producer_strategy,
+            sc.producer_peak_hours,
+            clock_hours=model.clock_hours,
+            demand_kw=demand_kw,
+            fit_usd_per_mwh=model.fit,
+        )
+        if sc.battery_start == "cyclic" and sc.hours >= 24:  # a shorter run: soc_initial
+            prod.warm_up(sc.dt_h)
 
 
 def _failure(t: int | None, exc: OPFInfeasibleError, rule: str) -> dict[str, object]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from gridledger.agents.grid import GridAgent
 from gridledger.agents.operator import NetworkOperator, derive_letb_areas
-from gridledger.agents.producer import LocalProducer
+from gridledger.agents.producer import LocalProducer, day_starts
 from gridledger.agents.rep import RepAgent
 from gridledger.agents.tdno import TDNO
 from gridledger.agents.user import UserAgent, ev_profile_kw
@@ -206,6 +206,7 @@ def build_agents(model: EnergyMarketModel) -> None:
                 forecast_kw=forecast,
                 actual_kw=actual,
                 stable_fraction=sc.rep_stable_fraction,
+                day_start=day_starts(model.clock_hours),
             )
         )
     sub = int(model.feeder.substation_bus)

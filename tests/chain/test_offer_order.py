@@ -129,7 +129,10 @@ def test_model_hours_at_households_per_bus_5_on_anvil() -> None:
 
     nodes = [start_anvil(31401), start_anvil(31402)]
     try:
-        sc = Scenario().replace(households_per_bus=5, hours=2, start_hour=10)
+        # "price_peak" over a 2-hour run offers stored energy in both hours
+        sc = Scenario().replace(
+            households_per_bus=5, hours=2, start_hour=10, producer_strategy="price_peak"
+        )
         model = EnergyMarketModel(sc, chain=f"{nodes[0].url},{nodes[1].url}")
         res = model.run()
     finally:

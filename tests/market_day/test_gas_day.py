@@ -30,7 +30,9 @@ def test_every_operation_of_the_default_day_within_its_gas_bound(
     g = r.gas
     bounded = g[(g["operation"] != "deploy") & (g["contract"] != "native")]
     ops = bounded["contract"] + "." + bounded["operation"]
-    assert set(ops) >= MARKET_OPERATIONS | SETUP_OPERATIONS  # the day covers every operation
+    # the day covers every operation (a lone LETB settle only where an hour has one LETB buyer:
+    # not on the default day, whose batteries sell every hour; tests/contracts/test_gas.py)
+    assert set(ops) >= (MARKET_OPERATIONS | SETUP_OPERATIONS) - {"LETB.settle"}
     assert (bounded["t"] == -1).any() and (bounded["t"] >= 0).any()  # set-up and market hours
     worst = bounded.groupby(ops)["gas_used"].max()
     over = {op: int(gas) for op, gas in worst.items() if gas > bound_of(op)}
@@ -52,7 +54,7 @@ def test_settle_many_within_its_bounds_per_item_and_per_call(
     assert int(items.sum()) == len(r.trades.drop_duplicates(["chain", "buyer", "nonce"]))
     singles = g[ops.isin(set(BATCHED.values()))]
     assert (items[singles["tx_hash"]] == 1).all()
-    assert int(items[batched["tx_hash"]].sum()) > 10 * len(batched)  # most settle in batches
+    assert int(items[batched["tx_hash"]].sum()) >= 0.9 * int(items.sum())  # most in batches
     for op, tx, gas in zip(ops[batched.index], batched["tx_hash"], batched["gas_used"],
                            strict=True):  # fmt: skip
         n = int(items[tx])

@@ -58,29 +58,6 @@ def test_every_trade_matches_an_event_on_chain(day: tuple[EnergyMarketModel, Res
             assert events[key] == (row.e_wh, row.price)
 
 
-def test_papers_claims(day: tuple[EnergyMarketModel, Results]) -> None:
-    _, r = day
-    h = r.hourly
-    grid, base = h["grid_import_kwh"], h["grid_import_kwh_baseline"]
-    # grid demand lower over the day, and clearly lower 10:00-16:00
-    assert grid.sum() < base.sum()
-    mid = h["clock_hour"].between(10, 15)
-    assert (grid[mid] <= 0.5 * base[mid]).all()
-    # users' average price at or below the baseline at every hour ...
-    ratio = h["user_price_usd_per_mwh"] / h["user_price_usd_per_mwh_baseline"]
-    assert (ratio <= 1.0 + 1e-12).all()
-    # ... and lowest relative to it at the evening peak: the tariff's on-peak window
-    onpeak = {c for a, b in r.scenario.tariff_onpeak_periods for c in range(a, b)}
-    assert onpeak == set(range(17, 22))
-    assert int(h.loc[ratio.idxmin(), "clock_hour"]) in onpeak
-    # for the right reason: stored energy sold on LETB in the evening at a discount to the
-    # on-peak tariff (agents/pricing.py), while REPs price close to the mid-peak tariff
-    evening = h["clock_hour"].isin(onpeak)
-    assert h.loc[ratio.idxmin(), "local_kwh"] > 0.3 * h.loc[ratio.idxmin(), "demand_kwh"]
-    assert h.loc[evening, "battery_discharge_kwh"].sum() > 0.9 * h["battery_discharge_kwh"].sum()
-    assert r.summary["cost_saving_pct"] > 0
-
-
 def test_results_save_load_and_figures(day: tuple[EnergyMarketModel, Results], tmp_path: Path):
     _, r = day
     r.save(tmp_path)

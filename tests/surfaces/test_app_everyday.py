@@ -58,7 +58,12 @@ def test_before_and_after_the_first_steps_on_clock_hours() -> None:
 
 @pytest.mark.slow
 def test_the_paper_day_says_when_trading_begins() -> None:
-    model = EnergyMarketModel()  # starts at midnight: no PV, batteries planned for the evening
+    # the paper's day trades from midnight: batteries sell the charge the evening left
+    model = EnergyMarketModel()
+    assert trading_schedule(model)["letb"] == 0
+    assert trading_start_line(model).startswith("Trading begins with the first step: ")
+    # batteries kept for the evening peak ("price_peak"): nothing trades before the PV plants
+    model = EnergyMarketModel(producer_strategy="price_peak")
     plan = trading_schedule(model)
     assert plan["retb"] == min(a.window[0] for a in model.agents if a.role == "rep") > 0
     assert plan["letb"] is not None and plan["letb"] > plan["retb"]
