@@ -32,10 +32,11 @@ def test_default_day_on_revm_equals_the_day_on_py_evm(day: tuple[EnergyMarketMod
 
 @pytest.mark.anvil
 def test_crowded_hours_on_anvil_equal_the_embedded_chain():
-    """At 5 households per bus a phase holds hundreds of transactions per block; requests are
-    first-come-first-served, so anvil must execute them in submission order as revm does (it
-    did not when they came in one JSON-RPC batch: from t = 9 buyers were filled from other
-    sellers; docs/block-order.md). 10 hours cover the first trading hours (t = 7..9)."""
+    """At 5 households per bus a phase holds hundreds of transactions per block; requests and
+    feedback are first-come-first-served, so anvil must execute them in submission order as
+    revm does. When a phase went to anvil as one JSON-RPC batch (out of order past 64 calls),
+    these 10 hours differed: offer gas from t = 0 and two reputations at t = 9 (on the day
+    before the evening-night dispatch: fills from t = 9 on; docs/block-order.md)."""
     from gridledger.market.node import start_anvil
 
     sc = Scenario().replace(households_per_bus=5, hours=10)
