@@ -262,6 +262,12 @@ class OutOfGasError(TransactionFailed):
         super().__init__(f"used its whole gas limit {gas_limit}: {what}", **kw)
 
 
+class BlockOrderError(ChainError):
+    """A dev node executed a block's transactions in an order other than their submission
+    order. The market is first-come-first-served (a request takes the cheapest offers left),
+    so the results would silently differ from the in-process engines; see docs/block-order.md."""
+
+
 class CallReverted(ChainError):
     """A read-only call (eth_call) reverted."""
 
@@ -272,7 +278,7 @@ class CallReverted(ChainError):
         super().__init__(_describe(f"call reverted: {reason!r}", "", contract, function))
 
 
-__all__ += ["CallReverted"]
+__all__ += ["BlockOrderError", "CallReverted"]
 
 
 def _describe(
@@ -1029,19 +1035,26 @@ DEV_MINE_MAX_BLOCKS = 1000
 
 RPC_BATCH_MAX_CALLS = 1_000
 """Calls per JSON-RPC batch request at most (geth's default BatchRequestLimit)."""
+RPC_SUBMIT_MAX_CALLS = 32
+"""eth_sendRawTransaction calls per batch request at most. anvil 1.7.1 answers a batch's calls
+concurrently and pools a batch of more than 64 transactions out of call order (the 64th on
+came last in reverse); up to 64 it keeps call order, and batches are sent one after the other,
+so a block keeps the submission order (measured in tests/chain/test_rpc_and_node.py)."""
 RPC_BATCH_MAX_BYTES = 1 << 20
 """Bytes of one batch request's body at most: anvil 1.7.1 refuses a body over 2 MiB with
 'Invalid request' (a phase of ~3,400 signed requests is ~3.5 MB), geth's limit is 5 MB."""
 
 
-def rpc_batches(payload: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """Split a JSON-RPC batch into requests of at most RPC_BATCH_MAX_CALLS calls and
+def rpc_batches(
+    payload: list[dict[str, Any]], max_calls: int = RPC_BATCH_MAX_CALLS
+) -> Iterator[list[dict[str, Any]]]:
+    """Split a JSON-RPC batch into requests of at most `max_calls` calls and
     RPC_BATCH_MAX_BYTES bytes (a single larger call goes alone), in order."""
     part: list[dict[str, Any]] = []
     size = 2  # the brackets
     for call in payload:
         n = len(json.dumps(call)) + 2  # ", " between calls
-        if part and (len(part) == RPC_BATCH_MAX_CALLS or size + n > RPC_BATCH_MAX_BYTES):
+        if part and (len(part) == max_calls or size + n > RPC_BATCH_MAX_BYTES):
             yield part
             part, size = [], 2
         part.append(call)
@@ -1086,6 +1099,8 @@ class RpcChain(ChainBackend):
     `evm_mine`, any other by waiting for its blocks (`receipt_timeout_s`, ReceiptTimeoutError).
     The faucet is `faucet_key`, else env GRIDLEDGER_FAUCET_KEY, else (dev nodes only) the
     public dev account ANVIL_DEV_KEY (the preflight checks it holds enough).
+    `ordered=None` (= `dev`): a block out of submission order raises BlockOrderError; False
+    accepts the node's order (a fee-ordered node in tests, a real network).
     A dropped connection never causes a blind resend: the transaction hash is looked up first,
     and a resend is the same signed bytes (same nonce), which cannot spend twice.
     """
@@ -1103,6 +1118,7 @@ class RpcChain(ChainBackend):
         timeout_s: float = 30.0,
         receipt_timeout_s: float = 120.0,
         retries: int = 3,
+        ordered: bool | None = None,
     ) -> None:
         import requests
 
@@ -1134,6 +1150,7 @@ class RpcChain(ChainBackend):
         self.can_mine = self._has_method("evm_mine", ["not-a-timestamp"])
         self.can_stop_automine = self.can_mine and self._has_method("evm_setAutomine", [False])
         self.dev = (self.can_mine and self.can_stop_automine) if dev is None else dev
+        self.ordered = self.dev if ordered is None else bool(ordered)
         if dev and not self.can_stop_automine:
             self._rpc("evm_setAutomine", [False])  # dev=True forced: fail loudly if it cannot
         key = faucet_key or os.environ.get("GRIDLEDGER_FAUCET_KEY")
@@ -1200,8 +1217,11 @@ class RpcChain(ChainBackend):
             raise RpcError(method, out["error"], self.url)
         return out["result"]
 
-    def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
-        """JSON-RPC batch; returns the raw answers (result or error) in call order."""
+    def _batch(
+        self, calls: list[tuple[str, list[Any]]], max_calls: int = RPC_BATCH_MAX_CALLS
+    ) -> list[dict[str, Any]]:
+        """JSON-RPC batch (requests of at most `max_calls` calls, sent one after the other);
+        returns the raw answers (result or error) in call order."""
         if not calls:
             return []
         start = next(self._ids)
@@ -1211,7 +1231,7 @@ class RpcChain(ChainBackend):
         ]
         self._ids = itertools.count(start + len(calls))
         by_id: dict[Any, dict[str, Any]] = {}
-        for part in rpc_batches(payload):
+        for part in rpc_batches(payload, max_calls):
             out = self._post(part)
             if isinstance(out, dict):  # some nodes answer a whole-batch error with one object
                 raise RpcError("batch", out.get("error", out), self.url)
@@ -1256,7 +1276,7 @@ class RpcChain(ChainBackend):
         calls = [("eth_sendRawTransaction", ["0x" + p.raw.hex()]) for p in ptxs]
         for attempt in range(self.retries + 1):
             try:
-                answers = self._batch(calls)
+                answers = self._batch(calls, RPC_SUBMIT_MAX_CALLS)
                 break
             except ChainConnectionError:
                 # Never resend blindly: keep only those the node does not know yet. Resending
@@ -1367,6 +1387,8 @@ class RpcChain(ChainBackend):
         hashes = [p.tx_hash for p in pending]
         if self.dev:
             receipts = self._mine_dev(hashes)
+            if self.ordered:
+                self._check_block_order(pending, receipts)
         else:
             deadline = time.monotonic() + self.receipt_timeout_s
             receipts = self._receipts(hashes)
@@ -1404,6 +1426,25 @@ class RpcChain(ChainBackend):
                 continue
             results.append(self._result(p, r))
         return results
+
+    def _check_block_order(
+        self, pending: list[PendingTx], receipts: list[dict[str, Any] | None]
+    ) -> None:
+        """A dev node's block must hold the mined transactions in submission order, as the
+        in-process engines execute them; raise BlockOrderError rather than go on with a
+        different (first-come-first-served) market result."""
+        last: tuple[int, int, str] | None = None
+        for p, r in zip(pending, receipts, strict=True):
+            if r is None:
+                continue
+            pos = (int(r["blockNumber"], 16), int(r["transactionIndex"], 16), p.tx_hash)
+            if last is not None and pos[:2] < last[:2]:
+                raise BlockOrderError(
+                    f"chain {self.name!r} ({self.url}) executed tx {pos[2]} (block {pos[0]}, "
+                    f"index {pos[1]}) before tx {last[2]} (block {last[0]}, index {last[1]}), "
+                    "which was submitted first"
+                )
+            last = pos
 
     def _unmined_error(self, p: PendingTx) -> TransactionRejected:
         """Why a dev node left a transaction out of its block: the sender could not pay for it

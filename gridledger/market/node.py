@@ -133,8 +133,9 @@ def start_anvil(
     """Start anvil on 127.0.0.1 with `chain_id`, wait until it answers, return the node.
 
     No automatic mining (`--no-mining`: blocks are mined by `evm_mine`, one per market hour or
-    phase), FIFO transaction order (a batch lands in submission order; `order="fees"`: highest
-    priority fee first, as a public node orders), a large block gas limit, the fork the contracts
+    phase), FIFO transaction order (arrival order: `RpcChain` sends a phase in order,
+    docs/block-order.md; `order="fees"`: highest priority fee first, as a public node orders),
+    a large block gas limit, the fork the contracts
     are built for (`hardfork`, default gridledger.contracts.EVM_VERSION; None: anvil's own
     default). `block_gas_limit`, `balance_eth`, `order` None: anvil's defaults (30M gas, 10,000
     coins per account, fee order). `extra_args` go to anvil as they are (tests:

@@ -2,7 +2,8 @@
 
 anvil with `--order fees` mines the highest priority fee first; every offer of a batch is signed
 with a higher tip than the one before it, so the block runs the batch backwards. Hints that name
-an offer of the same batch (the predecessor in price order) then fail with 'stale hint'; the
+an offer of the same batch (the predecessor in price order) then fail with 'stale hint' (the
+chain is `ordered=False`: it accepts the node's order instead of raising BlockOrderError); the
 rounds of `clearing.offer_rounds` (hints from earlier blocks only, at most OFFER_FANOUT offers
 between two neighbours of the earlier book) all land, within their gas bound, and the book is in
 (price, producer id) order.
@@ -33,7 +34,7 @@ GWEI = 10**9
 def reordering_market():
     """An LETB on an anvil node that orders by priority fee, N_PRODUCERS registered at one bus."""
     node = start_anvil(31401, order="fees")
-    chain = RpcChain(node.url, "letb", expected_chain_id=31401)
+    chain = RpcChain(node.url, "letb", expected_chain_id=31401, ordered=False)
     try:
         admin, operator, tdno = (
             chain.signer(derive_account(13, r, 0), r) for r in ("admin", "operator", "tdno")

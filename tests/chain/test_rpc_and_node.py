@@ -13,12 +13,14 @@ import pytest
 import requests
 from eth_utils import keccak
 
+import gridledger.market.chain as chain_module
 from gridledger.market.accounts import derive_account
 from gridledger.market.chain import (
     ANVIL_DEV_KEY,
     DEFAULT_CHAIN_IDS,
     RPC_BATCH_MAX_BYTES,
     RPC_BATCH_MAX_CALLS,
+    BlockOrderError,
     ChainConnectionError,
     ChainError,
     ChainIdMismatchError,
@@ -63,6 +65,37 @@ def test_a_batch_larger_than_the_nodes_body_limit_is_sent_in_parts():
     assert [c["id"] for p in parts for c in p] == list(range(len(calls)))
     assert all(len(p) <= RPC_BATCH_MAX_CALLS for p in parts)
     assert all(len(json.dumps(p)) <= RPC_BATCH_MAX_BYTES for p in parts)
+
+
+def _transfers_from_distinct_senders(chain: RpcChain, n: int) -> list:
+    accounts = [derive_account(9, "user", i) for i in range(n)]
+    chain.fund([a.address for a in accounts], 10**17)
+    to = derive_account(9, "x", 0).address
+    return [chain.signer(a).sign(TxRequest(to, b"", gas=21_000, value=1)) for a in accounts]
+
+
+def test_a_block_holds_its_transactions_in_submission_order():
+    """The LETB/RETB requests of an hour are first-come-first-served: anvil must execute them
+    in the order revm does. 200 transfers from distinct senders, submitted as one batch."""
+    with start_anvil(4711) as node:
+        chain = RpcChain(node.url, "x", expected_chain_id=4711)
+        ptxs = _transfers_from_distinct_senders(chain, 200)
+        chain.submit_many(ptxs)
+        assert all(r.ok for r in chain.mine())
+        block = chain._rpc("eth_getBlockByNumber", ["latest", False])
+    assert block["transactions"] == [p.tx_hash for p in ptxs]
+
+
+def test_a_block_out_of_submission_order_is_an_error(monkeypatch):
+    """anvil 1.7.1 pools a JSON-RPC batch of more than 64 transactions out of call order (why
+    RPC_SUBMIT_MAX_CALLS is 32); a dev node's block in another order raises, never silently
+    gives another market result."""
+    monkeypatch.setattr(chain_module, "RPC_SUBMIT_MAX_CALLS", 200)
+    with start_anvil(4711) as node:
+        chain = RpcChain(node.url, "x", expected_chain_id=4711)
+        chain.submit_many(_transfers_from_distinct_senders(chain, 200))
+        with pytest.raises(BlockOrderError, match=r"chain 'x' .* which was submitted first"):
+            chain.mine()
 
 
 def test_node_with_unexpected_chain_id_is_refused():
