@@ -30,9 +30,11 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # a CDN address that refuses connections: a file missing from the offline cache fails the
 # request (and so the test) instead of being fetched from the internet
 UNREACHABLE_CDN = "http://127.0.0.1:9/npm/"
-# the page's starting scenario in the browser test: six midday hours (PV, batteries, both markets
-# trade) and one field without a control, which Reset must keep
-VIZ_SCENARIO = "start_hour = 10\nhours = 6\nletb_areas = 2\n"
+# the page's starting scenario in the browser test: six midday hours in which both markets trade
+# (PV plants on RETB; batteries on LETB under "price_peak" -- the default "evening_night" sells
+# only in hours without PV surplus, none of 10:00-13:00) and fields without a control, which
+# Reset must keep
+VIZ_SCENARIO = 'start_hour = 10\nhours = 6\nletb_areas = 2\nproducer_strategy = "price_peak"\n'
 
 
 def free_port() -> int:
