@@ -59,9 +59,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from gridledger.network.conic import ConicHourly
 from gridledger.network.devices import EVCharger, PVPlant, RegulatedPlant, Storage, ZIPLoad
 from gridledger.network.feeder import Feeder
+from gridledger.network.opf.conic import ConicHourly
 from gridledger.network.powerflow import _sweep_matrices, bus_vector, sweep, zip_arrays
 
 __all__ = [
