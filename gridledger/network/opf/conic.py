@@ -25,7 +25,7 @@ from gridledger.network.devices import PVPlant, RegulatedPlant
 
 if TYPE_CHECKING:
     from gridledger.network.feeder import Feeder
-    from gridledger.network.opf.hourly import _Options
+    from gridledger.network.opf.model import _Options
 
 _OK = {"Solved": "optimal", "AlmostSolved": "optimal_inaccurate"}
 _INFEASIBLE = {"PrimalInfeasible", "AlmostPrimalInfeasible"}
