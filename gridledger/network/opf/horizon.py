@@ -12,8 +12,8 @@ import pandas as pd
 
 from gridledger.network.devices import EVCharger, Storage, ZIPLoad
 from gridledger.network.feeder import Feeder
-from gridledger.network.opf.hourly import HourlyOPF, _per_hour
-from gridledger.network.opf.model import Device
+from gridledger.network.opf.hourly import HourlyOPF
+from gridledger.network.opf.model import Device, hour_array
 from gridledger.network.opf.result import OPFExactness, OPFResult
 
 
@@ -72,8 +72,8 @@ def solve_opf(
         )
     wall0 = time.perf_counter()
     model = HourlyOPF(feeder, **opts)
-    price = _per_hour(price_usd_per_mwh, hours, "price_usd_per_mwh")
-    pen = _per_hour(loss_penalty_usd_per_mwh, hours, "loss_penalty_usd_per_mwh")
+    price = hour_array(price_usd_per_mwh, hours, "price_usd_per_mwh")
+    pen = hour_array(loss_penalty_usd_per_mwh, hours, "loss_penalty_usd_per_mwh")
 
     def row(x: Any, t: Any) -> Any:
         return x.loc[t] if isinstance(x, pd.DataFrame) else x
@@ -105,15 +105,7 @@ def _concat(parts: list[OPFResult], hours: pd.Index, wall0: float) -> OPFResult:
         hours=hours,
         buses=first.buses,
         objective_usd=float(sum(r.objective_usd for r in parts)),
-        exactness=OPFExactness(
-            max_relaxation_gap=float(gap.max()),
-            max_v_error_pu=float(verr.max()),
-            max_current_gap_pu=float(cur.max()),
-            hours=hours,
-            gap=gap,
-            v_error=verr,
-            current_gap=cur,
-        ),
+        exactness=OPFExactness.of_hours(hours, gap, verr, cur),
         status=status,
         loss_penalty_usd_per_mwh=float(max(r.loss_penalty_usd_per_mwh for r in parts)),
         solver_time_s=float(sum(r.solver_time_s for r in parts)),

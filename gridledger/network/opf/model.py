@@ -26,18 +26,20 @@ check uses the exact form, so any linearisation error shows up in `max_v_error_p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
-from gridledger.network.devices import EVCharger, PVPlant, RegulatedPlant, Storage
+from gridledger.network.devices import EVCharger, PVPlant, RegulatedPlant, Storage, ZIPLoad
 from gridledger.network.feeder import Feeder
 from gridledger.network.opf.conic import ConicHourly
 from gridledger.network.opf.result import OPFError
+from gridledger.network.powerflow import bus_vector
 
 Device = RegulatedPlant | PVPlant | Storage | EVCharger
 
@@ -47,7 +49,7 @@ _CLARABEL_OPTS = {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9}
 
 
 @dataclass(frozen=True)
-class _Options:
+class ModelOptions:
     hours: int
     devices: tuple[Device, ...]
     zip_key: tuple
@@ -61,10 +63,10 @@ class _Options:
     relax: bool = False
 
 
-class _Model:
+class CvxpyModel:
     """cvxpy DPP problem of a horizon of `hours` hours (1 for the hourly re-solve)."""
 
-    def __init__(self, feeder: Feeder, o: _Options, zip_coef: np.ndarray) -> None:
+    def __init__(self, feeder: Feeder, o: ModelOptions, zip_coef: np.ndarray) -> None:
         topo = feeder.topology
         n, m, T = feeder.n_buses, feeder.n_lines, o.hours
         self.feeder, self.o = feeder, o
@@ -306,14 +308,59 @@ class _Model:
         return out
 
 
-def _get_model(feeder: Feeder, o: _Options, zip_coef: np.ndarray, kind: str = "cvxpy") -> Any:
+def compiled_model(
+    feeder: Feeder, o: ModelOptions, zip_coef: np.ndarray, kind: str = "cvxpy"
+) -> Any:
     """The compiled model for these options, cached on the feeder (built once)."""
     cache: dict = feeder.__dict__.setdefault("_opf_cache", {})
     model = cache.get((kind, o))
     if model is None:
         if kind == "cvxpy":
-            model = _Model(feeder, o, zip_coef)
+            model = CvxpyModel(feeder, o, zip_coef)
         else:
             model = ConicHourly(feeder, o, zip_coef, tol=_CLARABEL_OPTS["tol_feas"])
         cache[(kind, o)] = model
     return model
+
+
+# ======================================================================================
+# input shaping
+
+
+def bus_hour_array(
+    feeder: Feeder, values: pd.Series | pd.DataFrame | np.ndarray | None, hours: pd.Index, name: str
+) -> np.ndarray:
+    """(n, T) array in bus order from a Series (one hour) or DataFrame (hours × buses)."""
+    n, T = feeder.n_buses, len(hours)
+    if values is None:
+        return np.zeros((n, T))
+    if isinstance(values, pd.DataFrame):
+        unknown = values.columns.difference(feeder.buses.index)
+        if len(unknown):
+            raise ValueError(f"{name}: unknown bus(es) {list(unknown)[:10]} for {feeder.name!r}")
+        arr = values.reindex(columns=feeder.buses.index, fill_value=0.0).to_numpy(float).T
+    elif isinstance(values, pd.Series) or np.ndim(values) <= 1:
+        arr = np.repeat(bus_vector(feeder, values, name)[:, None], T, axis=1)
+    else:
+        arr = np.asarray(values, dtype=float)
+    if arr.shape != (n, T):
+        raise ValueError(f"{name}: expected {T} hour(s) × {n} buses, got shape {arr.T.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: non-finite values")
+    return arr
+
+
+def hour_array(value: Any, hours: pd.Index, name: str) -> np.ndarray:
+    """(T,) array of a per-hour value: a scalar, a sequence or a Series indexed by hour."""
+    arr = value.reindex(hours).to_numpy(float) if isinstance(value, pd.Series) else value
+    arr = np.broadcast_to(np.asarray(arr, dtype=float), (len(hours),)).copy()
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: needs a finite value for every hour {list(hours)}")
+    return arr
+
+
+def zip_key(zip: ZIPLoad | Mapping[int, ZIPLoad] | None) -> tuple:
+    """A hashable key of the ZIP option (part of `ModelOptions`, the model cache key)."""
+    if zip is None or isinstance(zip, ZIPLoad):
+        return (zip,)
+    return tuple(sorted(zip.items()))

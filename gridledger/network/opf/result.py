@@ -41,6 +41,21 @@ class OPFExactness:
     v_error: np.ndarray = field(repr=False)  # per hour
     current_gap: np.ndarray = field(repr=False)  # per hour
 
+    @classmethod
+    def of_hours(
+        cls, hours: pd.Index, gap: np.ndarray, v_error: np.ndarray, current_gap: np.ndarray
+    ) -> OPFExactness:
+        """From per-hour arrays (v_error nan where the AC check was skipped)."""
+        return cls(
+            max_relaxation_gap=float(gap.max()),
+            max_v_error_pu=float(v_error.max()),
+            max_current_gap_pu=float(current_gap.max()),
+            hours=hours,
+            gap=gap,
+            v_error=v_error,
+            current_gap=current_gap,
+        )
+
     @cached_property
     def gap_by_hour(self) -> pd.Series:
         return pd.Series(self.gap, index=self.hours, name="relaxation_gap")
