@@ -1,6 +1,6 @@
-"""The one-hour DistFlow SOCP of `opf.CvxpyModel`, written directly in Clarabel's conic form.
+"""The one-hour DistFlow SOCP of `model.CvxpyModel`, written directly in Clarabel's conic form.
 
-Same variables, constraints and objective as the cvxpy model (opf.py docstring), built once
+Same variables, constraints and objective as the cvxpy model (model.py docstring), built once
 per feeder and options as sparse matrices; each hour only the vectors q (prices, loss penalty)
 and b (loads, PV availability) and, with voltage-dependent ZIP loads, the V-coefficients of
 the balance rows change, and are updated in place (`DefaultSolver.update`). This skips cvxpy's
