@@ -84,7 +84,7 @@ from gridledger.market.chain import (
     make_chains,
 )
 from gridledger.market.ledger import Ledger
-from gridledger.network.opf import OPFResult
+from gridledger.network import OPFResult
 from gridledger.network.powerflow import PowerFlowResult
 from gridledger.results import Results, hourly_frame
 from gridledger.scenario import Scenario

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from gridledger.network.opf import HourlyOPF, OPFInfeasibleError, OPFResult, solve_opf
+from gridledger.network import HourlyOPF, OPFInfeasibleError, OPFResult, solve_opf
 
 FALLBACK_RULE = "grid_only"
 """What an hour with an infeasible OPF does: no local or renewable sale, all from the grid."""

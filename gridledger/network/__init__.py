@@ -15,15 +15,15 @@ from gridledger.network.feeder import (
     load_feeder,
     synthetic_feeder,
 )
-from gridledger.network.opf import (
-    HourlyOPF,
+from gridledger.network.opf.horizon import solve_opf
+from gridledger.network.opf.hourly import HourlyOPF
+from gridledger.network.opf.result import (
     OPFError,
     OPFExactness,
     OPFInexactWarning,
     OPFInfeasibleError,
     OPFResult,
     delivery_charge_usd_per_mwh,
-    solve_opf,
 )
 from gridledger.network.powerflow import PowerFlowDivergedError, PowerFlowResult, run_power_flow
 from gridledger.network.profiles import (

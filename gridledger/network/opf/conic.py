@@ -1,6 +1,6 @@
-"""The one-hour DistFlow SOCP of `opf._Model`, written directly in Clarabel's conic form.
+"""The one-hour DistFlow SOCP of `model.CvxpyModel`, written directly in Clarabel's conic form.
 
-Same variables, constraints and objective as the cvxpy model (opf.py docstring), built once
+Same variables, constraints and objective as the cvxpy model (model.py docstring), built once
 per feeder and options as sparse matrices; each hour only the vectors q (prices, loss penalty)
 and b (loads, PV availability) and, with voltage-dependent ZIP loads, the V-coefficients of
 the balance rows change, and are updated in place (`DefaultSolver.update`). This skips cvxpy's
@@ -25,7 +25,7 @@ from gridledger.network.devices import PVPlant, RegulatedPlant
 
 if TYPE_CHECKING:
     from gridledger.network.feeder import Feeder
-    from gridledger.network.opf import _Options
+    from gridledger.network.opf.model import ModelOptions
 
 _OK = {"Solved": "optimal", "AlmostSolved": "optimal_inaccurate"}
 _INFEASIBLE = {"PrimalInfeasible", "AlmostPrimalInfeasible"}
@@ -34,7 +34,7 @@ _INFEASIBLE = {"PrimalInfeasible", "AlmostPrimalInfeasible"}
 class ConicHourly:
     """Persistent Clarabel solver for one hour; `set(...)` then `solve()` then `values()`."""
 
-    def __init__(self, feeder: Feeder, o: _Options, zip_coef: np.ndarray, tol: float) -> None:
+    def __init__(self, feeder: Feeder, o: ModelOptions, zip_coef: np.ndarray, tol: float) -> None:
         topo = feeder.topology
         n, m = feeder.n_buses, feeder.n_lines
         base = feeder.base_mva
