@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches", type=int, default=6, help="blocks per trial")
     args = ap.parse_args(argv)
 
+    load_start = os.getloadavg()  # a shared machine: other jobs' load, recorded with the rates
     results: dict[str, object] = {"signing": bench_signing(args.trials)}
     for engine in ("pyevm", "revm"):
         chain = make_chain(engine, "letb", 31401)
@@ -136,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         "trials": args.trials,
         "workload": "EnergyToken.transfer, each agent signs its own tx, one block per batch",
         "python": sys.version.split()[0],
-        "machine": platform.machine(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "load_avg_at_start": load_start,
+        "load_avg_at_end": os.getloadavg(),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".json.tmp")

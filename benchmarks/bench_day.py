@@ -15,6 +15,7 @@ second of chain time inside the model. Targets (issue 14): revm day <= 5 s wall,
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -24,11 +25,12 @@ from gridledger.market.node import start_anvil
 from gridledger.model import EnergyMarketModel
 from gridledger.scenario import Scenario
 
-REPEATS = int(__import__("os").environ.get("BENCH_DAY_REPEATS", "3"))
+REPEATS = int(os.environ.get("BENCH_DAY_REPEATS", "3"))
 OUT = Path(__file__).parent / "results" / "day.json"
 
 
 def one_day(chain: str) -> dict[str, float]:
+    load = os.getloadavg()[0]  # a shared machine: other jobs' load
     c0, t0 = time.process_time(), time.perf_counter()
     model = EnergyMarketModel(Scenario(), chain=chain)
     setup = time.perf_counter() - t0
@@ -38,8 +40,9 @@ def one_day(chain: str) -> dict[str, float]:
     parts = {k: model.timing.get(k, 0.0) for k in ("opf_s", "chain_s", "power_flow_s")}
     python = total - sum(parts.values())
     n_tx = len(results.gas)
-    return {"total_s": total, "cpu_s": cpu, "setup_s": setup, **parts, "python_s": python,
-            "tx": n_tx, "tx_per_chain_s": n_tx / parts["chain_s"]}  # fmt: skip
+    return {"load_avg_1m_at_start": load, "total_s": total, "cpu_s": cpu, "setup_s": setup,
+            **parts, "python_s": python, "tx": n_tx,
+            "tx_per_chain_s": n_tx / parts["chain_s"]}  # fmt: skip
 
 
 def main() -> None:
