@@ -13,6 +13,7 @@ money in token base units (18 decimals), hours as integer indexes, reputation 0.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
@@ -129,6 +130,11 @@ class AbiMismatchError(ChainError):
 # --------------------------------------------------------------------------------------------
 
 
+_checksum = functools.lru_cache(maxsize=1 << 16)(to_checksum_address)
+"""Checksummed address of a hex address (~30 us of keccak each; a run decodes the same few
+thousand agents' addresses in every event, so they are cached)."""
+
+
 def _type_str(param: Mapping[str, Any]) -> str:
     t = str(param["type"])
     if t.startswith("tuple"):
@@ -152,7 +158,7 @@ def _to_abi_value(param: Mapping[str, Any], value: Any) -> Any:
         elem = dict(param, type=t[: t.rindex("[")])
         return [_to_abi_value(elem, v) for v in value]
     if t == "address" and isinstance(value, str):
-        return to_checksum_address(value)
+        return _checksum(value)
     return value
 
 
@@ -168,7 +174,7 @@ def _from_abi_value(param: Mapping[str, Any], value: Any) -> Any:
             return {c["name"]: _from_abi_value(c, v) for c, v in zip(comps, value, strict=True)}
         return tuple(_from_abi_value(c, v) for c, v in zip(comps, value, strict=True))
     if t == "address":
-        return to_checksum_address(value)
+        return _checksum(value)
     return value
 
 
