@@ -1,0 +1,40 @@
+"""Indexed event parameters read straight from their topic equal eth_abi's decoding."""
+
+from __future__ import annotations
+
+import pytest
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+
+from gridledger.market.contracts import _decode_topic
+
+ADDRESS = "0x" + keccak(b"agent").hex()[-40:]
+
+
+@pytest.mark.parametrize(
+    ("abi_type", "value"),
+    [
+        ("address", ADDRESS),
+        ("uint256", 0),
+        ("uint256", 2**256 - 1),
+        ("uint64", 31_401),
+        ("int256", -7),
+        ("int128", 2**100),
+        ("bool", True),
+        ("bool", False),
+    ],
+)
+def test_static_topics_decode_as_eth_abi_does(abi_type: str, value: object) -> None:
+    topic = abi_encode([abi_type], [value])
+    expected = abi_decode([abi_type], topic)[0]
+    if abi_type == "address":
+        expected = to_checksum_address(expected)
+    got = _decode_topic({"name": "x", "type": abi_type}, topic)
+    assert got == expected and type(got) is type(expected)
+
+
+def test_bytes32_and_hashed_topics() -> None:
+    word = keccak(b"offer")
+    assert _decode_topic({"name": "x", "type": "bytes32"}, word) == word
+    assert _decode_topic({"name": "x", "type": "string"}, word) == word  # the hash of the string
