@@ -13,9 +13,8 @@ import pytest
 import requests
 from eth_utils import keccak
 
-import gridledger.market.chain as chain_module
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import (
+import gridledger.chain.core as chain_module
+from gridledger.chain import (
     ANVIL_DEV_KEY,
     DEFAULT_CHAIN_IDS,
     RPC_BATCH_MAX_BYTES,
@@ -30,7 +29,8 @@ from gridledger.market.chain import (
     make_chains,
     rpc_batches,
 )
-from gridledger.market.node import AnvilNotFoundError, find_anvil, free_port, main_node, start_anvil
+from gridledger.chain.accounts import derive_account
+from gridledger.chain.nodes import AnvilNotFoundError, find_anvil, free_port, main_node, start_anvil
 
 pytestmark = pytest.mark.anvil
 
@@ -152,7 +152,7 @@ def test_find_anvil_honours_env(monkeypatch, tmp_path):
 def test_gridledger_node_serves_both_chains_until_interrupted(line_waiter):
     port = free_port()
     code = (
-        "import argparse, sys; from gridledger.market.node import main_node; "
+        "import argparse, sys; from gridledger.chain.nodes import main_node; "
         f"sys.exit(main_node(argparse.Namespace(port={port}, letb_chain_id="
         f"{DEFAULT_CHAIN_IDS['letb']}, retb_chain_id={DEFAULT_CHAIN_IDS['retb']})))"
     )

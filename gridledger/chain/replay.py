@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 import rlp
 from eth_utils import to_checksum_address
 
-from gridledger.market.chain import PendingTx, ResumeConflictError
+from gridledger.chain.core import PendingTx, ResumeConflictError
 
 if TYPE_CHECKING:
-    from gridledger.market.chain import RpcChain
+    from gridledger.chain.core import RpcChain
 
 __all__ = ["HistoryUnavailableError", "MinedTx", "ReplayLog", "check_history", "raw_call"]
 
@@ -161,7 +161,7 @@ class HistoryUnavailableError(ResumeConflictError):
 
 def check_history(chain: RpcChain, block: int) -> None:
     """Raise HistoryUnavailableError if `chain` cannot answer a state read at `block`."""
-    from gridledger.market.chain import RpcError
+    from gridledger.chain.core import RpcError
 
     try:
         chain._rpc("eth_getBalance", ["0x" + "00" * 20, hex(block)])

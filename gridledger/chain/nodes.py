@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gridledger.chain.core import DEFAULT_CHAIN_IDS, DEV_BLOCK_GAS_LIMIT, ChainError
 from gridledger.contracts import EVM_VERSION
-from gridledger.market.chain import DEFAULT_CHAIN_IDS, DEV_BLOCK_GAS_LIMIT, ChainError
 
 __all__ = [
     "AnvilNode",

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gridledger.chain.core import CALL_GAS, ChainBackend, PreflightError, RpcChain, RpcError
 from gridledger.contracts import EVM_VERSION
-from gridledger.market.chain import CALL_GAS, ChainBackend, PreflightError, RpcChain, RpcError
 from gridledger.market.clearing import MAX_BATCH
 from gridledger.market.contracts import (
     DEPLOY_GAS_LIMIT,

@@ -2,7 +2,7 @@
 
 Backends behind one interface (`ChainBackend`); `make_chain` picks one by name or URL:
 
-* `RevmChain(chain_id, name)` (gridledger/market/revm_chain.py) -- an in-process revm chain
+* `RevmChain(chain_id, name)` (gridledger/chain/revm.py) -- an in-process revm chain
   with node checks; the default embedded engine (`--chain embedded` / `revm`).
 * `EmbeddedChain(chain_id, name)` -- an in-process py-evm chain (the eth-tester backend) with its
   own chain id (`--chain pyevm`). Transactions are executed when submitted (into the pending
@@ -37,12 +37,12 @@ import coincurve
 import rlp
 from eth_utils import to_canonical_address, to_checksum_address
 
-from gridledger.market.codec import keccak, rlp_list
+from gridledger.chain.codec import keccak, rlp_list
 
 if TYPE_CHECKING:  # eth_account costs seconds to import; the CLI imports this module early
     from eth_account.signers.local import LocalAccount
 
-    from gridledger.market.replay import ReplayLog
+    from gridledger.chain.replay import ReplayLog
 
 __all__ = [
     "CHAIN_NAMES",
@@ -194,7 +194,7 @@ class ChainIdMismatchError(TransactionRejected):
 
 class PreflightError(ChainError):
     """A node cannot run this simulation, found at connect before any transaction (the checks:
-    gridledger/market/preflight.py). One line naming the chain, URL, what failed, what to do."""
+    gridledger/chain/preflight.py). One line naming the chain, URL, what failed, what to do."""
 
     def __init__(self, what: str, *, chain: str, url: str, advice: str) -> None:
         self.chain, self.url, self.what, self.advice = chain, url, what, advice
@@ -400,7 +400,7 @@ class PendingTx:
     result: TxResult | None = None
     replayed: bool = False
     """Already mined by an interrupted run (resume): `tx_hash` is then the mined one and the
-    chain serves its receipt instead of sending (gridledger/market/replay.py)."""
+    chain serves its receipt instead of sending (gridledger/chain/replay.py)."""
     # backend-private outcome known at submission (embedded backend)
     _local: Any = field(default=None, repr=False)
 
@@ -1265,7 +1265,7 @@ class RpcChain(ChainBackend):
 
     @property
     def replaying(self) -> bool:
-        """A resume is serving this chain's mined transactions (gridledger/market/replay.py)."""
+        """A resume is serving this chain's mined transactions (gridledger/chain/replay.py)."""
         return self.replay is not None and self.replay.active
 
     def _submit_many(self, ptxs: Sequence[PendingTx]) -> None:
@@ -1637,7 +1637,7 @@ def make_chain(spec: str, name: str, chain_id: int) -> ChainBackend:
     if engine == "pyevm":
         return EmbeddedChain(chain_id, name)
     if engine == "revm":
-        from gridledger.market.revm_chain import RevmChain  # imports this module
+        from gridledger.chain.revm import RevmChain  # imports this module
 
         return RevmChain(chain_id, name)
     if spec.startswith(("http://", "https://")):

@@ -1,7 +1,7 @@
 """An in-process chain on revm (the Rust EVM inside anvil and reth, through pyrevm).
 
 `RevmChain(chain_id, name)` behaves as a node for the model: it accepts only signed raw
-transactions (EIP-1559 and EIP-155 legacy, gridledger/market/rawtx.py), recovers the sender from
+transactions (EIP-1559 and EIP-155 legacy, gridledger/chain/rawtx.py), recovers the sender from
 the signature and refuses -- before anything executes, with the exceptions the other backends
 raise -- a foreign chain id (ChainIdMismatchError), a nonce that is not the sender's next
 (NonceError), a sender who cannot pay gas limit x max fee + value (InsufficientFundsError), a
@@ -18,7 +18,7 @@ opcode the contracts use -- and apply Prague's one transaction-level gas change 
 calldata floor, `PRAGUE_CALLDATA_FLOOR`). Gas per transaction is identical to py-evm's (tested).
 
 Each transaction starts from cold state, as on a node (EIP-2929 warm sets, EIP-2200 original
-values): pyrevm keeps one journal across calls, which gridledger/market/revm_state.py empties
+values): pyrevm keeps one journal across calls, which gridledger/chain/revm_state.py empties
 around every operation.
 
 Not computed: the state trie root, the receipts trie and logs bloom. revm keeps state in a flat
@@ -42,8 +42,8 @@ import pyrevm
 import rlp
 from eth_utils import to_checksum_address
 
-from gridledger.contracts import EVM_VERSION
-from gridledger.market.chain import (
+from gridledger.chain.codec import keccak
+from gridledger.chain.core import (
     CALL_GAS,
     DEV_BLOCK_GAS_LIMIT,
     CallReverted,
@@ -59,14 +59,14 @@ from gridledger.market.chain import (
     _failure,
     decode_revert_reason,
 )
-from gridledger.market.codec import keccak
-from gridledger.market.rawtx import (
+from gridledger.chain.rawtx import (
     DecodedTx,
     calldata_floor_gas,
     decode_raw_tx,
     intrinsic_gas,
 )
-from gridledger.market.revm_state import RevmBlock, RevmState
+from gridledger.chain.revm_state import RevmBlock, RevmState
+from gridledger.contracts import EVM_VERSION
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -165,9 +165,9 @@ class RevmChain(ChainBackend):
 
     @property
     def w3(self) -> Any:
-        """A web3.Web3 over this chain (reads, receipts; gridledger/market/revm_web3.py)."""
+        """A web3.Web3 over this chain (reads, receipts; gridledger/chain/revm_web3.py)."""
         if self._w3 is None:
-            from gridledger.market.revm_web3 import revm_web3
+            from gridledger.chain.revm_web3 import revm_web3
 
             self._w3 = revm_web3(self)
         return self._w3
