@@ -375,7 +375,7 @@ def prepare_resume(ckpt: Checkpoint, spec: str | None = None) -> dict[str, RpcCh
             )
         if chain.dev:  # what the interrupted run submitted but never mined: signed again
             with contextlib.suppress(RpcError):
-                chain._rpc("anvil_dropAllTransactions", [])
+                chain.request("anvil_dropAllTransactions", [])
         check_history(chain, start.number)
         chain.replay = ReplayLog(chain, start.number)
         out[name] = chain

@@ -1,12 +1,13 @@
 """The chain layer: everything between an agent's signed transaction and a mined block.
 
 Public names are exported here; import them as `from gridledger.chain import RpcChain`.
-Modules: `core` (errors, transactions and signing, `ChainBackend`, the py-evm and JSON-RPC
-backends, chain specs), `revm` (+ `revm_state`, `revm_web3`, `rawtx`, `codec`: the default
-in-process engine), `nodes` (anvil/Hardhat processes), `preflight` (node checks), `replay`
-(resume after a node restart), `accounts` (seed-derived keys). `RevmChain`, the node processes
-and `check_node` are loaded on first use: revm's bindings and the contract wrappers that
-preflight needs are not imported with the package.
+Modules: `errors`; `tx` (transaction types, signing, `Signer`, `send_many`); `backend`
+(`ChainBackend`); one module per backend: `pyevm` (`EmbeddedChain`), `rpc` (`RpcChain`),
+`revm` (+ `revm_state`, `revm_web3`, `rawtx`, `codec`: the default in-process engine); `specs`
+(`make_chain`, `parse_chain_spec`, `make_chains`); `nodes` (anvil/Hardhat processes);
+`preflight` (node checks); `replay` (resume after a node restart); `accounts` (seed-derived
+keys). `RevmChain`, the node processes and `check_node` are loaded on first use: revm's bindings
+and the contract wrappers that preflight needs are not imported with the package.
 """
 
 from __future__ import annotations
@@ -15,55 +16,65 @@ import importlib
 from typing import Any
 
 from gridledger.chain.accounts import derive_account
-from gridledger.chain.core import (
-    ANVIL_DEV_KEY,
+from gridledger.chain.backend import (
     CALL_GAS,
     CHAIN_NAMES,
     DEFAULT_CHAIN_IDS,
-    DEFAULT_EMBEDDED_ENGINE,
-    DEFAULT_GAS_LIMIT,
-    DEFAULT_PRIORITY_FEE_WEI,
     DEV_BLOCK_GAS_LIMIT,
-    EMBEDDED_ENGINES,
     FUND_TXS_PER_BLOCK,
-    IN_PROCESS_SPECS,
-    RPC_BATCH_MAX_BYTES,
-    RPC_BATCH_MAX_CALLS,
-    RPC_SUBMIT_MAX_CALLS,
+    ChainBackend,
+)
+from gridledger.chain.errors import (
     BlockOrderError,
     CallReverted,
-    ChainBackend,
     ChainConnectionError,
     ChainError,
     ChainIdMismatchError,
-    EmbeddedChain,
     InsufficientFundsError,
     InvalidSignatureError,
-    Log,
     NodeDownError,
     NonceError,
     OutOfGasError,
-    PendingTx,
     PreflightError,
     ReceiptTimeoutError,
     ResumeConflictError,
-    RpcChain,
     RpcError,
-    Signer,
     TransactionFailed,
     TransactionRejected,
     TransactionReverted,
-    TxRequest,
-    TxResult,
     WrongChainIdError,
     decode_revert_reason,
+)
+from gridledger.chain.pyevm import (
+    EmbeddedChain,
     embedded_vm_class,
-    iter_results,
+)
+from gridledger.chain.rpc import (
+    ANVIL_DEV_KEY,
+    RPC_BATCH_MAX_BYTES,
+    RPC_BATCH_MAX_CALLS,
+    RPC_SUBMIT_MAX_CALLS,
+    RpcChain,
+    rpc_batches,
+)
+from gridledger.chain.specs import (
+    DEFAULT_EMBEDDED_ENGINE,
+    EMBEDDED_ENGINES,
+    IN_PROCESS_SPECS,
     make_chain,
     make_chains,
     parse_chain_spec,
+)
+from gridledger.chain.tx import (
+    DEFAULT_GAS_LIMIT,
+    DEFAULT_PRIORITY_FEE_WEI,
+    Log,
+    PendingTx,
+    Signer,
+    TxRequest,
+    TxResult,
+    iter_results,
     raw_tx_chain_id,
-    rpc_batches,
     send_many,
     sign_eip1559,
 )

@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridledger.chain.core import DEFAULT_CHAIN_IDS, DEV_BLOCK_GAS_LIMIT, ChainError
+from gridledger.chain.backend import DEFAULT_CHAIN_IDS, DEV_BLOCK_GAS_LIMIT
+from gridledger.chain.errors import ChainError
 from gridledger.contracts import EVM_VERSION
 
 __all__ = [

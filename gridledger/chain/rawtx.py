@@ -18,7 +18,7 @@ import coincurve
 import rlp
 
 from gridledger.chain.codec import keccak, rlp_prefix
-from gridledger.chain.core import InvalidSignatureError, TransactionRejected
+from gridledger.chain.errors import InvalidSignatureError, TransactionRejected
 
 __all__ = [
     "DecodedTx",

@@ -42,21 +42,14 @@ import pyrevm
 import rlp
 from eth_utils import to_checksum_address
 
+from gridledger.chain.backend import CALL_GAS, DEV_BLOCK_GAS_LIMIT, ChainBackend
 from gridledger.chain.codec import keccak
-from gridledger.chain.core import (
-    CALL_GAS,
-    DEV_BLOCK_GAS_LIMIT,
+from gridledger.chain.errors import (
     CallReverted,
-    ChainBackend,
     ChainIdMismatchError,
     InsufficientFundsError,
-    Log,
     NonceError,
-    PendingTx,
     TransactionRejected,
-    TxResult,
-    _account_from_key,
-    _failure,
     decode_revert_reason,
 )
 from gridledger.chain.rawtx import (
@@ -66,6 +59,7 @@ from gridledger.chain.rawtx import (
     intrinsic_gas,
 )
 from gridledger.chain.revm_state import RevmBlock, RevmState
+from gridledger.chain.tx import Log, PendingTx, TxResult, _account_from_key, _failure
 from gridledger.contracts import EVM_VERSION
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from web3 import Web3
 from web3.providers.base import BaseProvider
 
-from gridledger.chain.core import CallReverted
+from gridledger.chain.errors import CallReverted
 
 if TYPE_CHECKING:
     from gridledger.chain.revm import RevmChain
