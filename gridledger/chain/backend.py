@@ -62,6 +62,8 @@ class ChainBackend(ABC):
     kind: str = ""
 
     def __init__(self, name: str, chain_id: int) -> None:
+        if not 0 < int(chain_id) < 2**64:
+            raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
         if not name:
             raise ValueError("chain name must be a non-empty string")
         self.name = name

@@ -72,8 +72,6 @@ class EmbeddedChain(ChainBackend):
 
         from gridledger.contracts import EVM_VERSION
 
-        if not 0 < int(chain_id) < 2**64:
-            raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
         super().__init__(name, chain_id)
         self.evm_version = evm_version or EVM_VERSION
         vm = embedded_vm_class(self.evm_version)

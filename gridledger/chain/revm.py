@@ -137,8 +137,6 @@ class RevmChain(ChainBackend):
         *,
         block_gas_limit: int = DEV_BLOCK_GAS_LIMIT,
     ) -> None:
-        if not 0 < int(chain_id) < 2**64:
-            raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
         super().__init__(name, chain_id)
         self.block_gas_limit = int(block_gas_limit)
         self._state = RevmState(self.chain_id, self.block_gas_limit, REVM_SPEC)
