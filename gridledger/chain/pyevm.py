@@ -187,15 +187,8 @@ class EmbeddedChain(ChainBackend):
             created = None
             if not out.evm_tx.to and comp.is_success:
                 created = to_checksum_address(comp.msg.storage_address)
-            res = TxResult(
-                chain=self.name,
-                tx_hash=p.tx_hash,
-                sender=p.sender,
-                agent=p.agent,
-                contract=p.contract,
-                function=p.function,
-                nonce=p.nonce,
-                gas_limit=p.gas_limit,
+            res = p.to_result(
+                self.name,
                 block_number=mined.number,
                 block_hash=block_hash,
                 gas_used=out.gas_used,

@@ -371,15 +371,8 @@ class RevmChain(ChainBackend):
             for address, topics, data in out.logs:
                 logs.append(Log(_checksum(address), topics, data, log_index))
                 log_index += 1
-            res = TxResult(
-                chain=self.name,
-                tx_hash=p.tx_hash,
-                sender=p.sender,
-                agent=p.agent,
-                contract=p.contract,
-                function=p.function,
-                nonce=p.nonce,
-                gas_limit=p.gas_limit,
+            res = p.to_result(
+                self.name,
                 block_number=blk.number,
                 block_hash=block_hash,
                 gas_used=out.gas_used,

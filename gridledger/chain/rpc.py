@@ -418,15 +418,8 @@ class RpcChain(ChainBackend):
             if r is None:  # dev node: stuck behind a nonce gap -> drop it, report it
                 with contextlib.suppress(RpcError):
                     self.request("anvil_dropTransaction", [p.tx_hash])
-                res = TxResult(
-                    chain=self.name,
-                    tx_hash=p.tx_hash,
-                    sender=p.sender,
-                    agent=p.agent,
-                    contract=p.contract,
-                    function=p.function,
-                    nonce=p.nonce,
-                    gas_limit=p.gas_limit,
+                res = p.to_result(
+                    self.name,
                     block_number=-1,
                     block_hash="",
                     gas_used=0,
@@ -488,15 +481,8 @@ class RpcChain(ChainBackend):
             )
             for lg in r.get("logs", [])
         )
-        res = TxResult(
-            chain=self.name,
-            tx_hash=p.tx_hash,
-            sender=p.sender,
-            agent=p.agent,
-            contract=p.contract,
-            function=p.function,
-            nonce=p.nonce,
-            gas_limit=p.gas_limit,
+        res = p.to_result(
+            self.name,
             block_number=int(r["blockNumber"], 16),
             block_hash=r["blockHash"],
             gas_used=int(r["gasUsed"], 16),

@@ -114,6 +114,37 @@ class PendingTx:
     # backend-private outcome known at submission (embedded backend)
     _local: Any = field(default=None, repr=False)
 
+    def to_result(
+        self,
+        chain: str,
+        *,
+        block_number: int,
+        block_hash: str,
+        gas_used: int,
+        status: int,
+        logs: tuple[Log, ...] = (),
+        contract_address: str | None = None,
+        error: ChainError | None = None,
+    ) -> TxResult:
+        """This transaction's TxResult on `chain` from its receipt fields (every backend)."""
+        return TxResult(
+            chain=chain,
+            tx_hash=self.tx_hash,
+            sender=self.sender,
+            agent=self.agent,
+            contract=self.contract,
+            function=self.function,
+            nonce=self.nonce,
+            gas_limit=self.gas_limit,
+            block_number=block_number,
+            block_hash=block_hash,
+            gas_used=gas_used,
+            status=status,
+            logs=logs,
+            contract_address=contract_address,
+            error=error,
+        )
+
 
 def raw_tx_chain_id(raw: bytes) -> int | None:
     """Chain id a raw signed transaction was signed for (None: pre-EIP-155 legacy tx)."""
