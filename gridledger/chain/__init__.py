@@ -2,12 +2,13 @@
 
 Public names are exported here; import them as `from gridledger.chain import RpcChain`.
 Modules: `errors`; `tx` (transaction types, signing, `Signer`, `send_many`); `backend`
-(`ChainBackend`); one module per backend: `pyevm` (`EmbeddedChain`), `rpc` (`RpcChain`),
-`revm` (+ `revm_state`, `revm_web3`, `rawtx`, `codec`: the default in-process engine); `specs`
-(`make_chain`, `parse_chain_spec`, `make_chains`); `nodes` (anvil/Hardhat processes);
-`preflight` (node checks); `replay` (resume after a node restart); `accounts` (seed-derived
-keys). `RevmChain`, the node processes and `check_node` are loaded on first use: revm's bindings
-and the contract wrappers that preflight needs are not imported with the package.
+(`ChainBackend`); one module per backend: `pyevm` (`EmbeddedChain`), `rpc` (`RpcChain`; its
+JSON-RPC plumbing in `jsonrpc`), `revm` (+ `revm_state`, `revm_web3`, `rawtx`, `codec`: the
+default in-process engine); `specs` (`make_chain`, `parse_chain_spec`, `make_chains`); `nodes`
+(anvil/Hardhat processes); `preflight` (node checks); `replay` (resume after a node restart);
+`accounts` (seed-derived keys). `RevmChain`, the node processes and `check_node` are loaded
+on first use: revm's bindings and the contract wrappers that preflight needs are not imported
+with the package.
 """
 
 from __future__ import annotations
@@ -45,17 +46,15 @@ from gridledger.chain.errors import (
     WrongChainIdError,
     decode_revert_reason,
 )
+from gridledger.chain.jsonrpc import RPC_BATCH_MAX_BYTES, RPC_BATCH_MAX_CALLS, rpc_batches
 from gridledger.chain.pyevm import (
     EmbeddedChain,
     embedded_vm_class,
 )
 from gridledger.chain.rpc import (
     ANVIL_DEV_KEY,
-    RPC_BATCH_MAX_BYTES,
-    RPC_BATCH_MAX_CALLS,
     RPC_SUBMIT_MAX_CALLS,
     RpcChain,
-    rpc_batches,
 )
 from gridledger.chain.specs import (
     DEFAULT_EMBEDDED_ENGINE,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import rlp
@@ -19,9 +18,7 @@ from gridledger.chain.errors import (
     CallReverted,
     ChainConnectionError,
     ChainError,
-    ChainIdMismatchError,
     InsufficientFundsError,
-    InvalidSignatureError,
     NonceError,
     ReceiptTimeoutError,
     ResumeConflictError,
@@ -29,6 +26,12 @@ from gridledger.chain.errors import (
     TransactionRejected,
     WrongChainIdError,
     decode_revert_reason,
+)
+from gridledger.chain.jsonrpc import (
+    RPC_BATCH_MAX_CALLS,
+    lost_reason,
+    rejection_class,
+    rpc_batches,
 )
 from gridledger.chain.tx import Log, PendingTx, TxResult, _account_from_key, _failure
 
@@ -44,62 +47,11 @@ DEV_MINE_MAX_BLOCKS = 1000
 """Most `evm_mine` calls one mine() makes on a dev node whose blocks hold part of a batch."""
 
 
-RPC_BATCH_MAX_CALLS = 1_000
-"""Calls per JSON-RPC batch request at most (geth's default BatchRequestLimit)."""
 RPC_SUBMIT_MAX_CALLS = 32
 """eth_sendRawTransaction calls per batch request at most. anvil 1.7.1 answers a batch's calls
 concurrently and pools a batch of more than 64 transactions out of call order (the 64th on
 came last in reverse); up to 64 it keeps call order, and batches are sent one after the other,
 so a block keeps the submission order (measured in tests/chain/test_rpc_and_node.py)."""
-RPC_BATCH_MAX_BYTES = 1 << 20
-"""Bytes of one batch request's body at most: anvil 1.7.1 refuses a body over 2 MiB with
-'Invalid request' (a phase of ~3,400 signed requests is ~3.5 MB), geth's limit is 5 MB."""
-
-
-def rpc_batches(
-    payload: list[dict[str, Any]], max_calls: int = RPC_BATCH_MAX_CALLS
-) -> Iterator[list[dict[str, Any]]]:
-    """Split a JSON-RPC batch into requests of at most `max_calls` calls and
-    RPC_BATCH_MAX_BYTES bytes (a single larger call goes alone), in order."""
-    part: list[dict[str, Any]] = []
-    size = 2  # the brackets
-    for call in payload:
-        n = len(json.dumps(call)) + 2  # ", " between calls
-        if part and (len(part) == max_calls or size + n > RPC_BATCH_MAX_BYTES):
-            yield part
-            part, size = [], 2
-        part.append(call)
-        size += n
-    if part:
-        yield part
-
-
-def _lost_reason(exc: Exception) -> str:
-    """Short cause of a lost connection (requests nests the OS error deep in its message)."""
-    text = str(exc)
-    for key, label in (
-        ("refused", "connection refused"),
-        ("reset", "connection reset"),
-        ("timed out", "timed out"),
-        ("RemoteDisconnected", "connection closed by the node"),
-        ("aborted", "connection aborted"),
-    ):
-        if key in text:
-            return label
-    return f"{type(exc).__name__}: {text[:200]}"
-
-
-def _classify_rpc_error(message: str) -> type[TransactionRejected] | None:
-    m = message.lower()
-    if "chain id" in m or "chainid" in m or "chain_id" in m:
-        return ChainIdMismatchError
-    if "signature" in m or "recover the signer" in m:
-        return InvalidSignatureError
-    if "nonce" in m:
-        return NonceError
-    if "insufficient funds" in m or "lack of funds" in m or "insufficient balance" in m:
-        return InsufficientFundsError
-    return None
 
 
 class RpcChain(ChainBackend):
@@ -194,7 +146,7 @@ class RpcChain(ChainBackend):
         try:
             resp = self._session.post(self.url, json=payload, timeout=self.timeout_s)
         except lost as exc:
-            reason = _lost_reason(exc)
+            reason = lost_reason(exc)
             raise ChainConnectionError(
                 f"no answer from {self.url} (chain {self.name!r}): {reason}",
                 chain=self.name,
@@ -252,7 +204,7 @@ class RpcChain(ChainBackend):
     # ---- submission ----
     def _rejection(self, ptx: PendingTx, error: Any) -> TransactionRejected:
         msg = error.get("message", str(error)) if isinstance(error, dict) else str(error)
-        cls = _classify_rpc_error(msg) or TransactionRejected
+        cls = rejection_class(msg) or TransactionRejected
         err = cls(
             f"node at {self.url} refused tx {ptx.tx_hash}: {msg}",
             agent=ptx.agent,
