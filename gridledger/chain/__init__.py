@@ -3,10 +3,10 @@
 Public names are exported here; import them as `from gridledger.chain import RpcChain`.
 Modules: `errors`; `tx` (transaction types, signing, `Signer`, `send_many`); `backend`
 (`ChainBackend`); one module per backend: `pyevm` (`EmbeddedChain`), `rpc` (`RpcChain`; its
-JSON-RPC plumbing in `jsonrpc`), `revm` (+ `revm_state`, `revm_web3`, `rawtx`, `codec`: the
-default in-process engine); `specs` (`make_chain`, `parse_chain_spec`, `make_chains`); `nodes`
-(anvil/Hardhat processes); `preflight` (node checks); `replay` (resume after a node restart);
-`accounts` (seed-derived keys). `RevmChain`, the node processes and `check_node` are loaded
+JSON-RPC plumbing in `jsonrpc`, receipts in `rpc_receipts`), `revm` (+ `revm_state`,
+`revm_web3`, `rawtx`, `codec`: the default in-process engine); `specs` (`make_chain`,
+`parse_chain_spec`, `make_chains`); `nodes` (anvil/Hardhat processes); `preflight` (node
+checks); `replay` (resume after a node restart); `accounts` (seed-derived keys). `RevmChain`, the node processes and `check_node` are loaded
 on first use: revm's bindings and the contract wrappers that preflight needs are not imported
 with the package.
 """

@@ -9,17 +9,12 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import rlp
-from eth_utils import to_checksum_address
-
 from gridledger.chain.backend import CALL_GAS, ChainBackend
 from gridledger.chain.errors import (
     BlockOrderError,
     CallReverted,
     ChainConnectionError,
     ChainError,
-    InsufficientFundsError,
-    NonceError,
     ReceiptTimeoutError,
     ResumeConflictError,
     RpcError,
@@ -33,7 +28,8 @@ from gridledger.chain.jsonrpc import (
     rejection_class,
     rpc_batches,
 )
-from gridledger.chain.tx import Log, PendingTx, TxResult, _account_from_key, _failure
+from gridledger.chain.rpc_receipts import receipt_result, unmined_error
+from gridledger.chain.tx import PendingTx, TxResult, _account_from_key
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -340,7 +336,7 @@ class RpcChain(ChainBackend):
                     f"chain {self.name!r} ({self.url}) holds tx {p.tx_hash} (nonce {p.nonce} of "
                     f"{p.agent}) but no receipt for it"
                 )
-            out[id(p)] = self._result(p, r)
+            out[id(p)] = receipt_result(self, p, r)
         fresh = [p for p in pending if not p.replayed]
         if fresh:
             out.update(zip(map(id, fresh), self._mine_fresh(fresh), strict=True))
@@ -377,10 +373,10 @@ class RpcChain(ChainBackend):
                     gas_used=0,
                     status=0,
                 )
-                res.error = self._unmined_error(p)
+                res.error = unmined_error(self, p)
                 results.append(res)
                 continue
-            results.append(self._result(p, r))
+            results.append(receipt_result(self, p, r))
         return results
 
     def _check_block_order(
@@ -401,86 +397,6 @@ class RpcChain(ChainBackend):
                     "which was submitted first"
                 )
             last = pos
-
-    def _unmined_error(self, p: PendingTx) -> TransactionRejected:
-        """Why a dev node left a transaction out of its block: the sender could not pay for it
-        (anvil accepts a transaction its sender can pay now, then skips it in a block where the
-        sender's earlier transactions spent the balance) or a nonce gap."""
-        label = dict(agent=p.agent, contract=p.contract, function=p.function)
-        fields = rlp.decode(bytes(p.raw)[1:])
-        max_fee, value = int.from_bytes(fields[3], "big"), int.from_bytes(fields[6], "big")
-        cost = value + p.gas_limit * max_fee
-        with contextlib.suppress(RpcError):
-            if self.nonce(p.sender, "latest") == p.nonce:
-                have = self.balance(p.sender, "latest")
-                if have < cost:
-                    return InsufficientFundsError(
-                        f"tx {p.tx_hash} (nonce {p.nonce}) was not mined: its sender holds {have} "
-                        f"wei, the transaction may cost {cost}; dropped",
-                        **label,
-                    )
-        return NonceError(
-            f"tx {p.tx_hash} with nonce {p.nonce} was not mined (nonce gap); dropped", **label
-        )
-
-    def _result(self, p: PendingTx, r: dict[str, Any]) -> TxResult:
-        logs = tuple(
-            Log(
-                address=to_checksum_address(lg["address"]),
-                topics=tuple(bytes.fromhex(t[2:]) for t in lg["topics"]),
-                data=bytes.fromhex(lg["data"][2:]),
-                log_index=int(lg["logIndex"], 16),
-            )
-            for lg in r.get("logs", [])
-        )
-        res = p.to_result(
-            self.name,
-            block_number=int(r["blockNumber"], 16),
-            block_hash=r["blockHash"],
-            gas_used=int(r["gasUsed"], 16),
-            status=int(r.get("status", "0x1"), 16),
-            logs=logs,
-            contract_address=(
-                to_checksum_address(r["contractAddress"]) if r.get("contractAddress") else None
-            ),
-        )
-        if res.status == 0:
-            oog, reason = self._failure_reason(p, res)
-            res.error = _failure(self.name, p, out_of_gas=oog, reason=reason)
-        return res
-
-    def _failure_reason(self, p: PendingTx, res: TxResult) -> tuple[bool, str]:
-        """(used_all_gas, reason) of a mined failed tx from its receipt and the node's trace: a
-        tx that used its whole gas limit ran out of gas or hit an invalid opcode (never an empty
-        revert); else the revert reason from the trace, or from replaying it with eth_call."""
-        cause = ""
-        with contextlib.suppress(RpcError, ChainConnectionError, AttributeError):
-            tr = self.request("debug_traceTransaction", [p.tx_hash, {"tracer": "callTracer"}])
-            cause = str(tr.get("error", ""))
-            if res.gas_used < p.gas_limit and "revert" in cause.lower():
-                out = tr.get("output") or "0x"
-                return False, decode_revert_reason(bytes.fromhex(out[2:]))
-        if res.gas_used >= p.gas_limit:
-            low = cause.lower()
-            if "opcode" in low or "notactivated" in low or "invalid" in low:
-                cause = f"invalid opcode ({cause}): the node's fork lacks an opcode"
-            elif "gas" in low:
-                cause = "out of gas"
-            return True, cause
-        tx = {"from": p.sender, "data": "0x", "gas": hex(p.gas_limit)}
-        try:
-            raw_tx = self.request("eth_getTransactionByHash", [p.tx_hash])
-            tx.update(to=raw_tx.get("to"), data=raw_tx.get("input", "0x"), value=raw_tx["value"])
-            self.request("eth_call", [tx, hex(res.block_number - 1)])
-        except RpcError as exc:
-            e = exc.error if isinstance(exc.error, dict) else {}
-            data = e.get("data")
-            if isinstance(data, dict):
-                data = data.get("data")
-            if isinstance(data, str) and data.startswith("0x"):
-                return False, decode_revert_reason(bytes.fromhex(data[2:]))
-            return False, str(e.get("message", exc.error))
-        return False, ""
 
     # ---- reads ----
     def _tag(self, block: int | str) -> str:
