@@ -6,9 +6,9 @@ Modules: `errors`; `tx` (transaction types, signing, `Signer`, `send_many`); `ba
 JSON-RPC plumbing in `jsonrpc`, receipts in `rpc_receipts`), `revm` (+ `revm_state`,
 `revm_web3`, `rawtx`, `codec`: the default in-process engine); `specs` (`make_chain`,
 `parse_chain_spec`, `make_chains`); `nodes` (anvil/Hardhat processes); `preflight` (node
-checks); `replay` (resume after a node restart); `accounts` (seed-derived keys). `RevmChain`, the node processes and `check_node` are loaded
-on first use: revm's bindings and the contract wrappers that preflight needs are not imported
-with the package.
+checks); `replay` (resume after a node restart); `accounts` (seed-derived keys). `RevmChain`,
+the node processes and `check_node` are loaded on first use: revm's bindings and the contract
+wrappers that preflight needs are not imported with the package.
 """
 
 from __future__ import annotations
