@@ -27,8 +27,7 @@ from pathlib import Path
 
 import coincurve  # noqa: F401 - must be importable: eth-keys then signs with it
 
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import (
+from gridledger.chain import (
     ChainBackend,
     EmbeddedChain,
     RpcChain,
@@ -37,8 +36,9 @@ from gridledger.market.chain import (
     make_chain,
     send_many,
 )
+from gridledger.chain.accounts import derive_account
+from gridledger.chain.nodes import start_anvil
 from gridledger.market.contracts import EnergyToken
-from gridledger.market.node import start_anvil
 
 AGENTS = 50
 BATCH = 50

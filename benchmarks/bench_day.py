@@ -20,8 +20,8 @@ import statistics
 import time
 from pathlib import Path
 
-from gridledger.market.chain import DEFAULT_CHAIN_IDS
-from gridledger.market.node import start_anvil
+from gridledger.chain import DEFAULT_CHAIN_IDS
+from gridledger.chain.nodes import start_anvil
 from gridledger.model import EnergyMarketModel
 from gridledger.scenario import Scenario
 

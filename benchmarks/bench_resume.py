@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from gridledger.market.chain import NodeDownError
-from gridledger.market.node import free_port, start_anvil
+from gridledger.chain import NodeDownError
+from gridledger.chain.nodes import free_port, start_anvil
 from gridledger.model import EnergyMarketModel
 from gridledger.scenario import Scenario
 

@@ -48,8 +48,8 @@ def _peak_rss_mb(pid: int) -> float | None:
 
 def one_run(backend: str, hpb: int, hours: int) -> dict[str, Any]:
     """One day in this process (the child): the row of scale.json."""
-    from gridledger.market.chain import DEFAULT_CHAIN_IDS
-    from gridledger.market.node import start_anvil
+    from gridledger.chain import DEFAULT_CHAIN_IDS
+    from gridledger.chain.nodes import start_anvil
     from gridledger.model import EnergyMarketModel
     from gridledger.scenario import Scenario
 

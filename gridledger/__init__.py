@@ -18,8 +18,8 @@ _EXPORTS = {
     "EnergyMarketModel": "gridledger.model",
     "run_scenario": "gridledger.model",
     "Results": "gridledger.results",
-    "NodeDownError": "gridledger.market.chain",
-    "ResumeConflictError": "gridledger.market.chain",
+    "NodeDownError": "gridledger.chain",
+    "ResumeConflictError": "gridledger.chain",
 }
 __all__ = [
     "EnergyMarketModel",

@@ -14,7 +14,7 @@ URLs), checks that each is the chain the run started on (same block hash at the 
 drops transactions the interrupted run left unmined in a node's pool, checks that the node can
 serve historical state, and attaches a `ReplayLog` to each chain. `EnergyMarketModel.resume`
 then rebuilds the model from the saved scenario and re-executes it: mined transactions are served
-from the chain, never sent twice (gridledger/market/replay.py); after each replayed hour
+from the chain, never sent twice (gridledger/chain/replay.py); after each replayed hour
 `check_replayed_hour` compares the chains with the checkpoint.
 """
 
@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from gridledger.day.kpis import AGENT_COLUMNS, TRADE_COLUMNS
-from gridledger.market.chain import (
+from gridledger.chain import (
     IN_PROCESS_SPECS,
     ChainBackend,
     ResumeConflictError,
@@ -41,7 +40,8 @@ from gridledger.market.chain import (
     RpcError,
     make_chains,
 )
-from gridledger.market.replay import ReplayLog, check_history
+from gridledger.chain.replay import ReplayLog, check_history
+from gridledger.day.kpis import AGENT_COLUMNS, TRADE_COLUMNS
 from gridledger.results import (
     APPENDED_FRAMES,
     PARTS_DIR,
@@ -375,7 +375,7 @@ def prepare_resume(ckpt: Checkpoint, spec: str | None = None) -> dict[str, RpcCh
             )
         if chain.dev:  # what the interrupted run submitted but never mined: signed again
             with contextlib.suppress(RpcError):
-                chain._rpc("anvil_dropAllTransactions", [])
+                chain.request("anvil_dropAllTransactions", [])
         check_history(chain, start.number)
         chain.replay = ReplayLog(chain, start.number)
         out[name] = chain

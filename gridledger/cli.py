@@ -40,7 +40,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def chain_spec(value: str) -> str:
     """argparse type of `--chain`: a value `parse_chain_spec` accepts (checked before any work)."""
-    from gridledger.market.chain import parse_chain_spec
+    from gridledger.chain import parse_chain_spec
 
     try:
         parse_chain_spec(value)
@@ -160,7 +160,7 @@ def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def add_node_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from gridledger.market.node import add_node_arguments, main_node
+    from gridledger.chain.nodes import add_node_arguments, main_node
 
     p = sub.add_parser("node", help="start local anvil nodes (one per chain) and print URLs")
     add_node_arguments(p)
@@ -301,7 +301,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = args.out or DEFAULT_OUT
         scenario = _load_scenario(args)
         check_output_folder(out, scenario, force=args.force)  # before the run, not after it
-        from gridledger.market.chain import IN_PROCESS_SPECS
+        from gridledger.chain import IN_PROCESS_SPECS
 
         in_process = chain.strip() in IN_PROCESS_SPECS  # nothing to resume: no checkpoints
         checkpoint = args.checkpoint if args.checkpoint is not None else not in_process
@@ -333,16 +333,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gridledger.checkpoint import CheckpointError
-    from gridledger.day.attacks import AttackSetupError
-    from gridledger.day.world import MarketSetupError
-    from gridledger.market.chain import (
+    from gridledger.chain import (
         ChainConnectionError,
         ChainError,
         NodeDownError,
         PreflightError,
         ResumeConflictError,
     )
+    from gridledger.checkpoint import CheckpointError
+    from gridledger.day.attacks import AttackSetupError
+    from gridledger.day.world import MarketSetupError
     from gridledger.network.feeder import FeederDataError
     from gridledger.outdir import OutputFolderError
     from gridledger.results import ResultsError
@@ -389,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def chain_error_line(exc: Exception, args: argparse.Namespace) -> str:
     """One line for a chain error during a run: the chain, its URL, what failed, what to do."""
-    from gridledger.market.chain import OutOfGasError, parse_chain_spec
+    from gridledger.chain import OutOfGasError, parse_chain_spec
 
     chain = str(getattr(exc, "chain", "") or "")
     url = str(getattr(exc, "url", "") or "")

@@ -18,7 +18,7 @@ Node down mid-run (issue 7, scenario 8): a chain's node that stops answering rai
 hour. With `checkpoint_dir` the model saves the results of every completed hour and a checkpoint
 (gridledger/checkpoint.py); `EnergyMarketModel.resume(dir)` / `run_scenario(resume=dir)` rebuild
 the model from it and re-execute the run against the surviving chains, serving every transaction
-the chains already hold instead of sending it again (gridledger/market/replay.py).
+the chains already hold instead of sending it again (gridledger/chain/replay.py).
 
 The baseline of the same scenario (no trading: users' metered demand all from the grid at the
 tariff; rooftop PV self-consumed behind the meter, its surplus exported; batteries idle; REP output
@@ -36,6 +36,14 @@ from typing import Any
 import mesa
 import pandas as pd
 
+from gridledger.chain import (
+    ChainBackend,
+    ChainConnectionError,
+    NodeDownError,
+    ResumeConflictError,
+    RpcChain,
+    make_chains,
+)
 from gridledger.checkpoint import (
     BlockRef,
     Checkpoint,
@@ -75,14 +83,6 @@ from gridledger.day.phases import (
 from gridledger.day.pricing import price_day
 from gridledger.day.settlement import phase6_tdno, phase7_feedback
 from gridledger.day.world import MarketSetupError, build_world
-from gridledger.market.chain import (
-    ChainBackend,
-    ChainConnectionError,
-    NodeDownError,
-    ResumeConflictError,
-    RpcChain,
-    make_chains,
-)
 from gridledger.market.ledger import Ledger
 from gridledger.network import OPFResult
 from gridledger.network.powerflow import PowerFlowResult
@@ -105,7 +105,7 @@ class EnergyMarketModel(mesa.Model):
 
     `chain`: 'embedded', 'URL_LETB,URL_RETB', or ready chains {'letb': ..., 'retb': ...}.
     `checkpoint_dir`: save the results and a checkpoint after set-up and every completed hour.
-    `log`: called with one line per chain once the preflight passed (market/preflight.py).
+    `log`: called with one line per chain once the preflight passed (chain/preflight.py).
     """
 
     def __init__(

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gridledger.chain import send_many
+from gridledger.chain.accounts import derive_account
 from gridledger.day.chains import SELLER_SEED_UNITS, commitment, one_event
 from gridledger.day.funding import budget_wei
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import send_many
 from gridledger.market.contracts import usd_to_base_units
 
 if TYPE_CHECKING:

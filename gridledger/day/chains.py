@@ -13,16 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
 
-from gridledger.day.conservation import ConservationError
-from gridledger.day.funding import chain_budgets, check_faucets
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import (
+from gridledger.chain import (
     ChainBackend,
     Signer,
     TxRequest,
     TxResult,
     send_many,
 )
+from gridledger.chain.accounts import derive_account
+from gridledger.chain.preflight import check_node
+from gridledger.day.conservation import ConservationError
+from gridledger.day.funding import chain_budgets, check_faucets
 from gridledger.market.contracts import (
     LETB,
     RETB,
@@ -30,7 +31,6 @@ from gridledger.market.contracts import (
     EnergyToken,
     usd_to_base_units,
 )
-from gridledger.market.preflight import check_node
 
 if TYPE_CHECKING:
     from gridledger.model import EnergyMarketModel
@@ -91,7 +91,7 @@ def assign_accounts(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]
 
 
 def preflight_chains(model: EnergyMarketModel) -> list[str]:
-    """Before any transaction: every node can run the day (market/preflight.py: call gas, fork,
+    """Before any transaction: every node can run the day (chain/preflight.py: call gas, fork,
     block gas limit; chain ids were checked at connect) and every faucet can pay the run's gas
     (day/funding.py). Raises a PreflightError subclass; returns one line per chain to print."""
     reports = {c: check_node(ch) for c, ch in model.chains.items()}

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gridledger.market.chain import DEFAULT_GAS_LIMIT, ChainBackend, PreflightError
+from gridledger.chain import DEFAULT_GAS_LIMIT, ChainBackend, PreflightError
 from gridledger.market.contracts import (
     DEPLOY_GAS_LIMIT,
     GAS_LIMITS,

@@ -11,10 +11,10 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from gridledger.agents.producer import LocalProducer
+from gridledger.chain import Signer, TxRequest
 from gridledger.day.chains import events, one_event, send_phase
 from gridledger.day.conservation import ConservationError
 from gridledger.day.pricing import price_hour
-from gridledger.market.chain import Signer, TxRequest
 from gridledger.market.clearing import OFFER_FANOUT, offer_rounds
 from gridledger.market.contracts import price_from_base_units_per_wh
 from gridledger.market.contracts import price_to_base_units_per_wh as price_to_chain

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gridledger.chain import ChainIdMismatchError, Signer, TransactionReverted, TxRequest
 from gridledger.day.chains import events
-from gridledger.market.chain import ChainIdMismatchError, Signer, TransactionReverted, TxRequest
 
 if TYPE_CHECKING:
     from gridledger.model import EnergyMarketModel

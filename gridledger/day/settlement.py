@@ -14,9 +14,9 @@ import numpy as np
 
 from gridledger.agents.tdno import pro_rata
 from gridledger.agents.user import meter_score
+from gridledger.chain import TxResult
 from gridledger.day.chains import events, send_phase
 from gridledger.day.conservation import ConservationError
-from gridledger.market.chain import TxResult
 from gridledger.market.contracts import price_from_base_units_per_wh, usd_from_base_units
 from gridledger.network.powerflow import run_power_flow
 

@@ -22,8 +22,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
-from gridledger.contracts import load_artifact
-from gridledger.market.chain import (
+from gridledger.chain import (
     DEFAULT_GAS_LIMIT,
     CallReverted,
     ChainBackend,
@@ -34,6 +33,7 @@ from gridledger.market.chain import (
     TxResult,
     send_many,
 )
+from gridledger.contracts import load_artifact
 from gridledger.market.clearing import MAX_BATCH
 from gridledger.market.clearing import MAX_FILLS as LETB_MAX_FILLS  # largest LETB max_fills
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from gridledger.market.chain import ChainBackend, TxResult
+from gridledger.chain import ChainBackend, TxResult
 from gridledger.market.contracts import DeployedContract, Event
 
 __all__ = [

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from gridledger.chain import DEFAULT_CHAIN_IDS, ChainBackend, RpcChain, Signer, make_chain
+from gridledger.chain.accounts import derive_account
+from gridledger.chain.nodes import AnvilNode, start_anvil
 from gridledger.contracts.build import compile_source
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import DEFAULT_CHAIN_IDS, ChainBackend, RpcChain, Signer, make_chain
-from gridledger.market.node import AnvilNode, start_anvil
 
 BACKENDS = ["pyevm", "revm", pytest.param("anvil", marks=pytest.mark.anvil)]
 

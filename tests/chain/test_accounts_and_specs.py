@@ -10,8 +10,7 @@ from eth_account import Account
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import (
+from gridledger.chain import (
     DEFAULT_CHAIN_IDS,
     DEFAULT_EMBEDDED_ENGINE,
     EmbeddedChain,
@@ -21,9 +20,10 @@ from gridledger.market.chain import (
     raw_tx_chain_id,
     sign_eip1559,
 )
-from gridledger.market.codec import rlp_list
+from gridledger.chain.accounts import derive_account
+from gridledger.chain.codec import rlp_list
+from gridledger.chain.revm import RevmChain
 from gridledger.market.ledger import chain_capacity
-from gridledger.market.revm_chain import RevmChain
 
 
 def test_derived_accounts_are_reproducible_and_distinct():

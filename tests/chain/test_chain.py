@@ -10,8 +10,7 @@ import pytest
 from eth_abi import decode
 from eth_utils import keccak
 
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import (
+from gridledger.chain import (
     DEFAULT_CHAIN_IDS,
     CallReverted,
     ChainBackend,
@@ -27,6 +26,7 @@ from gridledger.market.chain import (
     raw_tx_chain_id,
     send_many,
 )
+from gridledger.chain.accounts import derive_account
 from gridledger.market.contracts import MAX_UINT256, EnergyToken
 from gridledger.market.ledger import GAS_COLUMNS, Ledger
 

@@ -14,8 +14,7 @@ import rlp
 from eth_abi import encode
 from eth_utils import keccak
 
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import (
+from gridledger.chain import (
     DEFAULT_CHAIN_IDS,
     ChainBackend,
     ChainIdMismatchError,
@@ -30,9 +29,10 @@ from gridledger.market.chain import (
     make_chain,
     send_many,
 )
+from gridledger.chain.accounts import derive_account
+from gridledger.chain.rawtx import SECP256K1_N
+from gridledger.chain.revm import COINBASE, RevmChain
 from gridledger.market.contracts import EnergyToken
-from gridledger.market.rawtx import SECP256K1_N
-from gridledger.market.revm_chain import COINBASE, RevmChain
 
 TOKEN = 10**18
 TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")

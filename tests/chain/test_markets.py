@@ -9,8 +9,8 @@ import math
 import pytest
 from eth_utils import keccak
 
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import ChainBackend, Signer, TransactionReverted, send_many
+from gridledger.chain import ChainBackend, Signer, TransactionReverted, send_many
+from gridledger.chain.accounts import derive_account
 from gridledger.market.contracts import (
     LETB,
     RETB,

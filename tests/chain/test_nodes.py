@@ -19,9 +19,7 @@ import pandas as pd
 import pytest
 import requests
 
-from gridledger.cli import EXIT_NODE_REFUSED, main
-from gridledger.contracts import EVM_VERSION
-from gridledger.market.chain import (
+from gridledger.chain import (
     CALL_GAS,
     DEFAULT_CHAIN_IDS,
     OutOfGasError,
@@ -29,9 +27,11 @@ from gridledger.market.chain import (
     RpcChain,
     TxRequest,
 )
+from gridledger.chain.nodes import AnvilNode, start_anvil, start_hardhat
+from gridledger.chain.preflight import CallGasCapError, check_call_gas
+from gridledger.cli import EXIT_NODE_REFUSED, main
+from gridledger.contracts import EVM_VERSION
 from gridledger.market.contracts import EnergyToken
-from gridledger.market.node import AnvilNode, start_anvil, start_hardhat
-from gridledger.market.preflight import CallGasCapError, check_call_gas
 
 HOURS = "4"
 FRAMES = ("hourly", "trades", "agents", "gas")
@@ -209,7 +209,7 @@ class NoDevMethodsProxy:
 def test_node_without_dev_methods_is_driven_by_its_blocks(block_time_s, monkeypatch) -> None:
     """No evm_mine / evm_setAutomine: not a dev node, whatever its name; mine() waits for the
     node's own blocks, and a node that makes none ends in a named timeout."""
-    from gridledger.market.chain import ANVIL_DEV_KEY
+    from gridledger.chain import ANVIL_DEV_KEY
 
     monkeypatch.setenv("GRIDLEDGER_FAUCET_KEY", ANVIL_DEV_KEY)
     with start_anvil(31401, block_time_s=block_time_s) as node:
@@ -251,8 +251,8 @@ def test_failed_setup_leaves_no_checkpoint(tmp_path, capsys) -> None:
 
 
 def test_artifacts_and_embedded_chain_share_the_fork() -> None:
+    from gridledger.chain import EmbeddedChain, embedded_vm_class
     from gridledger.contracts import CONTRACT_NAMES, load_artifact
-    from gridledger.market.chain import EmbeddedChain, embedded_vm_class
 
     assert {load_artifact(n)["evm_version"] for n in CONTRACT_NAMES} == {EVM_VERSION}
     chain = EmbeddedChain(31401, "letb")
@@ -265,8 +265,8 @@ def test_artifacts_and_embedded_chain_share_the_fork() -> None:
 def test_embedded_invalid_opcode_is_reported_as_whole_gas_not_revert() -> None:
     """On the embedded Shanghai chain, creation code using Cancun's opcodes burns its whole gas
     limit: OutOfGasError naming the invalid opcode; Shanghai's probe runs."""
-    from gridledger.market.chain import EmbeddedChain
-    from gridledger.market.preflight import FORK_PROBES
+    from gridledger.chain import EmbeddedChain
+    from gridledger.chain.preflight import FORK_PROBES
 
     chain = EmbeddedChain(31401, "letb", evm_version="shanghai")
     signer = chain.faucet_signer()

@@ -16,12 +16,12 @@ import random
 import pytest
 from eth_utils import keccak
 
+from gridledger.chain import RpcChain, Signer, TxRequest, TxResult, send_many
+from gridledger.chain.accounts import derive_account
+from gridledger.chain.nodes import start_anvil
 from gridledger.contracts.gas_bounds import bound_of
 from gridledger.market import clearing
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import RpcChain, Signer, TxRequest, TxResult, send_many
 from gridledger.market.contracts import LETB, EnergyToken, price_to_base_units_per_wh
-from gridledger.market.node import start_anvil
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 

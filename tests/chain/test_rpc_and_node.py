@@ -13,9 +13,8 @@ import pytest
 import requests
 from eth_utils import keccak
 
-import gridledger.market.chain as chain_module
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import (
+import gridledger.chain.rpc as rpc_module
+from gridledger.chain import (
     ANVIL_DEV_KEY,
     DEFAULT_CHAIN_IDS,
     RPC_BATCH_MAX_BYTES,
@@ -30,7 +29,8 @@ from gridledger.market.chain import (
     make_chains,
     rpc_batches,
 )
-from gridledger.market.node import AnvilNotFoundError, find_anvil, free_port, main_node, start_anvil
+from gridledger.chain.accounts import derive_account
+from gridledger.chain.nodes import AnvilNotFoundError, find_anvil, free_port, main_node, start_anvil
 
 pytestmark = pytest.mark.anvil
 
@@ -59,7 +59,7 @@ def test_a_batch_larger_than_the_nodes_body_limit_is_sent_in_parts():
         whole = chain._post([{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
                              for i, (m, p) in enumerate(calls)])  # fmt: skip
         assert whole["error"]["message"] == "Invalid request"  # one answer for the whole batch
-        answers = chain._batch(calls)
+        answers = chain.request_batch(calls)
     assert [a.get("result") for a in answers] == ["0x" + keccak(hexstr=big).hex()] * len(calls)
     parts = list(rpc_batches([{"id": i, "params": [big]} for i in range(len(calls))]))
     assert [c["id"] for p in parts for c in p] == list(range(len(calls)))
@@ -82,7 +82,7 @@ def test_a_block_holds_its_transactions_in_submission_order():
         ptxs = _transfers_from_distinct_senders(chain, 200)
         chain.submit_many(ptxs)
         assert all(r.ok for r in chain.mine())
-        block = chain._rpc("eth_getBlockByNumber", ["latest", False])
+        block = chain.request("eth_getBlockByNumber", ["latest", False])
     assert block["transactions"] == [p.tx_hash for p in ptxs]
 
 
@@ -90,7 +90,7 @@ def test_a_block_out_of_submission_order_is_an_error(monkeypatch):
     """anvil 1.7.1 pools a JSON-RPC batch of more than 64 transactions out of call order (why
     RPC_SUBMIT_MAX_CALLS is 32); a dev node's block in another order raises, never silently
     gives another market result."""
-    monkeypatch.setattr(chain_module, "RPC_SUBMIT_MAX_CALLS", 200)
+    monkeypatch.setattr(rpc_module, "RPC_SUBMIT_MAX_CALLS", 200)
     with start_anvil(4711) as node:
         chain = RpcChain(node.url, "x", expected_chain_id=4711)
         chain.submit_many(_transfers_from_distinct_senders(chain, 200))
@@ -152,7 +152,7 @@ def test_find_anvil_honours_env(monkeypatch, tmp_path):
 def test_gridledger_node_serves_both_chains_until_interrupted(line_waiter):
     port = free_port()
     code = (
-        "import argparse, sys; from gridledger.market.node import main_node; "
+        "import argparse, sys; from gridledger.chain.nodes import main_node; "
         f"sys.exit(main_node(argparse.Namespace(port={port}, letb_chain_id="
         f"{DEFAULT_CHAIN_IDS['letb']}, retb_chain_id={DEFAULT_CHAIN_IDS['retb']})))"
     )

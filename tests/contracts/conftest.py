@@ -17,10 +17,10 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
+from gridledger.chain import Signer, TransactionReverted, TxRequest, embedded_vm_class
+from gridledger.chain.accounts import derive_account
+from gridledger.chain.revm import RevmChain
 from gridledger.contracts import EVM_VERSION, load_artifact
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import Signer, TransactionReverted, TxRequest, embedded_vm_class
-from gridledger.market.revm_chain import RevmChain
 
 ENGINES = ["pyevm", "revm"]
 TX_GAS = 5_000_000

@@ -16,9 +16,9 @@ import pytest
 from eth_abi import decode as abi_decode
 from web3.logs import DISCARD
 
+from gridledger.chain import EmbeddedChain
 from gridledger.contracts.gas_bounds import bound_of, item_bound_of
 from gridledger.market import clearing
-from gridledger.market.chain import EmbeddedChain
 from gridledger.market.contracts import LETB as LETBWrapper
 from gridledger.market.contracts import (
     MAX_BATCH,

@@ -1,7 +1,7 @@
 """Acceptance of the revm engine: the default day on revm (the default embedded engine) gives
 the same hourly, trades, agents and gas frames as on py-evm -- the same signed transactions
 (same hashes), the same gas per transaction, the same results. Only block hashes differ
-(gridledger/market/revm_chain.py hashes its own header format)."""
+(gridledger/chain/revm.py hashes its own header format)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from gridledger import EnergyMarketModel, Results, Scenario
-from gridledger.market.revm_chain import RevmChain
+from gridledger.chain.revm import RevmChain
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_crowded_hours_on_anvil_equal_the_embedded_chain():
     revm does. When a phase went to anvil as one JSON-RPC batch (out of order past 64 calls),
     these 10 hours differed: offer gas from t = 0 and two reputations at t = 9 (on the day
     before the evening-night dispatch: fills from t = 9 on; docs/block-order.md)."""
-    from gridledger.market.node import start_anvil
+    from gridledger.chain.nodes import start_anvil
 
     sc = Scenario().replace(households_per_bus=5, hours=10)
     embedded = EnergyMarketModel(sc).run()

@@ -5,6 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from gridledger.chain import (
+    DEFAULT_CHAIN_IDS,
+    FUND_TXS_PER_BLOCK,
+    EmbeddedChain,
+    InsufficientFundsError,
+    RpcChain,
+)
+from gridledger.chain.accounts import derive_account
+from gridledger.chain.nodes import start_anvil
 from gridledger.day.funding import (
     BUDGET_MAX_FEE_WEI,
     GAS_BUDGET_MARGIN,
@@ -12,16 +21,7 @@ from gridledger.day.funding import (
     budget_wei,
     role_calls,
 )
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import (
-    DEFAULT_CHAIN_IDS,
-    FUND_TXS_PER_BLOCK,
-    EmbeddedChain,
-    InsufficientFundsError,
-    RpcChain,
-)
 from gridledger.market.contracts import GAS_LIMITS
-from gridledger.market.node import start_anvil
 from gridledger.model import EnergyMarketModel
 from gridledger.scenario import Scenario
 

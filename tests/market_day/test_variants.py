@@ -11,10 +11,10 @@ import pytest
 import requests
 
 from gridledger import EnergyMarketModel, Results, Scenario
+from gridledger.chain.nodes import start_anvil
 from gridledger.cli import main
 from gridledger.day.chains import SELLER_SEED_UNITS
 from gridledger.market.contracts import usd_to_base_units
-from gridledger.market.node import start_anvil
 
 pytestmark = pytest.mark.slow
 

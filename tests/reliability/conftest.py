@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 from eth_utils import keccak
 
-from gridledger.market import invariants as inv
-from gridledger.market.accounts import derive_account
-from gridledger.market.chain import (
+from gridledger.chain import (
     DEFAULT_CHAIN_IDS,
     ChainBackend,
     RpcChain,
@@ -27,6 +25,9 @@ from gridledger.market.chain import (
     make_chain,
     send_many,
 )
+from gridledger.chain.accounts import derive_account
+from gridledger.chain.nodes import AnvilNode, start_anvil
+from gridledger.market import invariants as inv
 from gridledger.market.contracts import (
     LETB,
     RETB,
@@ -36,7 +37,6 @@ from gridledger.market.contracts import (
     price_to_base_units_per_wh,
 )
 from gridledger.market.ledger import Ledger
-from gridledger.market.node import AnvilNode, start_anvil
 
 USD = 10**18
 REP0 = 400

@@ -12,7 +12,7 @@ import pytest
 import requests
 from eth_utils import keccak
 
-from gridledger.market.chain import (
+from gridledger.chain import (
     ChainIdMismatchError,
     NonceError,
     RpcChain,

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from gridledger import EnergyMarketModel, Results, Scenario
+from gridledger.chain.nodes import start_anvil
 from gridledger.cli import format_summary
 from gridledger.day.attack_table import ATTACK_COLUMNS, attacks_frame
 from gridledger.day.refusals import ProbeSetupError, probe_refusals
-from gridledger.market.node import start_anvil
 
 ATTACKS_TOML = Path(__file__).resolve().parents[2] / "gridledger" / "scenarios" / "attacks.toml"
 

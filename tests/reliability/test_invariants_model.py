@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gridledger import EnergyMarketModel, Scenario
+from gridledger.chain import send_many
 from gridledger.day.invariant_checks import check_hour_invariants
-from gridledger.market.chain import send_many
 from gridledger.model import InvariantError
 
 SHORT = {"hours": 3, "start_hour": 17}

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from gridledger.chain import EmbeddedChain, Signer, TransactionReverted, TxRequest
 from gridledger.contracts.build import compile_source
 from gridledger.market import invariants as inv
-from gridledger.market.chain import EmbeddedChain, Signer, TransactionReverted, TxRequest
 from gridledger.market.clearing import RepOffer, ineligibility, update_reputation
 from gridledger.market.contracts import MAX_UINT256, DeployedContract
 

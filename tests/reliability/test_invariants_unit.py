@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from gridledger.chain import EmbeddedChain
 from gridledger.market import invariants as inv
-from gridledger.market.chain import EmbeddedChain
 
 from .conftest import USD, World
 

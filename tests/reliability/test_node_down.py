@@ -31,11 +31,11 @@ import pytest
 import requests
 
 from gridledger import EnergyMarketModel, Results, Scenario
+from gridledger.chain import NodeDownError, ResumeConflictError, make_chains
+from gridledger.chain.nodes import AnvilNode, free_port, start_anvil
+from gridledger.chain.replay import HistoryUnavailableError
 from gridledger.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from gridledger.cli import EXIT_NODE_DOWN, main
-from gridledger.market.chain import NodeDownError, ResumeConflictError, make_chains
-from gridledger.market.node import AnvilNode, free_port, start_anvil
-from gridledger.market.replay import HistoryUnavailableError
 from gridledger.results import _jsonable
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]  # 3-5 s each: anvil nodes killed, restarted

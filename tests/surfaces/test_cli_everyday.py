@@ -170,7 +170,7 @@ def test_folder_with_other_files_refused(tmp_path: Path, capsys: pytest.CaptureF
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        # the reason is parse_chain_spec's (gridledger/market/chain.py); it names the value
+        # the reason is parse_chain_spec's (gridledger/chain/specs.py); it names the value
         (["run", "--chain", "foo"], "gridledger run: error: argument --chain: "),
         (["run", "--chain", "ftp://a,ftp://b"], "'ftp://a'"),
         (["run", "--figure-format", "gif"], "argument --figure-format: 'gif'"),

@@ -10,7 +10,7 @@ transaction starts cold, as on a node. Reads run in a checkpoint too and leave n
 Every block keeps the values its transactions replaced (undo) and wrote (redo): reads at a past
 block put the older values into the journal (`rewind`), and `switch` moves the database from
 one branch of blocks to another (the revm chain's snapshot revert). Used by
-gridledger/market/revm_chain.py.
+gridledger/chain/revm.py.
 """
 
 from __future__ import annotations

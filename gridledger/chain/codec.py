@@ -1,6 +1,6 @@
 """Keccak-256 and RLP at the speed per-transaction work needs.
 
-Signing (gridledger/market/chain.py) and decoding (gridledger/market/rawtx.py) hash and
+Signing (gridledger/chain/tx.py) and decoding (gridledger/chain/rawtx.py) hash and
 encode every transaction several times; at thousands of transactions per second the generic
 libraries dominate. `keccak` uses pysha3 (~2 us per hash; eth_utils' pycryptodome backend
 takes ~15 us) and `rlp_list` encodes a flat list of integers and byte strings (plus empty

@@ -1,7 +1,7 @@
 """An in-process chain on revm (the Rust EVM inside anvil and reth, through pyrevm).
 
 `RevmChain(chain_id, name)` behaves as a node for the model: it accepts only signed raw
-transactions (EIP-1559 and EIP-155 legacy, gridledger/market/rawtx.py), recovers the sender from
+transactions (EIP-1559 and EIP-155 legacy, gridledger/chain/rawtx.py), recovers the sender from
 the signature and refuses -- before anything executes, with the exceptions the other backends
 raise -- a foreign chain id (ChainIdMismatchError), a nonce that is not the sender's next
 (NonceError), a sender who cannot pay gas limit x max fee + value (InsufficientFundsError), a
@@ -18,7 +18,7 @@ opcode the contracts use -- and apply Prague's one transaction-level gas change 
 calldata floor, `PRAGUE_CALLDATA_FLOOR`). Gas per transaction is identical to py-evm's (tested).
 
 Each transaction starts from cold state, as on a node (EIP-2929 warm sets, EIP-2200 original
-values): pyrevm keeps one journal across calls, which gridledger/market/revm_state.py empties
+values): pyrevm keeps one journal across calls, which gridledger/chain/revm_state.py empties
 around every operation.
 
 Not computed: the state trie root, the receipts trie and logs bloom. revm keeps state in a flat
@@ -42,31 +42,25 @@ import pyrevm
 import rlp
 from eth_utils import to_checksum_address
 
-from gridledger.contracts import EVM_VERSION
-from gridledger.market.chain import (
-    CALL_GAS,
-    DEV_BLOCK_GAS_LIMIT,
+from gridledger.chain.backend import CALL_GAS, DEV_BLOCK_GAS_LIMIT, ChainBackend
+from gridledger.chain.codec import keccak
+from gridledger.chain.errors import (
     CallReverted,
-    ChainBackend,
     ChainIdMismatchError,
     InsufficientFundsError,
-    Log,
     NonceError,
-    PendingTx,
     TransactionRejected,
-    TxResult,
-    _account_from_key,
-    _failure,
     decode_revert_reason,
 )
-from gridledger.market.codec import keccak
-from gridledger.market.rawtx import (
+from gridledger.chain.rawtx import (
     DecodedTx,
     calldata_floor_gas,
     decode_raw_tx,
     intrinsic_gas,
 )
-from gridledger.market.revm_state import RevmBlock, RevmState
+from gridledger.chain.revm_state import RevmBlock, RevmState
+from gridledger.chain.tx import Log, PendingTx, TxResult, _account_from_key, _failure
+from gridledger.contracts import EVM_VERSION
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -143,8 +137,6 @@ class RevmChain(ChainBackend):
         *,
         block_gas_limit: int = DEV_BLOCK_GAS_LIMIT,
     ) -> None:
-        if not 0 < int(chain_id) < 2**64:
-            raise ValueError(f"chain_id must be a positive integer below 2**64, got {chain_id}")
         super().__init__(name, chain_id)
         self.block_gas_limit = int(block_gas_limit)
         self._state = RevmState(self.chain_id, self.block_gas_limit, REVM_SPEC)
@@ -165,9 +157,9 @@ class RevmChain(ChainBackend):
 
     @property
     def w3(self) -> Any:
-        """A web3.Web3 over this chain (reads, receipts; gridledger/market/revm_web3.py)."""
+        """A web3.Web3 over this chain (reads, receipts; gridledger/chain/revm_web3.py)."""
         if self._w3 is None:
-            from gridledger.market.revm_web3 import revm_web3
+            from gridledger.chain.revm_web3 import revm_web3
 
             self._w3 = revm_web3(self)
         return self._w3
@@ -379,15 +371,8 @@ class RevmChain(ChainBackend):
             for address, topics, data in out.logs:
                 logs.append(Log(_checksum(address), topics, data, log_index))
                 log_index += 1
-            res = TxResult(
-                chain=self.name,
-                tx_hash=p.tx_hash,
-                sender=p.sender,
-                agent=p.agent,
-                contract=p.contract,
-                function=p.function,
-                nonce=p.nonce,
-                gas_limit=p.gas_limit,
+            res = p.to_result(
+                self.name,
                 block_number=blk.number,
                 block_hash=block_hash,
                 gas_used=out.gas_used,

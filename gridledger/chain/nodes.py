@@ -22,8 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gridledger.chain.backend import DEFAULT_CHAIN_IDS, DEV_BLOCK_GAS_LIMIT
+from gridledger.chain.errors import ChainError
 from gridledger.contracts import EVM_VERSION
-from gridledger.market.chain import DEFAULT_CHAIN_IDS, DEV_BLOCK_GAS_LIMIT, ChainError
 
 __all__ = [
     "AnvilNode",

@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING
 import rlp
 from eth_utils import to_checksum_address
 
-from gridledger.market.chain import PendingTx, ResumeConflictError
+from gridledger.chain.errors import ResumeConflictError
+from gridledger.chain.tx import PendingTx
 
 if TYPE_CHECKING:
-    from gridledger.market.chain import RpcChain
+    from gridledger.chain.rpc import RpcChain
 
 __all__ = ["HistoryUnavailableError", "MinedTx", "ReplayLog", "check_history", "raw_call"]
 
@@ -82,7 +83,9 @@ class ReplayLog:
         self._txs: dict[tuple[str, int], MinedTx] = {}
         for lo in range(self.start_block + 1, self.head + 1, SCAN_BATCH):
             numbers = range(lo, min(lo + SCAN_BATCH, self.head + 1))
-            answers = chain._batch([("eth_getBlockByNumber", [hex(n), True]) for n in numbers])
+            answers = chain.request_batch(
+                [("eth_getBlockByNumber", [hex(n), True]) for n in numbers]
+            )
             for n, ans in zip(numbers, answers, strict=True):
                 block = ans.get("result")
                 if block is None:
@@ -161,10 +164,10 @@ class HistoryUnavailableError(ResumeConflictError):
 
 def check_history(chain: RpcChain, block: int) -> None:
     """Raise HistoryUnavailableError if `chain` cannot answer a state read at `block`."""
-    from gridledger.market.chain import RpcError
+    from gridledger.chain.errors import RpcError
 
     try:
-        chain._rpc("eth_getBalance", ["0x" + "00" * 20, hex(block)])
+        chain.request("eth_getBalance", ["0x" + "00" * 20, hex(block)])
     except RpcError as exc:
         raise HistoryUnavailableError(
             f"node of chain {chain.name!r} at {chain.url} cannot serve the state at block "

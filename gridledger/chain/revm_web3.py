@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 from web3 import Web3
 from web3.providers.base import BaseProvider
 
-from gridledger.market.chain import CallReverted
+from gridledger.chain.errors import CallReverted
 
 if TYPE_CHECKING:
-    from gridledger.market.revm_chain import RevmChain
+    from gridledger.chain.revm import RevmChain
 
 __all__ = ["RevmProvider", "UnsupportedMethodError", "revm_web3"]
 

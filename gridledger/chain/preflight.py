@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gridledger.chain.backend import CALL_GAS, ChainBackend
+from gridledger.chain.errors import PreflightError, RpcError
+from gridledger.chain.rpc import RpcChain
 from gridledger.contracts import EVM_VERSION
-from gridledger.market.chain import CALL_GAS, ChainBackend, PreflightError, RpcChain, RpcError
 from gridledger.market.clearing import MAX_BATCH
 from gridledger.market.contracts import (
     DEPLOY_GAS_LIMIT,
@@ -92,7 +94,7 @@ class NodeReport:
 
 
 def _eth_call(chain: RpcChain, tx: dict[str, str]) -> bytes:
-    out = chain._rpc("eth_call", [tx, "latest"])
+    out = chain.request("eth_call", [tx, "latest"])
     return bytes.fromhex(str(out)[2:])
 
 

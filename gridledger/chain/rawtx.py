@@ -4,9 +4,9 @@ What a node does with `eth_sendRawTransaction` bytes before anything executes: d
 envelope (EIP-1559 type 2, or legacy with an EIP-155 chain id), check the signature's ranges
 (r, s in 1..n-1, s in the lower half per EIP-2, y parity 0/1), recover the signing key with
 libsecp256k1 (coincurve) and derive the sender address. Used by the in-process revm chain
-(gridledger/market/revm_chain.py); intrinsic gas follows the rules the other backends use
+(gridledger/chain/revm.py); intrinsic gas follows the rules the other backends use
 (EIP-2028 calldata, EIP-3860 initcode words, EIP-2930 access lists; EIP-7623's calldata floor
-from Prague on, applied by revm_chain.py only if the fork is Prague).
+from Prague on, applied by revm.py only if the fork is Prague).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import coincurve
 import rlp
 
-from gridledger.market.chain import InvalidSignatureError, TransactionRejected
-from gridledger.market.codec import keccak, rlp_prefix
+from gridledger.chain.codec import keccak, rlp_prefix
+from gridledger.chain.errors import InvalidSignatureError, TransactionRejected
 
 __all__ = [
     "DecodedTx",
