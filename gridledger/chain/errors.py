@@ -84,6 +84,17 @@ class RpcError(ChainError):
         self.error = error
         super().__init__(f"{method} failed on {url or 'node'}: {error}")
 
+    def revert_reason(self) -> str:
+        """The revert reason a node gave for a reverted call: decoded from the revert data
+        (`error.data`, or `error.data.data` as some clients nest it), else the error message."""
+        e = self.error if isinstance(self.error, dict) else {}
+        data = e.get("data")
+        if isinstance(data, dict):
+            data = data.get("data")
+        if isinstance(data, str) and data.startswith("0x"):
+            return decode_revert_reason(bytes.fromhex(data[2:]))
+        return str(e.get("message", self.error))
+
 
 class TransactionRejected(ChainError):
     """The node refused a transaction before executing it (it is not in any block)."""

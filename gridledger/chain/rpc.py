@@ -20,7 +20,6 @@ from gridledger.chain.errors import (
     RpcError,
     TransactionRejected,
     WrongChainIdError,
-    decode_revert_reason,
 )
 from gridledger.chain.jsonrpc import (
     RPC_BATCH_MAX_CALLS,
@@ -425,13 +424,7 @@ class RpcChain(ChainBackend):
         try:
             out = self.request("eth_call", [tx, self._tag(block)])
         except RpcError as exc:
-            e = exc.error if isinstance(exc.error, dict) else {}
-            data_hex = e.get("data")
-            if isinstance(data_hex, dict):
-                data_hex = data_hex.get("data")
-            if isinstance(data_hex, str) and data_hex.startswith("0x"):
-                raise CallReverted(decode_revert_reason(bytes.fromhex(data_hex[2:]))) from exc
-            raise CallReverted(str(e.get("message", exc.error))) from exc
+            raise CallReverted(exc.revert_reason()) from exc
         return bytes.fromhex(out[2:])
 
     def nonce(self, address: str, block: int | str = "pending") -> int:

@@ -96,11 +96,5 @@ def failure_reason(chain: RpcChain, p: PendingTx, res: TxResult) -> tuple[bool, 
         tx.update(to=raw_tx.get("to"), data=raw_tx.get("input", "0x"), value=raw_tx["value"])
         chain.request("eth_call", [tx, hex(res.block_number - 1)])
     except RpcError as exc:
-        e = exc.error if isinstance(exc.error, dict) else {}
-        data = e.get("data")
-        if isinstance(data, dict):
-            data = data.get("data")
-        if isinstance(data, str) and data.startswith("0x"):
-            return False, decode_revert_reason(bytes.fromhex(data[2:]))
-        return False, str(e.get("message", exc.error))
+        return False, exc.revert_reason()
     return False, ""
