@@ -4,14 +4,22 @@ Signing (gridledger/chain/tx.py) and decoding (gridledger/chain/rawtx.py) hash a
 encode every transaction several times; at thousands of transactions per second the generic
 libraries dominate. `keccak` uses pysha3 (~2 us per hash; eth_utils' pycryptodome backend
 takes ~15 us) and `rlp_list` encodes a flat list of integers and byte strings (plus empty
-lists) byte-identically to `rlp.encode`, at a fifth of its cost.
+lists) byte-identically to `rlp.encode`, at a fifth of its cost. `checksum_address` caches
+EIP-55 checksumming (~30 us of keccak each), which a run repeats for the same few thousand
+agents' addresses in every log and event.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
-__all__ = ["keccak", "rlp_list", "rlp_prefix"]
+from eth_utils import to_checksum_address
+
+__all__ = ["checksum_address", "keccak", "rlp_list", "rlp_prefix"]
+
+checksum_address = functools.lru_cache(maxsize=1 << 16)(to_checksum_address)
+"""EIP-55 checksummed form of a hex address (cached)."""
 
 try:
     from sha3 import keccak_256 as _keccak_256

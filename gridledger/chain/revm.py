@@ -32,7 +32,6 @@ Inside calls, BASEFEE and GASPRICE read 0 (pyrevm sets both to 0 for its calls).
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ import rlp
 from eth_utils import to_checksum_address
 
 from gridledger.chain.backend import CALL_GAS, DEV_BLOCK_GAS_LIMIT, ChainBackend
-from gridledger.chain.codec import keccak
+from gridledger.chain.codec import checksum_address, keccak
 from gridledger.chain.errors import (
     CallReverted,
     ChainIdMismatchError,
@@ -82,7 +81,6 @@ ELASTICITY = 2
 BASE_FEE_CHANGE_DENOMINATOR = 8
 
 _REVERT_OUTPUT = re.compile(r"output: 0x([0-9a-fA-F]*)")
-_checksum = functools.lru_cache(maxsize=4096)(to_checksum_address)
 
 
 def next_base_fee(base_fee: int, gas_used: int, gas_limit: int) -> int:
@@ -369,7 +367,7 @@ class RevmChain(ChainBackend):
         for p, out in zip(pending, outcomes, strict=True):
             logs = []
             for address, topics, data in out.logs:
-                logs.append(Log(_checksum(address), topics, data, log_index))
+                logs.append(Log(checksum_address(address), topics, data, log_index))
                 log_index += 1
             res = p.to_result(
                 self.name,

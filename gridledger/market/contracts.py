@@ -13,7 +13,6 @@ money in token base units (18 decimals), hours as integer indexes, reputation 0.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
@@ -33,6 +32,7 @@ from gridledger.chain import (
     TxResult,
     send_many,
 )
+from gridledger.chain.codec import checksum_address
 from gridledger.contracts import load_artifact
 from gridledger.market.clearing import MAX_BATCH
 from gridledger.market.clearing import MAX_FILLS as LETB_MAX_FILLS  # largest LETB max_fills
@@ -130,11 +130,6 @@ class AbiMismatchError(ChainError):
 # --------------------------------------------------------------------------------------------
 
 
-_checksum = functools.lru_cache(maxsize=1 << 16)(to_checksum_address)
-"""Checksummed address of a hex address (~30 us of keccak each; a run decodes the same few
-thousand agents' addresses in every event, so they are cached)."""
-
-
 def _type_str(param: Mapping[str, Any]) -> str:
     t = str(param["type"])
     if t.startswith("tuple"):
@@ -158,7 +153,7 @@ def _to_abi_value(param: Mapping[str, Any], value: Any) -> Any:
         elem = dict(param, type=t[: t.rindex("[")])
         return [_to_abi_value(elem, v) for v in value]
     if t == "address" and isinstance(value, str):
-        return _checksum(value)
+        return checksum_address(value)
     return value
 
 
@@ -174,7 +169,7 @@ def _from_abi_value(param: Mapping[str, Any], value: Any) -> Any:
             return {c["name"]: _from_abi_value(c, v) for c, v in zip(comps, value, strict=True)}
         return tuple(_from_abi_value(c, v) for c, v in zip(comps, value, strict=True))
     if t == "address":
-        return _checksum(value)
+        return checksum_address(value)
     return value
 
 
@@ -184,7 +179,7 @@ def _decode_topic(param: Mapping[str, Any], topic: bytes) -> Any:
     addresses or integers); dynamic types are hashed in the topic and returned as they are."""
     t = _type_str(param)
     if t == "address":
-        return _checksum("0x" + topic[-20:].hex())
+        return checksum_address("0x" + topic[-20:].hex())
     if t.startswith("uint"):
         return int.from_bytes(topic, "big")
     if t.startswith("int"):
