@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
@@ -33,6 +34,8 @@ from gridledger.market.contracts import (
 )
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from gridledger.model import EnergyMarketModel
 
 
@@ -46,17 +49,32 @@ def commitment(seed: int, role: str, index: int) -> bytes:
     return keccak(text=f"gridledger/identity/{seed}/{role}/{index}")
 
 
-def assign_accounts(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -> None:
+@dataclass(frozen=True, eq=False)
+class Accounts:
+    """Every party's keys on the chains (the agents hold their own; these are the rest)."""
+
+    signers: dict[tuple[str, str], Signer]  # (agent key, chain) -> signer, every party
+    admin: LocalAccount  # deploys the contracts and grants the tokens
+    gas_budgets: dict[str, dict[str, int]]  # chain -> account address -> wei (day/funding.py)
+
+
+@dataclass(frozen=True, eq=False)
+class Deployment:
+    """The contracts set-up deployed and the token supply after it."""
+
+    tokens: dict[str, EnergyToken]  # chain -> EnergyToken
+    letb: list[LETB]  # one LETB per area (index = area)
+    retb: RETB  # the renewable zone's market
+    token_supply: dict[str, int]  # chain -> token supply after set-up, base units
+
+
+def assign_accounts(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -> Accounts:
     """Set-up, step 1 of 3 on the model's chains ({'letb': ..., 'retb': ...}, made by the model
-    from its `--chain` spec): every agent's key and signers, and each account's gas budget
-    (`model.gas_budgets`, day/funding.py); no transaction. Then `preflight_chains`, then
+    from its `--chain` spec): every agent's key and signers (set on the agents), and each
+    account's gas budget (day/funding.py); no transaction. Then `preflight_chains`, then
     `deploy_and_register` (set-up transactions have t = -1)."""
     sc = model.params
-    # each LETB user's refund credit (token base units, user address -> units): LETB.settle
-    # credits undelivered value inside the contract, the next request spends it first
-    model.letb_credit_units: dict[str, int] = {}
-    model.chains: dict[str, ChainBackend] = dict(chains)
-    for ch in model.chains.values():
+    for ch in chains.values():
         model.ledger.attach(ch)
     seed = sc.seed
     acct = {
@@ -64,15 +82,15 @@ def assign_accounts(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]
         "operator": derive_account(seed, "operator", 0),
         "tdno": derive_account(seed, "tdno", 0),
     }
-    model.signers: dict[tuple[str, str], Signer] = {}
+    signers: dict[tuple[str, str], Signer] = {}
 
     def signer(agent_key: str, account: Any, chain: str) -> Signer:
-        s = model.chains[chain].signer(account, agent=agent_key)
-        model.signers[(agent_key, chain)] = s
+        s = chains[chain].signer(account, agent=agent_key)
+        signers[(agent_key, chain)] = s
         return s
 
     for role, a in acct.items():
-        for ch in model.chains:
+        for ch in chains:
             signer(role, a, ch)
     for u in model.users:
         u.account = derive_account(seed, "user", u.index)
@@ -85,9 +103,9 @@ def assign_accounts(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]
         r.account = derive_account(seed, "rep", r.index)
         r.signer = signer(f"rep{r.index}", r.account, "retb")
     model.operator.account, model.tdno.account = acct["operator"], acct["tdno"]
-    model.admin_account = acct["admin"]
     # gas for everyone: each account's budget from what its role can send (day/funding.py)
-    model.gas_budgets = {c: chain_budgets(model, c) for c in model.chains}
+    budgets = {c: chain_budgets(model, c, acct["admin"]) for c in chains}
+    return Accounts(signers, acct["admin"], budgets)
 
 
 def preflight_chains(model: EnergyMarketModel) -> list[str]:
@@ -103,9 +121,9 @@ def preflight_chains(model: EnergyMarketModel) -> list[str]:
     ]
 
 
-def deploy_and_register(model: EnergyMarketModel) -> None:
+def deploy_and_register(model: EnergyMarketModel) -> Deployment:
     """Set-up transactions on the model's chains (after `assign_accounts` and the preflight):
-    gas funding, deployments, grants, approvals, registrations."""
+    gas funding, deployments, grants, approvals, registrations; returns what was deployed."""
     sc = model.params
     seed = sc.seed
     t0 = time.perf_counter()
@@ -124,7 +142,7 @@ def deploy_and_register(model: EnergyMarketModel) -> None:
     supply = (user_units + bond * 2) * (n_participants + 1) + usd_to_base_units(10.0)
     admin = {c: model.signers[("admin", c)] for c in model.chains}
     res = send_many([(admin[c], EnergyToken.deploy_request(supply)) for c in model.chains])
-    model.tokens = {
+    tokens = {
         c: EnergyToken.at_result(model.chains[c], r) for c, r in zip(model.chains, res, strict=True)
     }
     op, td = acct["operator"].address, acct["tdno"].address
@@ -132,7 +150,7 @@ def deploy_and_register(model: EnergyMarketModel) -> None:
         (
             admin["letb"],
             LETB.deploy_request(
-                model.tokens["letb"].address,
+                tokens["letb"].address,
                 a,
                 op,
                 td,
@@ -147,7 +165,7 @@ def deploy_and_register(model: EnergyMarketModel) -> None:
         (
             admin["retb"],
             RETB.deploy_request(
-                model.tokens["retb"].address,
+                tokens["retb"].address,
                 0,
                 op,
                 td,
@@ -160,22 +178,22 @@ def deploy_and_register(model: EnergyMarketModel) -> None:
         )
     )
     res = send_many(reqs)
-    model.letb = [LETB.at_result(model.chains["letb"], r) for r in res[:-1]]
-    model.retb = RETB.at_result(model.chains["retb"], res[-1])
+    letb = [LETB.at_result(model.chains["letb"], r) for r in res[:-1]]
+    retb = RETB.at_result(model.chains["retb"], res[-1])
     # minter, escrow seeds, token grants; every seller also gets SELLER_SEED_UNITS beside
     # its bond, so its token balance slot is already open when the market first pays it (the
     # zero -> non-zero SSTORE, 22.1k gas, is paid here, not by LETB/RETB.settle)
-    reqs = [(admin["retb"], model.tokens["retb"].set_minter(model.retb.address, True))]
-    reqs += [(admin["letb"], model.tokens["letb"].transfer(m.address, 1)) for m in model.letb]
-    reqs.append((admin["retb"], model.tokens["retb"].transfer(model.retb.address, 1)))
+    reqs = [(admin["retb"], tokens["retb"].set_minter(retb.address, True))]
+    reqs += [(admin["letb"], tokens["letb"].transfer(m.address, 1)) for m in letb]
+    reqs.append((admin["retb"], tokens["retb"].transfer(retb.address, 1)))
     for u in model.users:
         for c in model.chains:
-            reqs.append((admin[c], model.tokens[c].transfer(u.account.address, user_units + bond)))
+            reqs.append((admin[c], tokens[c].transfer(u.account.address, user_units + bond)))
     grant = bond + SELLER_SEED_UNITS
     for p in model.producers:
-        reqs.append((admin["letb"], model.tokens["letb"].transfer(p.account.address, grant)))
+        reqs.append((admin["letb"], tokens["letb"].transfer(p.account.address, grant)))
     for r in model.reps:
-        reqs.append((admin["retb"], model.tokens["retb"].transfer(r.account.address, grant)))
+        reqs.append((admin["retb"], tokens["retb"].transfer(r.account.address, grant)))
     send_many(reqs)
     # approvals (each participant signs its own)
     reqs = []
@@ -183,20 +201,20 @@ def deploy_and_register(model: EnergyMarketModel) -> None:
         reqs.append(
             (
                 u.letb_signer,
-                model.tokens["letb"].approve(model.letb[u.area].address),
+                tokens["letb"].approve(letb[u.area].address),
             )
         )
-        reqs.append((u.retb_signer, model.tokens["retb"].approve(model.retb.address)))
+        reqs.append((u.retb_signer, tokens["retb"].approve(retb.address)))
     if bond:
         for p in model.producers:
             reqs.append(
                 (
                     p.signer,
-                    model.tokens["letb"].approve(model.letb[p.area].address),
+                    tokens["letb"].approve(letb[p.area].address),
                 )
             )
         for r in model.reps:
-            reqs.append((r.signer, model.tokens["retb"].approve(model.retb.address)))
+            reqs.append((r.signer, tokens["retb"].approve(retb.address)))
     send_many(reqs)
     # registration by the operator (it knows each meter's bus)
     ops = {c: model.signers[("operator", c)] for c in model.chains}
@@ -205,7 +223,7 @@ def deploy_and_register(model: EnergyMarketModel) -> None:
         reqs.append(
             (
                 ops["letb"],
-                model.letb[p.area].register(
+                letb[p.area].register(
                     p.account.address,
                     commitment(seed, "producer", p.index),
                     p.bus,
@@ -217,22 +235,23 @@ def deploy_and_register(model: EnergyMarketModel) -> None:
         reqs.append(
             (
                 ops["retb"],
-                model.retb.register(r.account.address, commitment(seed, "rep", r.index), r.bus, 1),
+                retb.register(r.account.address, commitment(seed, "rep", r.index), r.bus, 1),
             )
         )
     for u in model.users:
         com = commitment(seed, "user", u.index)
-        reqs.append((ops["letb"], model.letb[u.area].register(u.account.address, com, u.bus, 2)))
-        reqs.append((ops["retb"], model.retb.register(u.account.address, com, u.bus, 2)))
+        reqs.append((ops["letb"], letb[u.area].register(u.account.address, com, u.bus, 2)))
+        reqs.append((ops["retb"], retb.register(u.account.address, com, u.bus, 2)))
     res = send_many(reqs)
     for p, r in zip(model.producers, res[: len(model.producers)], strict=True):
-        ev = one_event(model.letb[p.area], r, "Registered")
+        ev = one_event(letb[p.area], r, "Registered")
         p.producer_id = int(ev["producer_id"])
         p.reputation = sc.initial_reputation
     for r in model.reps:
         r.reputation = sc.initial_reputation
-    model.token_supply = {c: model.tokens[c].total_supply() for c in model.chains}
+    token_supply = {c: tokens[c].total_supply() for c in model.chains}
     model.timing["chain_s"] += time.perf_counter() - t0
+    return Deployment(tokens, letb, retb, token_supply)
 
 
 def send_phase(
