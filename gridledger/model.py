@@ -82,13 +82,7 @@ from gridledger.day.phases import (
 )
 from gridledger.day.pricing import price_day
 from gridledger.day.settlement import phase6_tdno, phase7_feedback
-from gridledger.day.world import (
-    MarketSetupError,
-    build_agents,
-    build_network,
-    build_profiles,
-    seed_streams,
-)
+from gridledger.day.world import MarketSetupError, build_world
 from gridledger.market.ledger import Ledger
 from gridledger.network import OPFResult
 from gridledger.network.powerflow import PowerFlowResult
@@ -146,7 +140,7 @@ class EnergyMarketModel(mesa.Model):
     results_journal: ResultsJournal | None  # appends result parts there (checkpoint.py)
     resumed_from: Checkpoint | None  # the checkpoint a resumed run re-executes
     resume_info: dict[str, Any]  # what the resume found: chains' re-mined hours
-    # --- the world (day/world.py: seed_streams, Network, Profiles, Population)
+    # --- the world (day/world.py: World = random streams, Network, Profiles, Population)
     rngs: dict[str, np.random.Generator]  # one independent stream per part (world.STREAMS)
     seqs: dict[str, np.random.SeedSequence]  # their seed sequences
     feeder: Feeder  # the feeder (its own PV removed unless Scenario.include_feeder_pv)
@@ -259,20 +253,18 @@ class EnergyMarketModel(mesa.Model):
         self.last_power_flow_baseline = None
         self.results_journal = None
         self.refusal_rows = []
-        # the world (day/world.py)
-        self.rngs, self.seqs = seed_streams(sc.seed)
-        net = build_network(sc)
+        world = build_world(self)  # day/world.py
+        self.rngs, self.seqs = world.rngs, world.seqs
+        net, prof, pop = world.network, world.profiles, world.population
         self.feeder = net.feeder
         self.area_of_bus = net.area_of_bus
         self.n_areas = net.n_areas
         self.zip = net.zip
-        prof = build_profiles(sc, self.rngs)
         self.clock_hours = prof.clock_hours
         self.pv_shape = prof.pv_shape
         self.tariff = prof.tariff
         self.wholesale = prof.wholesale
         self.fit = prof.fit
-        pop = build_agents(self, net, prof, self.rngs, self.seqs)
         self.users = pop.users
         self.producers = pop.producers
         self.reps = pop.reps

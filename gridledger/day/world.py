@@ -1,8 +1,10 @@
 """Building the world of a market day from a Scenario: feeder, profiles, agents.
 
-Three builders, each returning one typed object that `EnergyMarketModel.__init__` assigns to the
-attributes it declares (gridledger/model.py): `build_network` -> `Network`, `build_profiles` ->
-`Profiles`, `build_agents` -> `Population` (Mesa agents join the model they are built for).
+`build_world` returns a `World` that `EnergyMarketModel.__init__` assigns to the attributes it
+declares (gridledger/model.py); nothing here sets an attribute on the model. Its parts:
+`build_network` -> `Network`, `build_profiles` -> `Profiles`, `build_agents` (the households'
+users and producers, the REPs) and `build_parties` (grid, operator, TDNO, faults) -> `Population`.
+Mesa agents join the model they are built for.
 
 One seed drives everything: `seed_streams` splits it into independent named streams (load, PV,
 prices, prosumer choice, reliability thresholds, faults, forecast error, EVs, order), so changing
@@ -75,6 +77,17 @@ class Population:
     faults: np.ndarray  # hour x seller: delivery faulty (producers first, then REPs)
 
 
+@dataclass(frozen=True, eq=False)
+class World:
+    """Everything `build_world` makes: the random streams, the network, profiles and agents."""
+
+    rngs: dict[str, np.random.Generator]  # one independent generator per name in STREAMS
+    seqs: dict[str, np.random.SeedSequence]  # their seed sequences
+    network: Network
+    profiles: Profiles
+    population: Population
+
+
 def seed_streams(
     seed: int,
 ) -> tuple[dict[str, np.random.Generator], dict[str, np.random.SeedSequence]]:
@@ -82,6 +95,17 @@ def seed_streams(
     seqs = np.random.SeedSequence(seed).spawn(len(STREAMS))
     rngs = {n: np.random.default_rng(s) for n, s in zip(STREAMS, seqs, strict=True)}
     return rngs, dict(zip(STREAMS, seqs, strict=True))
+
+
+def build_world(model: EnergyMarketModel) -> World:
+    """Network, profiles and agents of `model.params` (the agents join `model`)."""
+    sc = model.params
+    rngs, seqs = seed_streams(sc.seed)
+    net = build_network(sc)
+    prof = build_profiles(sc, rngs)
+    users, producers, reps = build_agents(model, net, prof, rngs, seqs)
+    pop = build_parties(model, net, rngs, users, producers, reps)
+    return World(rngs, seqs, net, prof, pop)
 
 
 def build_network(sc: Scenario) -> Network:
@@ -160,10 +184,9 @@ def build_agents(
     prof: Profiles,
     rngs: dict[str, np.random.Generator],
     seqs: dict[str, np.random.SeedSequence],
-) -> Population:
-    """Users (one per household), prosumers' producers, REPs, grid, operator, TDNO; faults.
-
-    The agents join `model` (Mesa); nothing is set on it: the model assigns the Population."""
+) -> tuple[list[UserAgent], list[LocalProducer], list[RepAgent]]:
+    """Users (one per household), prosumers' producers and REPs of a bundled feeder (they join
+    `model`, Mesa)."""
     sc = model.params
     n, sl, shape_kw = prof.load_shape_args
     buses = net.feeder.buses
@@ -257,6 +280,20 @@ def build_agents(
                 day_start=day_starts(prof.clock_hours),
             )
         )
+    return users, producers, reps
+
+
+def build_parties(
+    model: EnergyMarketModel,
+    net: Network,
+    rngs: dict[str, np.random.Generator],
+    users: list[UserAgent],
+    producers: list[LocalProducer],
+    reps: list[RepAgent],
+) -> Population:
+    """Grid, network operator and TDNO at the substation; pre-drawn faults; with the traders,
+    the run's Population."""
+    sc = model.params
     sub = int(net.feeder.substation_bus)
     grid = GridAgent(model, bus=sub)
     operator = NetworkOperator(model, feeder=net.feeder)
