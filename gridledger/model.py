@@ -177,7 +177,7 @@ class EnergyMarketModel(mesa.Model):
     hourly_opf: HourlyOPF | None  # the compiled one-hour OPF ("hourly" mode)
     opf_failures: list[dict[str, object]]  # infeasible OPFs and the rule applied
     last_opf: OPFResult | None  # the current hour's OPF result
-    # --- the chains (day/chains.py: Accounts, Deployment)
+    # --- the chains (day/chains.py: Accounts; deploy_and_register sets tokens ... token_supply)
     chains: dict[str, ChainBackend]  # "letb", "retb" -> ledger
     chain_spec: str  # how to reach the chains again (a resume)
     chain_start: dict[str, BlockRef]  # each chain's head before set-up
@@ -313,11 +313,7 @@ class EnergyMarketModel(mesa.Model):
             # before the first transaction: a run whose node dies in set-up can resume too
             write_checkpoint(self, self.checkpoint_dir, results=False)
         try:
-            deployed = deploy_and_register(self)
-            self.tokens = deployed.tokens
-            self.letb = deployed.letb
-            self.retb = deployed.retb
-            self.token_supply = deployed.token_supply
+            deploy_and_register(self)
             self.sybils, self.extra_registrations = attacks.register_sybils(self)
             self.cheater_main, self.cheater_balance0 = attacks.start_balances(self)
             self.invariant_state = start_invariants(self)

@@ -58,16 +58,6 @@ class Accounts:
     gas_budgets: dict[str, dict[str, int]]  # chain -> account address -> wei (day/funding.py)
 
 
-@dataclass(frozen=True, eq=False)
-class Deployment:
-    """The contracts set-up deployed and the token supply after it."""
-
-    tokens: dict[str, EnergyToken]  # chain -> EnergyToken
-    letb: list[LETB]  # one LETB per area (index = area)
-    retb: RETB  # the renewable zone's market
-    token_supply: dict[str, int]  # chain -> token supply after set-up, base units
-
-
 def assign_accounts(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -> Accounts:
     """Set-up, step 1 of 3 on the model's chains ({'letb': ..., 'retb': ...}, made by the model
     from its `--chain` spec): every agent's key and signers (set on the agents), and each
@@ -121,9 +111,9 @@ def preflight_chains(model: EnergyMarketModel) -> list[str]:
     ]
 
 
-def deploy_and_register(model: EnergyMarketModel) -> Deployment:
+def deploy_and_register(model: EnergyMarketModel) -> None:
     """Set-up transactions on the model's chains (after `assign_accounts` and the preflight):
-    gas funding, deployments, grants, approvals, registrations; returns what was deployed."""
+    gas funding, deployments, grants, approvals, registrations."""
     sc = model.params
     seed = sc.seed
     t0 = time.perf_counter()
@@ -142,7 +132,7 @@ def deploy_and_register(model: EnergyMarketModel) -> Deployment:
     supply = (user_units + bond * 2) * (n_participants + 1) + usd_to_base_units(10.0)
     admin = {c: model.signers[("admin", c)] for c in model.chains}
     res = send_many([(admin[c], EnergyToken.deploy_request(supply)) for c in model.chains])
-    tokens = {
+    model.tokens = {
         c: EnergyToken.at_result(model.chains[c], r) for c, r in zip(model.chains, res, strict=True)
     }
     op, td = acct["operator"].address, acct["tdno"].address
@@ -150,7 +140,7 @@ def deploy_and_register(model: EnergyMarketModel) -> Deployment:
         (
             admin["letb"],
             LETB.deploy_request(
-                tokens["letb"].address,
+                model.tokens["letb"].address,
                 a,
                 op,
                 td,
@@ -165,7 +155,7 @@ def deploy_and_register(model: EnergyMarketModel) -> Deployment:
         (
             admin["retb"],
             RETB.deploy_request(
-                tokens["retb"].address,
+                model.tokens["retb"].address,
                 0,
                 op,
                 td,
@@ -178,22 +168,22 @@ def deploy_and_register(model: EnergyMarketModel) -> Deployment:
         )
     )
     res = send_many(reqs)
-    letb = [LETB.at_result(model.chains["letb"], r) for r in res[:-1]]
-    retb = RETB.at_result(model.chains["retb"], res[-1])
+    model.letb = [LETB.at_result(model.chains["letb"], r) for r in res[:-1]]
+    model.retb = RETB.at_result(model.chains["retb"], res[-1])
     # minter, escrow seeds, token grants; every seller also gets SELLER_SEED_UNITS beside
     # its bond, so its token balance slot is already open when the market first pays it (the
     # zero -> non-zero SSTORE, 22.1k gas, is paid here, not by LETB/RETB.settle)
-    reqs = [(admin["retb"], tokens["retb"].set_minter(retb.address, True))]
-    reqs += [(admin["letb"], tokens["letb"].transfer(m.address, 1)) for m in letb]
-    reqs.append((admin["retb"], tokens["retb"].transfer(retb.address, 1)))
+    reqs = [(admin["retb"], model.tokens["retb"].set_minter(model.retb.address, True))]
+    reqs += [(admin["letb"], model.tokens["letb"].transfer(m.address, 1)) for m in model.letb]
+    reqs.append((admin["retb"], model.tokens["retb"].transfer(model.retb.address, 1)))
     for u in model.users:
         for c in model.chains:
-            reqs.append((admin[c], tokens[c].transfer(u.account.address, user_units + bond)))
+            reqs.append((admin[c], model.tokens[c].transfer(u.account.address, user_units + bond)))
     grant = bond + SELLER_SEED_UNITS
     for p in model.producers:
-        reqs.append((admin["letb"], tokens["letb"].transfer(p.account.address, grant)))
+        reqs.append((admin["letb"], model.tokens["letb"].transfer(p.account.address, grant)))
     for r in model.reps:
-        reqs.append((admin["retb"], tokens["retb"].transfer(r.account.address, grant)))
+        reqs.append((admin["retb"], model.tokens["retb"].transfer(r.account.address, grant)))
     send_many(reqs)
     # approvals (each participant signs its own)
     reqs = []
@@ -201,20 +191,20 @@ def deploy_and_register(model: EnergyMarketModel) -> Deployment:
         reqs.append(
             (
                 u.letb_signer,
-                tokens["letb"].approve(letb[u.area].address),
+                model.tokens["letb"].approve(model.letb[u.area].address),
             )
         )
-        reqs.append((u.retb_signer, tokens["retb"].approve(retb.address)))
+        reqs.append((u.retb_signer, model.tokens["retb"].approve(model.retb.address)))
     if bond:
         for p in model.producers:
             reqs.append(
                 (
                     p.signer,
-                    tokens["letb"].approve(letb[p.area].address),
+                    model.tokens["letb"].approve(model.letb[p.area].address),
                 )
             )
         for r in model.reps:
-            reqs.append((r.signer, tokens["retb"].approve(retb.address)))
+            reqs.append((r.signer, model.tokens["retb"].approve(model.retb.address)))
     send_many(reqs)
     # registration by the operator (it knows each meter's bus)
     ops = {c: model.signers[("operator", c)] for c in model.chains}
@@ -223,7 +213,7 @@ def deploy_and_register(model: EnergyMarketModel) -> Deployment:
         reqs.append(
             (
                 ops["letb"],
-                letb[p.area].register(
+                model.letb[p.area].register(
                     p.account.address,
                     commitment(seed, "producer", p.index),
                     p.bus,
@@ -235,23 +225,22 @@ def deploy_and_register(model: EnergyMarketModel) -> Deployment:
         reqs.append(
             (
                 ops["retb"],
-                retb.register(r.account.address, commitment(seed, "rep", r.index), r.bus, 1),
+                model.retb.register(r.account.address, commitment(seed, "rep", r.index), r.bus, 1),
             )
         )
     for u in model.users:
         com = commitment(seed, "user", u.index)
-        reqs.append((ops["letb"], letb[u.area].register(u.account.address, com, u.bus, 2)))
-        reqs.append((ops["retb"], retb.register(u.account.address, com, u.bus, 2)))
+        reqs.append((ops["letb"], model.letb[u.area].register(u.account.address, com, u.bus, 2)))
+        reqs.append((ops["retb"], model.retb.register(u.account.address, com, u.bus, 2)))
     res = send_many(reqs)
     for p, r in zip(model.producers, res[: len(model.producers)], strict=True):
-        ev = one_event(letb[p.area], r, "Registered")
+        ev = one_event(model.letb[p.area], r, "Registered")
         p.producer_id = int(ev["producer_id"])
         p.reputation = sc.initial_reputation
     for r in model.reps:
         r.reputation = sc.initial_reputation
-    token_supply = {c: tokens[c].total_supply() for c in model.chains}
+    model.token_supply = {c: model.tokens[c].total_supply() for c in model.chains}
     model.timing["chain_s"] += time.perf_counter() - t0
-    return Deployment(tokens, letb, retb, token_supply)
 
 
 def send_phase(
