@@ -54,6 +54,16 @@ def test_second_load_reads_the_cache_without_simbench(cache):
 
 
 @pytest.mark.slow
+def test_load_feeder_takes_a_simbench_spec(cache, monkeypatch):
+    root, grid = cache
+    monkeypatch.setenv("GRIDLEDGER_CACHE", str(root))
+    before = simbench_grid.STATS["simbench_loads"]
+    feeder = load_feeder(f"simbench:{CODE}")
+    assert simbench_grid.STATS["simbench_loads"] == before
+    assert (feeder.n_buses, feeder.substation_bus) == (59, grid.feeder.substation_bus)
+
+
+@pytest.mark.slow
 def test_cache_is_written_atomically(cache):
     root, grid = cache
     folder = simbench_grid.simbench_cache_dir(CODE, root)
