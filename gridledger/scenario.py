@@ -45,7 +45,8 @@ class Scenario:
 
     # --- time and randomness
     feeder: str = "sce56"
-    """Feeder name for `load_feeder` ("sce56", "sce47") or a folder path."""
+    """Feeder for `load_feeder`: "sce56", "sce47", a folder path, "simbench:<code>" or a
+    pandapower net .json file (docs/real-grids.md)."""
     hours: int = 24
     """Number of market hours simulated (model steps)."""
     start_hour: int = 0

@@ -39,6 +39,17 @@ def _check(cond: bool, name: str, value: Any, reason: str) -> None:
         raise ScenarioError(name, value, reason)
 
 
+def _check_grid_spec(feeder: str) -> None:
+    """A real-grid feeder ("simbench:<code>", a pandapower .json) is checked without loading."""
+    from gridledger.network.grid_data import GridSourceError, check_grid_spec, is_grid_spec
+
+    if is_grid_spec(feeder):
+        try:
+            check_grid_spec(feeder)
+        except GridSourceError as exc:
+            raise ScenarioError("feeder", feeder, str(exc)) from exc
+
+
 def validate(s: Scenario) -> None:
     """Type and range checks for every field; raises ScenarioError on the first problem."""
     for f in dataclasses.fields(s):
@@ -49,6 +60,7 @@ def validate(s: Scenario) -> None:
                 _check(math.isfinite(x), f.name, v, "must be finite")
 
     _check(bool(s.feeder), "feeder", s.feeder, "must name a feeder or a folder")
+    _check_grid_spec(s.feeder)
     _check(1 <= s.hours <= 24 * 366, "hours", s.hours, "must be between 1 and 8784")
     _check(0 <= s.start_hour < 24, "start_hour", s.start_hour, "must be a clock hour 0..23")
     _check(s.dt_h == 1.0, "dt_h", s.dt_h, "only hourly markets (1.0) are supported")

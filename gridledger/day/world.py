@@ -28,6 +28,7 @@ from gridledger.agents.user import UserAgent, ev_profile_kw
 from gridledger.network import profiles
 from gridledger.network.devices import Storage, ZIPLoad
 from gridledger.network.feeder import BUNDLED_FEEDERS, Feeder, load_feeder
+from gridledger.network.grid_data import is_grid_spec
 from gridledger.scenario import ScenarioError
 
 if TYPE_CHECKING:
@@ -110,7 +111,8 @@ def build_world(model: EnergyMarketModel) -> World:
 
 def build_network(sc: Scenario) -> Network:
     """Feeder (without its own PV unless asked), REP buses checked, LETB areas, ZIP load."""
-    if sc.feeder not in BUNDLED_FEEDERS and not Path(sc.feeder).is_dir():  # before any work
+    spec_ok = sc.feeder in BUNDLED_FEEDERS or Path(sc.feeder).is_dir() or is_grid_spec(sc.feeder)
+    if not spec_ok:  # before any work (grid specs are checked by the Scenario)
         reason = f"not a bundled feeder {BUNDLED_FEEDERS} nor an existing folder"
         raise ScenarioError("feeder", sc.feeder, reason)
     feeder = load_feeder(sc.feeder)
