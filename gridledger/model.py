@@ -88,6 +88,7 @@ from gridledger.network import OPFResult
 from gridledger.network.powerflow import PowerFlowResult
 from gridledger.results import Results, hourly_frame
 from gridledger.scenario import Scenario
+from gridledger.timeline import hour_label
 
 __all__ = [
     "ConservationError",
@@ -414,12 +415,16 @@ def run_scenario(
         return model.run()
     from tqdm import tqdm
 
-    with tqdm(total=model.params.hours, unit="h", desc="market day") as bar:
+    sc = model.params
+    # the description is the simulated time of the hour being run ("2016-06-01 07:00" or
+    # "day 1 07:00"), the last hour's once the run is done
+    with tqdm(total=sc.hours, unit="h", desc=hour_label(sc, model.t)) as bar:
         sent = [0, time.perf_counter()]  # market-hour transactions so far, start of the hours
 
         def tick(row: dict[str, Any]) -> None:
             sent[0] += row["tx_count"]
             rate = sent[0] / max(time.perf_counter() - sent[1], 1e-9)
+            bar.set_description(hour_label(sc, min(model.t, sc.hours - 1)), refresh=False)
             bar.set_postfix(
                 tx=row["tx_count"], tx_s=f"{rate:.0f}", grid_kwh=f"{row['grid_import_kwh']:.0f}"
             )
