@@ -68,6 +68,7 @@ from gridledger.day.kpis import (
     AGENT_COLUMNS,
     MODEL_VARS,
     TRADE_COLUMNS,
+    RunTotals,
     hour_value,
     record_agents,
     record_hour,
@@ -341,20 +342,18 @@ class EnergyMarketModel(mesa.Model):
             trades=trades,
             gas=gas,
             agents=agents,
-            summary=self.summary_kpis(hourly, gas, trades),
+            summary=self.summary_kpis(RunTotals.of(hourly, gas), trades),
             scenario=self.params,
         )
 
-    def summary_kpis(
-        self, hourly: pd.DataFrame, gas: pd.DataFrame, trades: pd.DataFrame
-    ) -> dict[str, Any]:
-        """The summary KPIs of the hours run so far (frames as `results()` builds them)."""
+    def summary_kpis(self, totals: RunTotals, trades: pd.DataFrame | None = None) -> dict[str, Any]:
+        """The summary KPIs of the hours run so far (`totals` of the hourly and gas frames)."""
         self.timing["wall_s"] = time.perf_counter() - self._wall_t0  # set-up + hours so far
-        kpis = summary(self, hourly, gas, trades)
+        kpis = summary(self, totals, trades)
         # a checkpoint's results are partial: say how many of the planned hours they hold
-        kpis["hours"] = len(hourly)
+        kpis["hours"] = totals.hours
         kpis["hours_planned"] = self.params.hours
-        kpis["complete"] = len(hourly) >= self.params.hours
+        kpis["complete"] = totals.hours >= self.params.hours
         if self.resumed_from is not None:
             kpis["resumed"] = self._resume_summary()
         return kpis
