@@ -423,10 +423,10 @@ def run_scenario(
         def tick(row: dict[str, Any]) -> None:
             sent[0] += row["tx_count"]
             rate = sent[0] / max(time.perf_counter() - sent[1], 1e-9)
+            bar.update(1)
             bar.set_description(hour_label(sc, min(model.t, sc.hours - 1)), refresh=False)
-            bar.set_postfix(
+            bar.set_postfix(  # refreshes the bar: count, simulated time and figures together
                 tx=row["tx_count"], tx_s=f"{rate:.0f}", grid_kwh=f"{row['grid_import_kwh']:.0f}"
             )
-            bar.update(1)
 
         return model.run(tick)

@@ -17,7 +17,8 @@ returns the paths.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import matplotlib
@@ -378,6 +379,26 @@ def figure_day(results: Results, day: str | int | None, *, option: str = "--day"
     return int(days[0]) if len(days) > 1 else None
 
 
+def draw_figures(results: Results, day: str | int | None = None) -> Iterator[tuple[str, Figure]]:
+    """(file stem, figure) of every figure of `results`, one at a time (each closed by the
+    caller): FIGURES (Fig. 4-7 on the day `figure_day` picks, checked before any drawing), then
+    for a run longer than a day the period figures (gridledger/report_periods.py)."""
+    from gridledger.report_periods import period_figures
+
+    shown = figure_day(results, day)
+    calendar = calendar_of(results)
+    one_day = results if shown is None else day_results(results, shown)
+    for name, draw in FIGURES.items():
+        fig = draw(results if name in WHOLE_RUN_FIGURES else one_day)
+        if shown is not None and name not in WHOLE_RUN_FIGURES:
+            ax = fig.axes[0]
+            ax.set_title(f"{ax.get_title()}\n{day_label(calendar, shown)}")
+        yield name, fig
+    if len(run_days(calendar, hour_index(results.hourly))) > 1:
+        for name, draw in period_figures(results).items():
+            yield name, draw(results)
+
+
 def write_figures(
     results: Results,
     folder: str | Path,
@@ -386,25 +407,13 @@ def write_figures(
     formats: tuple[str, ...] = ("png",),
     day: str | int | None = None,
 ) -> list[Path]:
-    """Draw every figure into `folder` in each of `formats` (png, pdf, svg); return the paths.
-
-    `day` (a day number or ISO date): the day Fig. 4-7 draw (`figure_day`); checked before any
-    figure is drawn."""
-    from gridledger.report_periods import period_figures
-
-    shown = figure_day(results, day)
-    long_run = len(run_days(calendar_of(results), hour_index(results.hourly))) > 1
-    one_day = results if shown is None else day_results(results, shown)
+    """Draw every figure (`draw_figures`) into `folder` in each of `formats` (png, pdf, svg);
+    return the paths. `day` (a day number or ISO date): the day Fig. 4-7 draw."""
+    figures = draw_figures(results, day)
+    first = next(figures)  # a bad `day` fails here, before the folder is made
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, draw in FIGURES.items():
-        fig = draw(results if name in WHOLE_RUN_FIGURES else one_day)
-        if shown is not None and name not in WHOLE_RUN_FIGURES:
-            ax = fig.axes[0]
-            ax.set_title(f"{ax.get_title()}\n{day_label(calendar_of(results), shown)}")
+    for name, fig in itertools.chain([first], figures):
         paths += save_figure(fig, folder, name, formats, dpi)
-    if long_run:
-        for name, draw in period_figures(results).items():
-            paths += save_figure(draw(results), folder, name, formats, dpi)
     return paths

@@ -69,7 +69,7 @@ def test_a_day_outside_the_run_is_named_with_the_runs_days() -> None:
     dated = r"days 1\.\.3 = 2016-06-01\.\.2016-06-03$"
     with pytest.raises(DayError, match=rf"^--day 2016-05-31: outside the run, which has {dated}"):
         parse_day("2016-05-31", Dated(sc, "2016-06-01"), days)
-    with pytest.raises(DayError, match="this run has no dates .* give a day number"):
+    with pytest.raises(DayError, match=r"this run has no dates .* give a day number"):
         parse_day("2016-06-01", sc, days)
     with pytest.raises(DayError, match="--day June: not a day number or an ISO date"):
         parse_day("June", sc, days)
