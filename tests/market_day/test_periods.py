@@ -131,3 +131,37 @@ def test_day_results_hold_only_that_days_hours(two_days: Results) -> None:
     assert set(second.trades["t"]) <= set(range(24, 48)) and len(second.trades) > 0
     assert set(second.agents["t"]) == set(range(24, 48))
     assert len(second.gas) == int(second.hourly["tx_count"].sum())
+
+
+HAS_START = "start" in Scenario.__dataclass_fields__
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_START, reason="Scenario.start comes with branch s4-sbworld")
+def test_a_dated_run_has_months_dates_and_dated_figures(tmp_path: Path) -> None:
+    from matplotlib import pyplot as plt
+
+    from gridledger.report import draw_figures
+    from gridledger.report_periods import SAVINGS_BY_MONTH
+
+    res = run_scenario(Scenario(start="2016-06-30", hours=48), progress=False)
+    assert list(hour_timestamps(res.scenario, 48)[[0, 47]].strftime("%m-%d %H")) == [
+        "06-30 00",
+        "07-01 23",
+    ]
+    assert list(res.monthly["month"]) == ["2016-06", "2016-07"]
+    assert list(res.monthly["hours"]) == [24, 24]
+    res.save(tmp_path)
+    assert list(pd.read_csv(tmp_path / "monthly.csv")["month"]) == ["2016-06", "2016-07"]
+    loaded = Results.load(tmp_path)
+    assert list(loaded.daily["date"].dt.strftime("%Y-%m-%d")) == ["2016-06-30", "2016-07-01"]
+    figures = dict(draw_figures(loaded, "2016-07-01"))
+    try:
+        title = figures["fig6_grid_demand"].axes[0].get_title()
+        assert title.endswith("\nday 2 (2016-07-01, Friday)")
+        assert len(figures[SAVINGS_BY_MONTH].axes[0].patches) == 4  # 2 months x 2 bars
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
+    with pytest.raises(DayError, match=r"which has days 1\.\.2 = 2016-06-30\.\.2016-07-01$"):
+        dict(draw_figures(loaded, "2016-07-02"))
