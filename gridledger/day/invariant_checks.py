@@ -30,11 +30,12 @@ def _token_states(model: EnergyMarketModel) -> dict[str, inv.TokenState]:
     return {c: inv.read_token_state(model.tokens[c], []) for c in model.chains}
 
 
-def start_invariants(model: EnergyMarketModel) -> None:
-    """Token supply per chain after set-up: the zero point of the hourly supply check; from
-    now on the ledger decodes the markets' events (Trade, Settled, Rated, IncentiveMinted)."""
+def start_invariants(model: EnergyMarketModel) -> dict[str, inv.TokenState]:
+    """Token supply per chain after set-up: the zero point of the hourly supply check (the
+    model's `invariant_state`); from now on the ledger decodes the markets' events (Trade,
+    Settled, Rated, IncentiveMinted)."""
     model.ledger.watch(*model.letb, model.retb)
-    model.invariant_state = _token_states(model)
+    return _token_states(model)
 
 
 def _hour_rows(df: pd.DataFrame, t: int) -> pd.DataFrame:
