@@ -3,9 +3,6 @@
 `record_hour` (phase 8) runs the conservation checks, bills every user for the hour in the trading
 scheme and in the no-trading baseline (all metered demand at the tariff) and returns the hour's
 row; `summary` turns the hourly and gas frames into the KPIs of `Results.summary`.
-
-`summary` reads the frames through `RunTotals` (sums, extremes, counts), which a checkpointing
-run extends hour by hour instead of re-reading the whole run.
 """
 
 from __future__ import annotations
