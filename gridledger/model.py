@@ -68,6 +68,7 @@ from gridledger.day.kpis import (
     AGENT_COLUMNS,
     MODEL_VARS,
     TRADE_COLUMNS,
+    RunTotals,
     hour_value,
     record_agents,
     record_hour,
@@ -88,6 +89,7 @@ from gridledger.network import OPFResult
 from gridledger.network.powerflow import PowerFlowResult
 from gridledger.results import Results, hourly_frame
 from gridledger.scenario import Scenario
+from gridledger.timeline import hour_label
 
 if TYPE_CHECKING:
     import numpy as np
@@ -479,20 +481,18 @@ class EnergyMarketModel(mesa.Model):
             trades=trades,
             gas=gas,
             agents=agents,
-            summary=self.summary_kpis(hourly, gas, trades),
+            summary=self.summary_kpis(RunTotals.of(hourly, gas), trades),
             scenario=self.params,
         )
 
-    def summary_kpis(
-        self, hourly: pd.DataFrame, gas: pd.DataFrame, trades: pd.DataFrame
-    ) -> dict[str, Any]:
-        """The summary KPIs of the hours run so far (frames as `results()` builds them)."""
+    def summary_kpis(self, totals: RunTotals, trades: pd.DataFrame | None = None) -> dict[str, Any]:
+        """The summary KPIs of the hours run so far (`totals` of the hourly and gas frames)."""
         self.timing["wall_s"] = time.perf_counter() - self._wall_t0  # set-up + hours so far
-        kpis = summary(self, hourly, gas, trades)
+        kpis = summary(self, totals, trades)
         # a checkpoint's results are partial: say how many of the planned hours they hold
-        kpis["hours"] = len(hourly)
+        kpis["hours"] = totals.hours
         kpis["hours_planned"] = self.params.hours
-        kpis["complete"] = len(hourly) >= self.params.hours
+        kpis["complete"] = totals.hours >= self.params.hours
         if self.resumed_from is not None:
             kpis["resumed"] = self._resume_summary()
         return kpis
@@ -553,15 +553,19 @@ def run_scenario(
         return model.run()
     from tqdm import tqdm
 
-    with tqdm(total=model.params.hours, unit="h", desc="market day") as bar:
+    sc = model.params
+    # the description is the simulated time of the hour being run ("2016-06-01 07:00" or
+    # "day 1 07:00"), the last hour's once the run is done
+    with tqdm(total=sc.hours, unit="h", desc=hour_label(sc, model.t)) as bar:
         sent = [0, time.perf_counter()]  # market-hour transactions so far, start of the hours
 
         def tick(row: dict[str, Any]) -> None:
             sent[0] += row["tx_count"]
             rate = sent[0] / max(time.perf_counter() - sent[1], 1e-9)
-            bar.set_postfix(
+            bar.update(1)
+            bar.set_description(hour_label(sc, min(model.t, sc.hours - 1)), refresh=False)
+            bar.set_postfix(  # refreshes the bar: count, simulated time and figures together
                 tx=row["tx_count"], tx_s=f"{rate:.0f}", grid_kwh=f"{row['grid_import_kwh']:.0f}"
             )
-            bar.update(1)
 
         return model.run(tick)
