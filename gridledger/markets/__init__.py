@@ -20,7 +20,9 @@ from gridledger.markets.base import (
     Settlement,
     World,
 )
+from gridledger.markets.letb import LocalBook
 from gridledger.markets.phases import Phase
+from gridledger.markets.retb import RenewableZone
 
 __all__ = [
     "MARKETS",
@@ -39,8 +41,11 @@ __all__ = [
     "markets_of",
 ]
 
-MARKETS: dict[str, type[Market]] = {}
-"""Market name -> class (filled below, one line per market)."""
+MARKETS: dict[str, type[Market]] = {
+    LocalBook.name: LocalBook,  # markets/letb.py
+    RenewableZone.name: RenewableZone,  # markets/retb.py
+}
+"""Market name -> class, one line per market."""
 
 MECHANISMS: dict[str, tuple[str, ...]] = {
     "paper": ("letb", "retb"),  # the paper's scheme: local book per area, then renewable zone

@@ -128,7 +128,10 @@ class Offer:
     """The seller agent's unique_id."""
     seller: str
     """The seller's address."""
+    bus: int
+    """The seller's feeder bus (the operator ranks offers by delivered cost at the buyer's)."""
     e_wh: int
+    """Energy offered (or still available, as a market tracks it through the hour)."""
     price_base_units_per_wh: int
     window_start_t: int
     window_end_t: int
@@ -228,6 +231,8 @@ class Market(ABC):
     kind: ClassVar[EnergyKind]
     request_phase: ClassVar[Phase]
     """The gas-frame phase of its requests (Phase.LETB_REQUEST for a local market)."""
+    mints_incentives: ClassVar[bool] = False
+    """True: set-up makes its contracts minters of the chain's token (RETB's incentives)."""
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -246,7 +251,8 @@ class Market(ABC):
         """The deployed contracts (the ledger decodes their events; invariants read them)."""
 
     def grants(self) -> list[SignedTx]:
-        """Set-up token transfers and roles the contracts need (escrow seeds, minter rights)."""
+        """Set-up token transfers the contracts need (escrow seeds), after the minter rights
+        (`mints_incentives`)."""
         return []
 
     def seller_grants(self) -> list[SignedTx]:
