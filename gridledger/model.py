@@ -28,9 +28,10 @@ exported) is computed beside it every hour, so every "before/after" sits in one 
 
 from __future__ import annotations
 
+import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,8 @@ class EnergyMarketModel(mesa.Model):
         """Each LETB user's refund credit inside its area's contract (address -> base units):
         settle credits undelivered value, the next request spends it (markets/letb.py)."""
         build_world(self)
+        self.act_random = random.Random(f"gridledger/act-order/{sc.seed}")
+        """Shuffles the agents of order-free acts (`_any_order`), apart from `self.random`."""
         self.markets: list[Market] = [
             cls(self) for cls in markets_of(getattr(sc, "market_mechanism", "paper"))
         ]
@@ -308,13 +311,14 @@ class EnergyMarketModel(mesa.Model):
         sc = self.params
         self.stage = Phase.OPEN_HOUR
         caps = self.operator.price_hour(t)
-        for u in self.users:
-            u.plan_hour(t, sc.dt_h)
+        self._any_order(self.users, "plan_hour", t, sc.dt_h)
         order = list(self.users)
         self.random.shuffle(order)  # the hour's seeded request order (MarketHour.buyers)
         hour = MarketHour(t, caps, float(self.tariff[t]), self.fit, sc.dt_h, tuple(order))
         self._send(Phase.OPEN_HOUR, [m.open_hour(hour) for m in self.markets])
         self.stage = Phase.POST_OFFER
+        sellers = {s.unique_id: s for m in self.markets for s in m.sellers()}
+        self._any_order(sellers.values(), "decide_offer", hour)
         self._post_offers(hour)
         users = {u.unique_id: u for u in self.users}
         fills: list[list[Fill]] = []
@@ -355,6 +359,12 @@ class EnergyMarketModel(mesa.Model):
         if self.resumed_from is not None and t <= self.resumed_from.last_completed_hour:
             check_replayed_hour(self, t, self.resumed_from)
         return row
+
+    def _any_order(self, agents: Iterable[mesa.Agent], method: str, *args: Any) -> None:
+        """Ask agents to act where their order cannot matter (each acts on its own state):
+        Mesa's `shuffle_do`, shuffled by `act_random` so that the model's own stream (the
+        hour's request order) stays the same whatever acts this way."""
+        mesa.agent.AgentSet(agents, random=self.act_random).shuffle_do(method, *args)
 
     def _send(self, phase: Phase, parts: list[list[SignedTx]]) -> list[list[TxResult]]:
         """The markets' transactions of one step as one block per chain; each market's

@@ -279,9 +279,9 @@ class Market(ABC):
 
     @abstractmethod
     def offers(self, hour: MarketHour) -> list[list[SignedTx]]:
-        """Sellers decide and post their offers (ask the agents: `make_offer`, `make_post`).
-        One list per block ("round"); round r of every market shares block r. Return [[]]
-        for an hour without offers."""
+        """Post the offers the sellers decided (before this call the loop asks every seller
+        of `sellers()`, in any order, to `decide_offer(hour)`). One list per block ("round");
+        round r of every market shares block r; [] for an hour without offers."""
 
     @abstractmethod
     def requests(self, hour: MarketHour) -> list[SignedTx]:
@@ -294,8 +294,9 @@ class Market(ABC):
 
     @abstractmethod
     def sellers(self) -> Sequence[Any]:
-        """Agents selling on this market; the TDNO meters each one every hour, in this order
-        (they implement `metered_wh`, `settle_delivery`, `export_to`: agents/producer.py)."""
+        """Agents selling on this market. Each hour the loop asks each one to `decide_offer`;
+        the TDNO meters each one, in this order (`metered_wh`, `settle_delivery`, `export_to`:
+        agents/producer.py, agents/rep.py)."""
 
     @abstractmethod
     def settle(self, hour: MarketHour, deliveries: Sequence[Delivery]) -> list[SignedTx]:
