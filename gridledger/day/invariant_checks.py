@@ -33,7 +33,7 @@ def _token_states(model: EnergyMarketModel) -> dict[str, inv.TokenState]:
 def start_invariants(model: EnergyMarketModel) -> None:
     """Token supply per chain after set-up: the zero point of the hourly supply check; from
     now on the ledger decodes the markets' events (Trade, Settled, Rated, IncentiveMinted)."""
-    model.ledger.watch(*model.letb, model.retb)
+    model.ledger.watch(*(c for m in model.markets for c in m.contracts()))
     model.invariant_state = _token_states(model)
 
 
