@@ -32,6 +32,7 @@ from typing import Any
 
 import mesa
 import pandas as pd
+from mesa.agentset import AgentSet
 
 from gridledger.agents.user import UserAgent
 from gridledger.chain import (
@@ -143,6 +144,7 @@ class EnergyMarketModel(mesa.Model):
         self.agent_rows: list[dict[str, Any]] = []
         self.last_opf: OPFResult | None = None
         self.last_power_flow: PowerFlowResult | None = None
+        self.last_power_flow_baseline: PowerFlowResult | None = None
         self.hour: dict[str, Any] = {}
         self.hour_gas: dict[str, int] = {}
         self.hour_tx = 0
@@ -360,7 +362,7 @@ class EnergyMarketModel(mesa.Model):
         """Ask agents to act where their order cannot matter (each acts on its own state):
         Mesa's `shuffle_do`, shuffled by `act_random` so that the model's own stream (the
         hour's request order) stays the same whatever acts this way."""
-        mesa.agent.AgentSet(agents, random=self.act_random).shuffle_do(method, *args)
+        AgentSet(agents, random=self.act_random).shuffle_do(method, *args)
 
     def _send(self, phase: Phase, parts: list[list[SignedTx]]) -> list[list[TxResult]]:
         """The markets' transactions of one step as one block per chain; each market's
