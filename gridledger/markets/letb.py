@@ -277,21 +277,22 @@ class LocalBook(Market):
         hold in any execution order."""
         t = hour.t
         by_area: dict[int, list[LocalProducer]] = defaultdict(list)
+        price: dict[int, int] = {}  # agent id -> offer price in base units per Wh
         for p in self.world.producers:
             if p.offer is not None:
-                p.offer_price = price_to_base_units_per_wh(p.offer.price_usd_per_mwh)
+                price[p.unique_id] = price_to_base_units_per_wh(p.offer.price_usd_per_mwh)
                 by_area[p.area].append(p)
         rounds: list[list[SignedTx]] = []
         self.offered_wh = 0
         for a, prods in sorted(by_area.items()):
             by_id = {p.producer_id: p for p in prods}
-            keys = [(p.offer_price, p.producer_id) for p in prods]
+            keys = [(price[p.unique_id], p.producer_id) for p in prods]  # ids are per area
             for r, posts in enumerate(offer_rounds(keys, OFFER_FANOUT)):
                 if r == len(rounds):
                     rounds.append([])
                 for pid, hint in posts:
                     p = by_id[pid]
-                    tx = self.books[a].post_offer(t, p.offer.e_wh, p.offer_price, hint)
+                    tx = self.books[a].post_offer(t, p.offer.e_wh, price[p.unique_id], hint)
                     rounds[r].append((p.signer, tx))
             self.offered_wh += sum(p.offer.e_wh for p in prods)
         # the hour's OfferPosted events are public: users see which areas' books hold offers
