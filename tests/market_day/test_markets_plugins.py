@@ -4,6 +4,7 @@ real OPF prices)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from gridledger import EnergyMarketModel, Scenario
@@ -115,3 +116,24 @@ def test_market_hour_is_frozen(model: EnergyMarketModel) -> None:
     hour = MarketHour(0, {}, 200.0, 40.0, 1.0, tuple(model.users))
     with pytest.raises(AttributeError):
         hour.t = 1  # type: ignore[misc]
+
+
+class RenamedBook(LocalBook):
+    """The paper's local book under another name: a plug-in that is one class and one line."""
+
+    name = "renamed_book"
+
+
+def test_a_registered_market_runs_through_the_generic_hour(monkeypatch: pytest.MonkeyPatch):
+    """The hour loop knows no market by name: the paper's mechanism with its local book
+    registered under another name trades exactly as the paper's."""
+    sc = Scenario(hours=2, start_hour=11)
+    paper = EnergyMarketModel(sc).run()
+    monkeypatch.setitem(MARKETS, RenamedBook.name, RenamedBook)
+    monkeypatch.setitem(MECHANISMS, "paper", (RenamedBook.name, "retb"))
+    model = EnergyMarketModel(sc)
+    assert [type(m) for m in model.markets] == [RenamedBook, RenewableZone]
+    renamed = model.run()
+    assert len(paper.trades) > 0
+    for name in ("trades", "hourly"):
+        pd.testing.assert_frame_equal(getattr(renamed, name), getattr(paper, name), obj=name)
