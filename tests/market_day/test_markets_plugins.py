@@ -94,6 +94,9 @@ def test_user_chooses_the_plant_the_operator_ranks_first_among_those_that_fit(
     assert user.choose_plant(0, [too_small, distrusted, closed], model.operator) is None
     assert user.shortage_wh == 600
     assert user.choose_plant(0, [dear, too_small, cheap], model.operator) is cheap
+    req = user.renewable_request("retb", 0, [dear, cheap], model.operator)
+    assert req is not None
+    assert (req.e_wh, req.seller, req.window_start_t, req.window_end_t) == (600, cheap.seller, 0, 1)
     user.local_wh = 900  # no shortage: no renewable request
     assert user.choose_plant(0, [cheap], model.operator) is None
 
