@@ -34,7 +34,7 @@ def start_invariants(model: EnergyMarketModel) -> dict[str, inv.TokenState]:
     """Token supply per chain after set-up: the zero point of the hourly supply check (the
     model's `invariant_state`); from now on the ledger decodes the markets' events (Trade,
     Settled, Rated, IncentiveMinted)."""
-    model.ledger.watch(*model.letb, model.retb)
+    model.ledger.watch(*(c for m in model.markets for c in m.contracts()))
     return _token_states(model)
 
 
