@@ -56,7 +56,6 @@ event BidPosted:
     t: uint256
     e_wh: uint256
     limit: uint256
-    escrow: uint256
 
 event Priced:
     t: indexed(uint256)
@@ -127,9 +126,10 @@ MAX_BOOK_VIEW: constant(uint256) = 1024
 ASK: constant(uint256) = 1
 BID: constant(uint256) = 2
 
-# order slot (one per member): price or limit (96 bits, 160..255) | e_wh (64, 96..159)
-#            | next id in its book (32, 64..95) | hour + 1 (32, 32..63)
-#            | reputation XOR initial reputation (16, 16..31) | side (16, 0..15: 1 ask, 2 bid)
+# order slot (one per member; all zero until its first order): price or limit (96 bits,
+#            160..255) | e_wh (64, 96..159) | next id in its book (32, 64..95) | hour + 1
+#            (16, 48..63) | bus (16, 32..47) | reputation XOR initial reputation (16, 16..31)
+#            | side (16, 0..15: 1 ask, 2 bid)
 # member slot: account (160 bits, 0..159) | bus (16, 160..175)
 # book slot: hour + 1 of the book (32 bits, 0..31) | ask head (32, 32..63) | bid head (32, 64..95)
 #            | phase (8, 96..103: 0 open, 1 clearing, 2 cleared); bit 255 pre-pays the slot
@@ -137,7 +137,8 @@ BID: constant(uint256) = 2
 #            96..159) | current ask (32, 64..95) | next bid (32, 32..63) | fills left (32, 0..31)
 O_E_SHIFT: constant(uint256) = 96
 O_NEXT_SHIFT: constant(uint256) = 64
-O_HOUR_SHIFT: constant(uint256) = 32
+O_HOUR_SHIFT: constant(uint256) = 48
+O_BUS_SHIFT: constant(uint256) = 32
 O_REP_SHIFT: constant(uint256) = 16
 ASK_SHIFT: constant(uint256) = 32
 BID_SHIFT: constant(uint256) = 64
@@ -178,18 +179,19 @@ def __init__(
 
 
 @external
-def register(account: address, commitment: bytes32, bus: uint256, role: uint256):
+def register(
+    account: address, commitment: bytes32, bus: uint256, role: uint256, member_id: uint256
+):
     """
-    @notice register `account` at feeder `bus` with identity `commitment` and role bit mask
-            (1 seller, 2 buyer, 3 both); every member gets the next member id; operator only
+    @notice register `account` at feeder `bus` with identity `commitment`, role bit mask (1
+            seller, 2 buyer, 3 both) and `member_id` (1..2**24-1, each id once: it keys the
+            member's order slot and orders ties in the books); operator only
     """
     base._register(account, commitment, bus, role, False)
-    roles: uint256 = base.roles
-    mid: uint256 = ((roles >> base.COUNT_SHIFT) & base.MAX_PRODUCERS) + 1
-    assert mid <= base.MAX_PRODUCERS, "too many members"
-    base.roles = unsafe_add(roles, 1 << base.COUNT_SHIFT)
-    base.accounts[account] = base.accounts[account] | (mid << 8)
-    self.member_of[mid] = (bus << BUS_SHIFT) | convert(account, uint256)
+    assert unsafe_sub(member_id, 1) < base.MAX_PRODUCERS, "member id out of range"
+    assert self.member_of[member_id] == 0, "member id taken"
+    base.accounts[account] = base.accounts[account] | (member_id << 8)
+    self.member_of[member_id] = (bus << BUS_SHIFT) | convert(account, uint256)
 
 
 @internal
@@ -218,9 +220,12 @@ def _post(t: uint256, e_wh: uint256, price: uint256, hint_prev_id: uint256, side
     mid: uint256 = (acct >> 8) & base.MAX_PRODUCERS
     slot: uint256 = self.orders[mid]
     tag: uint256 = t + 1
-    assert (slot >> O_HOUR_SHIFT) & base.MASK32 != tag, "order already posted this hour"
+    assert (slot >> O_HOUR_SHIFT) & base.MASK16 != tag, "order already posted this hour"
     assert e_wh >= 1 and e_wh <= base.MAX_E_WH, "energy out of range"
-    base._check_price(state, self.member_of[mid] >> BUS_SHIFT, price)
+    bus: uint256 = (slot >> O_BUS_SHIFT) & base.MASK16
+    if slot == 0:  # the member's first order: its bus from the registry
+        bus = self.member_of[mid] >> BUS_SHIFT
+    base._check_price(state, bus, price)
 
     bs: uint256 = self.book_state
     if bs & base.MASK32 != tag:
@@ -240,7 +245,7 @@ def _post(t: uint256, e_wh: uint256, price: uint256, hint_prev_id: uint256, side
         nxt = (bs >> head_shift) & base.MASK32
     else:
         prev_slot = self.orders[prev]
-        assert (prev_slot >> O_HOUR_SHIFT) & base.MASK32 == tag and prev_slot & base.MASK16 == (
+        assert (prev_slot >> O_HOUR_SHIFT) & base.MASK16 == tag and prev_slot & base.MASK16 == (
             side
         ), "stale hint"
         assert self._ahead(side, prev_slot >> 160, prev, price, mid), "bad hint"
@@ -261,6 +266,7 @@ def _post(t: uint256, e_wh: uint256, price: uint256, hint_prev_id: uint256, side
         | (e_wh << O_E_SHIFT)
         | (nxt << O_NEXT_SHIFT)
         | (tag << O_HOUR_SHIFT)
+        | (bus << O_BUS_SHIFT)
         | (slot & (base.MASK16 << O_REP_SHIFT))
         | side
     )
@@ -306,7 +312,7 @@ def post_bid(t: uint256, e_wh: uint256, limit: uint256, hint_prev_id: uint256) -
         )
     if total > used:
         extcall base.token.transferFrom(msg.sender, self, total - used)
-    log BidPosted(buyer=msg.sender, member_id=mid, t=t, e_wh=e_wh, limit=limit, escrow=total)
+    log BidPosted(buyer=msg.sender, member_id=mid, t=t, e_wh=e_wh, limit=limit)
     return mid
 
 
@@ -636,13 +642,6 @@ def max_fills() -> uint256:
 
 @external
 @view
-def n_members() -> uint256:
-    """@notice members registered (the highest member id)"""
-    return base._n_registered()
-
-
-@external
-@view
 def member_id(account: address) -> uint256:
     """@notice member id of `account` (0 = not registered)"""
     return (base.accounts[account] >> 8) & base.MAX_PRODUCERS
@@ -690,7 +689,7 @@ def order_of(mid: uint256) -> (address, uint256, uint256, uint256, uint256, uint
             2**256-1, reputation, bus) of member `mid`
     """
     s: uint256 = self.orders[mid]
-    tag: uint256 = (s >> O_HOUR_SHIFT) & base.MASK32
+    tag: uint256 = (s >> O_HOUR_SHIFT) & base.MASK16
     hour: uint256 = max_value(uint256)
     if tag != 0:
         hour = tag - 1

@@ -29,8 +29,19 @@ OTHER_BOUND = PAPER_OTHER_GAS // 2
 feedback, withdrawal, token transfers): 75k."""
 
 
-BATCHED: dict[str, str] = {"LETB.settle_many": "LETB.settle", "RETB.settle_many": "RETB.settle"}
-"""Batched operation -> the single-item operation whose bound each of its items keeps."""
+GAS_BOUNDS["DoubleAuction.post_bid"] = GAS_BOUNDS["LETB.request"]
+"""A bid is the buyer's request of the hour: it escrows e_wh * limit as LETB.request escrows
+its payment (a buyer's first bid also pays its order slot's first write, 20k)."""
+
+BATCHED: dict[str, str] = {
+    "LETB.settle_many": "LETB.settle",
+    "RETB.settle_many": "RETB.settle",
+    "DoubleAuction.settle_many": "DoubleAuction.settle",
+    "DoubleAuction.clear": "LETB.request",
+}
+"""Batched operation -> the single-item operation whose bound each of its items keeps (a
+DoubleAuction.clear item is one bid filled, the matching LETB.request does per request; the
+first clear call of an hour also walks the books for the price)."""
 GAS_BOUNDS.update({op: MAX_BATCH * OTHER_BOUND for op in BATCHED})
 
 

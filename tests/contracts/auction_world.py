@@ -42,9 +42,14 @@ class Auction:
 
 
 def deploy_auction(
-    chain: Chain, n_sellers: int = 8, n_buyers: int = 8, caps: tuple[int, ...] = (16,)
+    chain: Chain,
+    n_sellers: int = 8,
+    n_buyers: int = 8,
+    caps: tuple[int, ...] = (16,),
+    n_buses: int = 64,
 ) -> Auction:
-    """Token + one DoubleAuction per fill cap in `caps`, everyone funded, approved, registered."""
+    """Token + one DoubleAuction per fill cap in `caps`, everyone funded, approved, registered
+    (member i at bus 10 + i % n_buses: open_hour posts at most 64 caps)."""
     acc = chain.accounts
     admin, operator, tdno = acc[0], acc[1], acc[2]
     sellers = acc[3 : 3 + n_sellers]
@@ -56,18 +61,18 @@ def deploy_auction(
         for k in caps
     }
     members = [(s, 1) for s in sellers] + [(b, 2) for b in buyers] + [(prosumer, 3)]
-    buses = {who: 10 + i for i, (who, _) in enumerate(members)}
+    buses = {who: 10 + i % n_buses for i, (who, _) in enumerate(members)}
     for da in auctions.values():
         chain.send_quiet(token.functions.transfer(da.address, 1), admin)  # the escrow seed
     for who, _role in members:
         chain.send_quiet(token.functions.transfer(who, 10**6 * USD), admin)
         for da in auctions.values():
             chain.send(token.functions.approve(da.address, 2**256 - 1), who)
+    ids = {who: i + 1 for i, (who, _) in enumerate(members)}  # the operator numbers members
     for da in auctions.values():
         for who, role in members:
-            call = da.functions.register(who, commitment(who), buses[who], role)
+            call = da.functions.register(who, commitment(who), buses[who], role, ids[who])
             chain.send(call, operator, "DoubleAuction.register")
-    ids = {who: auctions[caps[0]].functions.member_id(who).call() for who, _ in members}
     return Auction(chain, token, auctions, admin, operator, tdno, sellers, buyers, prosumer,
                    outsider, buses, ids)  # fmt: skip
 
@@ -109,7 +114,7 @@ def post_rounds(
     by_id = {a.ids[who]: (who, e, p) for who, e, p in orders}
     keys = [ref.book_key(side, ref.Order(a.ids[w], w, e, p)) for w, e, p in orders]
     fn = da.functions.post_ask if side == ASK else da.functions.post_bid
-    for rnd in offer_rounds(keys, 6):
+    for rnd in offer_rounds(keys, ref.ORDER_FANOUT):
         for mid, h in rnd:
             who, e, p = by_id[mid]
             a.chain.send_quiet(fn(t, e, p, h), who)

@@ -21,7 +21,16 @@ from .auction_world import (
     open_hour,
     post,
 )
-from .conftest import CAP, FLOOR, INITIAL_REP, PER_MWH, Chain, deploy_revert_reason, revert_reason
+from .conftest import (
+    CAP,
+    FLOOR,
+    INITIAL_REP,
+    PER_MWH,
+    Chain,
+    commitment,
+    deploy_revert_reason,
+    revert_reason,
+)
 
 
 @pytest.fixture(scope="module")
@@ -201,11 +210,25 @@ def test_constructor_checks_the_fill_cap(a: Auction) -> None:
         )
 
 
-def test_register_gives_every_member_an_id(a: Auction) -> None:
-    ids = [a.ids[w] for w in (*a.sellers, *a.buyers, a.prosumer)]
-    assert ids == list(range(1, len(ids) + 1))
-    assert a.da.functions.n_members().call() == len(ids)
-    assert a.da.functions.account_state(a.prosumer).call()[2:] == [a.ids[a.prosumer], 1 | 2 | 4]
+def test_register_takes_the_operators_member_id(a: Auction) -> None:
+    da, who = a.da, a.outsider
+    for w in (*a.sellers, *a.buyers, a.prosumer):
+        assert da.functions.member_id(w).call() == a.ids[w]
+    assert da.functions.account_state(a.prosumer).call()[2:] == [a.ids[a.prosumer], 1 | 2 | 4]
+    reg = da.functions.register
+    assert revert_reason(a.chain, reg(who, commitment(who), 5, 2, 1), a.operator) == (
+        "member id taken"
+    )
+    for bad in (0, 2**24):
+        assert revert_reason(a.chain, reg(who, commitment(who), 5, 2, bad), a.operator) == (
+            "member id out of range"
+        )
+    assert revert_reason(a.chain, reg(who, commitment(who), 5, 2, 99), who) == (
+        "unauthorised: operator only"
+    )
+    a.chain.send(reg(who, commitment(who), 5, 2, 99), a.operator)
+    assert da.functions.member_id(who).call() == 99
+    assert da.functions.order_of(99).call()[0] == who
 
 
 def test_reference_agrees_on_the_worked_example() -> None:
