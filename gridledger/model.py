@@ -5,13 +5,14 @@ producers, REPs, grid, network operator, TDNO), prices the day (day/pricing.py: 
 bus and hour) and sets up the two chains (day/chains.py: EnergyToken per chain, one LETB per
 area, one RETB; every agent's key, gas, tokens, approvals and registrations).
 
-Each step runs the phases of DESIGN.md "One market hour" in order, each phase one block per
-chain (agents sign their own transactions; the model batches a phase with `send_many`):
-1 operator opens the hour with the DLMP caps, 2 producers and REPs post offers, 3 users request on
-LETB, 4 shortages go to RETB with the operator's ranking hint, 5 the grid covers the rest
-(day/phases.py); 6 TDNO meters (faults, forecast error, AC power flow) and settles, 7 users rate
-their trades (reputation, incentives) (day/settlement.py); 8 conservation checks
-(day/conservation.py), the hour's row and the DataCollector (day/kpis.py).
+Each step is one market hour (docs/markets.md): the hour loop `_hour` runs the steps of
+`markets.Phase` in order and, at each step, asks every market of the scenario's mechanism
+(`Scenario.market_mechanism`, gridledger/markets/: the paper's LETB per area and RETB zone) for
+the transactions its agents decide and sign, and sends them as one block per chain: the operator
+prices the hour and opens it with the DLMP caps, sellers offer, users request market by market
+(a shortage goes on to the next), the grid covers the rest, the TDNO meters and settles, users
+rate their trades; then conservation checks (day/conservation.py), invariants, the hour's row
+and the DataCollector (day/kpis.py).
 
 Node down mid-run (issue 7, scenario 8): a chain's node that stops answering raises
 `NodeDownError` naming the chain, its URL, the interrupted hour and phase and the last completed
@@ -36,12 +37,14 @@ from typing import Any
 import mesa
 import pandas as pd
 
+from gridledger.agents.user import UserAgent
 from gridledger.chain import (
     ChainBackend,
     ChainConnectionError,
     NodeDownError,
     ResumeConflictError,
     RpcChain,
+    TxResult,
     make_chains,
 )
 from gridledger.checkpoint import (
@@ -57,7 +60,13 @@ from gridledger.checkpoint import (
     write_checkpoint,
 )
 from gridledger.day import attacks
-from gridledger.day.chains import assign_accounts, deploy_and_register, preflight_chains
+from gridledger.day.chains import (
+    assign_accounts,
+    deploy_and_register,
+    preflight_chains,
+    send_phase,
+    split_results,
+)
 from gridledger.day.conservation import ConservationError
 from gridledger.day.invariant_checks import (
     InvariantError,
@@ -73,17 +82,11 @@ from gridledger.day.kpis import (
     record_hour,
     summary,
 )
-from gridledger.day.phases import (
-    phase1_operator,
-    phase2_offers,
-    phase3_letb,
-    phase4_retb,
-    phase5_grid,
-)
 from gridledger.day.pricing import price_day
-from gridledger.day.settlement import phase6_tdno, phase7_feedback
 from gridledger.day.world import MarketSetupError, build_world
 from gridledger.market.ledger import Ledger
+from gridledger.markets import Delivery, Fill, Market, MarketHour, Phase, markets_of
+from gridledger.markets.base import SignedTx, trade_row
 from gridledger.network import OPFResult
 from gridledger.network.powerflow import PowerFlowResult
 from gridledger.results import Results, hourly_frame
@@ -128,7 +131,8 @@ class EnergyMarketModel(mesa.Model):
         super().__init__(rng=sc.seed)
         self.params = sc
         self.t = 0
-        self.stage = "setup"
+        self.stage: Phase = Phase.SETUP
+        """The step running (NodeDownError names it)."""
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.resumed_from = _resume
         self.resume_info: dict[str, Any] = {"remined_hours": {}}
@@ -139,15 +143,22 @@ class EnergyMarketModel(mesa.Model):
         self.trade_rows: list[dict[str, Any]] = []
         self.ledger = Ledger()
         self.ledger.t = -1  # set-up transactions (deploy, funding, registration) have t = -1
-        self.ledger.phase = "setup"
+        self.ledger.phase = Phase.SETUP.value
         self.agent_rows: list[dict[str, Any]] = []
         self.last_opf: OPFResult | None = None
         self.last_power_flow: PowerFlowResult | None = None
         self.hour: dict[str, Any] = {}
         self.hour_gas: dict[str, int] = {}
         self.hour_tx = 0
-        self.offer_blocks = 0  # LETB blocks of the current hour's offers (day/phases.py)
+        self.offer_blocks = 0  # blocks of the current hour's offers (offer rounds)
+        self.letb_credit_units: dict[str, int] = {}
+        """Each LETB user's refund credit inside its area's contract (address -> base units):
+        settle credits undelivered value, the next request spends it (markets/letb.py)."""
         build_world(self)
+        self.markets: list[Market] = [
+            cls(self) for cls in markets_of(getattr(sc, "market_mechanism", "paper"))
+        ]
+        """The scenario's market mechanism: its markets, in the order the hour runs them."""
         # energy price at the substation in the operator's OPF (Scenario.dlmp_reference)
         self.reference_price = self.tariff if sc.dlmp_reference == "tariff" else self.wholesale
         self.timing["python_s"] += time.perf_counter() - t0
@@ -219,7 +230,7 @@ class EnergyMarketModel(mesa.Model):
                 chain=exc.chain,
                 url=exc.url,
                 t=ckpt.last_completed_hour + 1 if not ckpt.complete else None,
-                phase="resume: connect",
+                phase=str(Phase.RESUME),
                 last_completed_hour=ckpt.last_completed_hour,
                 checkpoint_dir=str(folder),
                 cause=exc.reason,
@@ -238,7 +249,7 @@ class EnergyMarketModel(mesa.Model):
             chain=exc.chain,
             url=exc.url,
             t=t,
-            phase=self.stage,
+            phase=str(self.stage),
             last_completed_hour=saved,
             checkpoint_dir=str(ckpt) if ckpt is not None else "",
             cause=exc.reason,
@@ -291,30 +302,111 @@ class EnergyMarketModel(mesa.Model):
         self._checkpoint()
 
     def _hour(self, t: int) -> dict[str, Any]:
-        """Phases 1-8 of hour t (`self.stage` names the one running, for NodeDownError)."""
-        self.stage = "open_hour"
-        caps = phase1_operator(self, t)
-        self.stage = "post_offer"
-        offers = phase2_offers(self, t, caps)
-        self.stage = "letb_request"
-        letb_req = phase3_letb(self, t)
-        self.stage = "retb_request"
-        retb_trades = phase4_retb(self, t)
-        self.stage = "grid"
-        phase5_grid(self, t)
-        self.stage = "settle"
-        metered = phase6_tdno(self, t, letb_req, retb_trades)
-        self.stage = "feedback"
-        minted = phase7_feedback(self, t, letb_req, retb_trades, metered)
-        self.stage = "checks"
+        """One market hour (docs/markets.md): each step asks the agents, through the scenario's
+        markets, and sends what they sign as one block per chain; `self.stage` names the step
+        running (for NodeDownError)."""
+        sc = self.params
+        self.stage = Phase.OPEN_HOUR
+        caps = self.operator.price_hour(t)
+        for u in self.users:
+            u.plan_hour(t, sc.dt_h)
+        order = list(self.users)
+        self.random.shuffle(order)  # the hour's seeded request order (MarketHour.buyers)
+        hour = MarketHour(t, caps, float(self.tariff[t]), self.fit, sc.dt_h, tuple(order))
+        self._send(Phase.OPEN_HOUR, [m.open_hour(hour) for m in self.markets])
+        self.stage = Phase.POST_OFFER
+        self._post_offers(hour)
+        users = {u.unique_id: u for u in self.users}
+        fills: list[list[Fill]] = []
+        for m in self.markets:  # in mechanism order: a shortage goes on to the next market
+            self.stage = m.request_phase
+            (results,) = self._send(m.request_phase, [m.requests(hour)])
+            fills.append(m.fills(hour, results))
+            for f in fills[-1]:
+                users[f.buyer_id].bought(m.kind, f.e_wh)
+        self.stage = Phase.GRID
+        for u in self.users:
+            u.buy_rest(self.grid, t, hour.tariff_usd_per_mwh)
+        self.stage = Phase.SETTLE
+        deliveries = [
+            self.tdno.meter(t, f, m.sellers()) for m, f in zip(self.markets, fills, strict=True)
+        ]
+        settled = self._send(
+            Phase.SETTLE,
+            [m.settle(hour, d) for m, d in zip(self.markets, deliveries, strict=True)],
+        )
+        for m, res in zip(self.markets, settled, strict=True):
+            self.tdno.settle_buyers(t, m.kind, m.settled(hour, res), users, self.grid)
+        for m in self.markets:
+            for seller in m.sellers():
+                seller.export_to(self.grid, self.fit)
+        self.tdno.meter_grid(t)
+        self.last_power_flow = self.tdno.last_power_flow
+        self.last_power_flow_baseline = self.tdno.last_power_flow_baseline
+        self.stage = Phase.FEEDBACK
+        minted = self._feedback(hour, deliveries, users)
+        self.stage = Phase.CHECKS
         attacks.record_hour(self, t)
         check_hour_invariants(self, t)
-        row = record_hour(self, t, offers, minted)
+        columns = {k: v for m in self.markets for k, v in m.hour_columns().items()}
+        row = record_hour(self, t, columns, minted)
         if self.checkpoint_dir is not None or self.resumed_from is not None:
             self.hour_blocks.append({c: block_ref(ch) for c, ch in self.chains.items()})
         if self.resumed_from is not None and t <= self.resumed_from.last_completed_hour:
             check_replayed_hour(self, t, self.resumed_from)
         return row
+
+    def _send(self, phase: Phase, parts: list[list[SignedTx]]) -> list[list[TxResult]]:
+        """The markets' transactions of one step as one block per chain; each market's
+        results back in its own list."""
+        results = send_phase(self, phase, [x for part in parts for x in part])
+        return split_results(parts, results)
+
+    def _post_offers(self, hour: MarketHour) -> None:
+        """Stage 1: every market's offer rounds; round r of all markets shares block r."""
+        rounds = [m.offers(hour) for m in self.markets]
+        self.offer_blocks = max((len(r) for r in rounds), default=0)
+        for r in range(max(self.offer_blocks, 1)):
+            self._send(Phase.POST_OFFER, [mr[r] if r < len(mr) else [] for mr in rounds])
+
+    def _feedback(
+        self, hour: MarketHour, deliveries: list[list[Delivery]], users: dict[int, UserAgent]
+    ) -> dict[str, int]:
+        """Stage 4: each user rates its trades; returns the incentives minted per chain (token
+        base units) and records every rated trade as a row of Results.trades."""
+        tol = self.params.feedback_tolerance
+        ratings = [
+            [users[d.fill.buyer_id].rate(d.fill, d.delivered_wh, tol) for d in ds]
+            for ds in deliveries
+        ]
+        results = self._send(
+            Phase.FEEDBACK,
+            [m.feedback(hour, r) for m, r in zip(self.markets, ratings, strict=True)],
+        )
+        minted = {c: 0 for c in self.chains}
+        for m, rs, res in zip(self.markets, ratings, results, strict=True):
+            incentives = m.rated(hour, res)
+            minted[m.chain] += sum(incentives)
+            for rating, units in zip(rs, incentives, strict=True):
+                self.trade_rows.append(trade_row(hour.t, rating, units))
+        return minted
+
+    def market(self, name: str) -> Market | None:
+        """The running market called `name` (markets/__init__.py MARKETS), None if the
+        scenario's mechanism has none."""
+        return next((m for m in self.markets if m.name == name), None)
+
+    @property
+    def letb(self) -> list[Any]:
+        """The LETB contracts, one per area ([] if the mechanism has no LETB market)."""
+        m = self.market("letb")
+        return list(m.contracts()) if m is not None else []
+
+    @property
+    def retb(self) -> Any:
+        """The RETB zone contract (None if the mechanism has no RETB market)."""
+        m = self.market("retb")
+        return m.contracts()[0] if m is not None else None
 
     def _finish_replay(self) -> None:
         """End of a resumed run: every transaction the chains held must have been served."""

@@ -16,11 +16,15 @@ grid at the feed-in tariff.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
 
 from gridledger.agents.pricing import split_gain_price
+
+if TYPE_CHECKING:
+    from gridledger.agents.grid import GridAgent
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,20 @@ class RepAgent(mesa.Agent):
     def produced_wh(self, t: int, dt_h: float) -> int:
         return int(self.actual_kw[t] * dt_h * 1000.0)
 
-    def settle(self, t: int, delivered_wh: int, dt_h: float) -> None:
+    def metered_wh(self, t: int, sold_wh: int, fault_fraction: float | None, dt_h: float) -> int:
+        """The TDNO meters hour t: what the plant sold, capped by its real output (forecast
+        error) and cut by a fault (`fault_fraction` of it delivered)."""
+        self.sold_wh = sold_wh
+        deliverable = min(sold_wh, self.produced_wh(t, dt_h))
+        if fault_fraction is not None:
+            deliverable = int(deliverable * fault_fraction)
+        return deliverable
+
+    def export_to(self, grid: GridAgent, fit_usd_per_mwh: float) -> None:
+        """Output not delivered to buyers goes to the grid at the feed-in tariff."""
+        grid.buy_export(self.exported_kwh, fit_usd_per_mwh)
+
+    def settle_delivery(self, t: int, delivered_wh: int, dt_h: float) -> None:
         """After metering: the rest of the real output is exported; a fully delivered window
         hour adds to the cumulative stable time t_d."""
         self.delivered_wh = delivered_wh

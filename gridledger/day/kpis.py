@@ -1,8 +1,8 @@
 """The hour's record and the day's KPIs: Results.hourly rows, Results.agents rows, summary.
 
-`record_hour` (phase 8) runs the conservation checks, bills every user for the hour in the trading
-scheme and in the no-trading baseline (all metered demand at the tariff) and returns the hour's
-row; `summary` turns the hourly and gas frames into the KPIs of `Results.summary`.
+`record_hour` (Phase.CHECKS) runs the conservation checks, bills every user for the hour in the
+trading scheme and in the no-trading baseline (all metered demand at the tariff) and returns the
+hour's row; `summary` turns the hourly and gas frames into the KPIs of `Results.summary`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,13 @@ if TYPE_CHECKING:
 
 
 def record_hour(
-    model: EnergyMarketModel, t: int, offers: dict[str, float], minted_units: int
+    model: EnergyMarketModel,
+    t: int,
+    market_columns: dict[str, float],
+    minted_by_chain: dict[str, int],
 ) -> dict[str, Any]:
-    """Phase 8: conservation checks, users' bills (scheme and baseline), the hour's row."""
+    """Phase.CHECKS: conservation checks, users' bills (scheme and baseline), the hour's row
+    (`market_columns`: the markets' own columns, `Market.hour_columns`)."""
     sc = model.params
     tariff = float(model.tariff[t])
     demand = local = ren = grid = 0
@@ -42,7 +46,7 @@ def record_hour(
         grid += u.grid_wh
         cost += u.hour_cost_usd
         cost_b += u.hour_cost_usd_baseline
-    check_tokens(model, t, minted_units)
+    check_tokens(model, t, minted_by_chain)
     pf, pfb = model.last_power_flow, model.last_power_flow_baseline
     charge = sum(p.charge_kwh for p in model.producers)
     discharge = sum(p.discharge_kwh for p in model.producers)
@@ -78,8 +82,8 @@ def record_hour(
         "battery_power_kw": (discharge - charge) / sc.dt_h,
         "battery_energy_kwh": float(sum(p.e_kwh for p in model.producers)),
         "exported_kwh": model.grid.hour_bought_kwh,
-        **offers,
-        "incentives_usd": usd_from_base_units(minted_units),
+        **market_columns,
+        "incentives_usd": usd_from_base_units(sum(minted_by_chain.values())),
         "p_substation_kw": pf.p_substation_kw,
         "p_substation_kw_baseline": pfb.p_substation_kw,
         "loss_kw": pf.loss_kw,
