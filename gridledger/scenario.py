@@ -89,6 +89,12 @@ class Scenario:
     """Fills one LETB request may make at most (LETB deployment parameter, 1..LETB_MAX_FILLS);
     the rest of the demand goes to RETB and the grid. Settlement costs ~9k gas per fill, so 3
     keeps LETB.settle under 75k gas (half the paper's figure for non-matching operations)."""
+    market_mechanism: str = "paper"
+    """The markets of the day (gridledger/markets/__init__.py MECHANISMS): "paper" = the
+    reference paper's LETB book per area, then RETB for the shortages; "double_auction" = a
+    uniform-price double auction per area (contracts/DoubleAuction.vy; bids capped by the DLMP
+    of the buyer's bus, asks floored by the feed-in tariff), then RETB. The fill cap above
+    applies to its bids too."""
 
     # --- households, prosumers, devices
     households_per_bus: int = 1
@@ -522,6 +528,20 @@ def _validate(s: Scenario) -> None:
     )
     _check(s.cheat_producers >= 0, "cheat_producers", s.cheat_producers, "must be >= 0")
     _check(s.sybil_identities >= 0, "sybil_identities", s.sybil_identities, "must be >= 0")
+    from gridledger.markets import MECHANISMS  # the registry (imports the market modules)
+
+    _check(
+        s.market_mechanism in MECHANISMS,
+        "market_mechanism",
+        s.market_mechanism,
+        f"must be one of {sorted(MECHANISMS)}",
+    )
+    _check(
+        s.sybil_identities == 0 or s.market_mechanism == "paper",
+        "sybil_identities",
+        s.sybil_identities,
+        "the sybil attack registers on LETB: needs market_mechanism = 'paper'",
+    )
     for name in ("reliability_threshold", "initial_reputation", "reliability_threshold_spread"):
         v = getattr(s, name)
         _check(0 <= v <= REPUTATION_MAX, name, v, f"must be in 0..{REPUTATION_MAX}")
