@@ -1,18 +1,13 @@
 """EnergyMarketModel: the market day as a Mesa model; one step = one market hour.
 
-Set-up builds the world from a Scenario (gridledger/day/world.py: feeder, profiles, users, local
-producers, REPs, grid, network operator, TDNO), prices the day (day/pricing.py: OPF -> DLMP per
-bus and hour) and sets up the two chains (day/chains.py: EnergyToken per chain, one LETB per
-area, one RETB; every agent's key, gas, tokens, approvals and registrations).
+Set-up builds the world from a Scenario (day/world.py: feeder, profiles, the agents), prices
+the day (day/pricing.py: OPF -> DLMP per bus and hour) and sets up the two chains (day/chains.py:
+keys, gas, an EnergyToken per chain, then each market's contracts and registrations).
 
-Each step is one market hour (docs/markets.md): the hour loop `_hour` runs the steps of
-`markets.Phase` in order and, at each step, asks every market of the scenario's mechanism
-(`Scenario.market_mechanism`, gridledger/markets/: the paper's LETB per area and RETB zone) for
-the transactions its agents decide and sign, and sends them as one block per chain: the operator
-prices the hour and opens it with the DLMP caps, sellers offer, users request market by market
-(a shortage goes on to the next), the grid covers the rest, the TDNO meters and settles, users
-rate their trades; then conservation checks (day/conservation.py), invariants, the hour's row
-and the DataCollector (day/kpis.py).
+Each step is one market hour, `_hour` (docs/markets.md): at each step of `markets.Phase` it asks
+every market of the scenario's mechanism (gridledger/markets/) for the transactions its agents
+decide and sign and sends them as one block per chain; then the checks (day/conservation.py,
+day/invariant_checks.py), the hour's row and the DataCollector (day/kpis.py).
 
 Node down mid-run (issue 7, scenario 8): a chain's node that stops answering raises
 `NodeDownError` naming the chain, its URL, the interrupted hour and phase and the last completed
@@ -28,14 +23,16 @@ exported) is computed beside it every hour, so every "before/after" sits in one 
 
 from __future__ import annotations
 
+import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import mesa
 import pandas as pd
+from mesa.agentset import AgentSet
 
 from gridledger.agents.user import UserAgent
 from gridledger.chain import (
@@ -147,6 +144,7 @@ class EnergyMarketModel(mesa.Model):
         self.agent_rows: list[dict[str, Any]] = []
         self.last_opf: OPFResult | None = None
         self.last_power_flow: PowerFlowResult | None = None
+        self.last_power_flow_baseline: PowerFlowResult | None = None
         self.hour: dict[str, Any] = {}
         self.hour_gas: dict[str, int] = {}
         self.hour_tx = 0
@@ -154,11 +152,14 @@ class EnergyMarketModel(mesa.Model):
         self.letb_credit_units: dict[str, int] = {}
         """Each LETB user's refund credit inside its area's contract (address -> base units):
         settle credits undelivered value, the next request spends it (markets/letb.py)."""
-        build_world(self)
+        # the scenario's market mechanism: its markets, in the order the hour runs them (an
+        # unknown mechanism is refused here, before any work)
         self.markets: list[Market] = [
             cls(self) for cls in markets_of(getattr(sc, "market_mechanism", "paper"))
         ]
-        """The scenario's market mechanism: its markets, in the order the hour runs them."""
+        self.act_random = random.Random(f"gridledger/act-order/{sc.seed}")
+        """Shuffles the agents of order-free acts (`_any_order`), apart from `self.random`."""
+        build_world(self)
         # energy price at the substation in the operator's OPF (Scenario.dlmp_reference)
         self.reference_price = self.tariff if sc.dlmp_reference == "tariff" else self.wholesale
         self.timing["python_s"] += time.perf_counter() - t0
@@ -308,13 +309,14 @@ class EnergyMarketModel(mesa.Model):
         sc = self.params
         self.stage = Phase.OPEN_HOUR
         caps = self.operator.price_hour(t)
-        for u in self.users:
-            u.plan_hour(t, sc.dt_h)
+        self._any_order(self.users, "plan_hour", t, sc.dt_h)
         order = list(self.users)
         self.random.shuffle(order)  # the hour's seeded request order (MarketHour.buyers)
         hour = MarketHour(t, caps, float(self.tariff[t]), self.fit, sc.dt_h, tuple(order))
         self._send(Phase.OPEN_HOUR, [m.open_hour(hour) for m in self.markets])
         self.stage = Phase.POST_OFFER
+        sellers = {s.unique_id: s for m in self.markets for s in m.sellers()}
+        self._any_order(sellers.values(), "decide_offer", hour)
         self._post_offers(hour)
         users = {u.unique_id: u for u in self.users}
         fills: list[list[Fill]] = []
@@ -355,6 +357,12 @@ class EnergyMarketModel(mesa.Model):
         if self.resumed_from is not None and t <= self.resumed_from.last_completed_hour:
             check_replayed_hour(self, t, self.resumed_from)
         return row
+
+    def _any_order(self, agents: Iterable[mesa.Agent], method: str, *args: Any) -> None:
+        """Ask agents to act where their order cannot matter (each acts on its own state):
+        Mesa's `shuffle_do`, shuffled by `act_random` so that the model's own stream (the
+        hour's request order) stays the same whatever acts this way."""
+        AgentSet(agents, random=self.act_random).shuffle_do(method, *args)
 
     def _send(self, phase: Phase, parts: list[list[SignedTx]]) -> list[list[TxResult]]:
         """The markets' transactions of one step as one block per chain; each market's

@@ -45,6 +45,7 @@ from gridledger.network.devices import Storage
 
 if TYPE_CHECKING:
     from gridledger.agents.grid import GridAgent
+    from gridledger.markets.base import MarketHour
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,18 @@ class LocalProducer(mesa.Agent):
         self.e_kwh += charge_kwh * self.storage.eta_ch
         self.charge_kwh = charge_kwh
         return surplus_kwh - charge_kwh
+
+    def decide_offer(self, hour: MarketHour) -> Offer | None:
+        """Stage 1 of `hour`: charge, then the offer `make_offer` makes at this bus's cap with
+        the scenario's `producer_price_fraction` (the local market posts `self.offer`)."""
+        return self.make_offer(
+            hour.t,
+            cap_usd_per_mwh=hour.caps_usd_per_mwh[self.bus],
+            tariff_usd_per_mwh=hour.tariff_usd_per_mwh,
+            fit_usd_per_mwh=hour.fit_usd_per_mwh,
+            fraction=self.model.params.producer_price_fraction,  # type: ignore[attr-defined]
+            dt_h=hour.dt_h,
+        )
 
     def make_offer(
         self,

@@ -25,6 +25,7 @@ from gridledger.agents.pricing import split_gain_price
 
 if TYPE_CHECKING:
     from gridledger.agents.grid import GridAgent
+    from gridledger.markets.base import MarketHour
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,18 @@ class RepAgent(mesa.Agent):
 
     def in_window(self, t: int) -> bool:
         return bool(self.windows[t, 0] <= t < self.windows[t, 1])
+
+    def decide_offer(self, hour: MarketHour) -> RepPost | None:
+        """Stage 1 of `hour`: the post `make_post` makes at this bus's cap with the scenario's
+        `rep_price_fraction` (the renewable market posts `self.post`)."""
+        return self.make_post(
+            hour.t,
+            cap_usd_per_mwh=hour.caps_usd_per_mwh[self.bus],
+            tariff_usd_per_mwh=hour.tariff_usd_per_mwh,
+            fit_usd_per_mwh=hour.fit_usd_per_mwh,
+            fraction=self.model.params.rep_price_fraction,  # type: ignore[attr-defined]
+            dt_h=hour.dt_h,
+        )
 
     def make_post(
         self,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from gridledger.chain import ChainIdMismatchError, Signer, TransactionReverted, TxRequest
 from gridledger.day.chains import events
+from gridledger.markets.phases import Phase
 
 if TYPE_CHECKING:
     from gridledger.model import EnergyMarketModel
@@ -56,7 +57,7 @@ def probe_refusals(model: EnergyMarketModel) -> list[dict[str, Any]]:
     watched += [market.address, ops.address, tdno.address]
     rows: list[dict[str, Any]] = []
     ledger_t, ledger_phase = model.ledger.t, model.ledger.phase
-    model.ledger.t, model.ledger.phase = PROBE_T, "probe"
+    model.ledger.t, model.ledger.phase = PROBE_T, Phase.PROBE.value
 
     def balances() -> list[int]:
         return [token.balance_of(a) for a in watched]

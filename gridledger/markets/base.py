@@ -42,11 +42,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from gridledger.markets.phases import Phase
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from gridledger.agents.operator import NetworkOperator
     from gridledger.agents.producer import LocalProducer
     from gridledger.agents.rep import RepAgent
+    from gridledger.agents.tdno import TDNO
     from gridledger.agents.user import UserAgent
     from gridledger.chain import ChainBackend, Signer, TxRequest, TxResult
     from gridledger.market.contracts import DeployedContract, EnergyToken
@@ -85,7 +84,9 @@ class World(Protocol):
     producers: list[LocalProducer]
     reps: list[RepAgent]
     operator: NetworkOperator
+    tdno: TDNO
     n_areas: int
+    """LETB areas (agents' `area`: 0..n_areas-1)."""
     chains: dict[str, ChainBackend]
     tokens: dict[str, EnergyToken]
     signers: dict[tuple[str, str], Signer]
@@ -94,7 +95,6 @@ class World(Protocol):
     """Sybil identities registered per LETB area (day/attacks.py)."""
     letb_credit_units: dict[str, int]
     """Each LETB user's refund credit held in its area's contract (address -> base units)."""
-    faults: np.ndarray
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,13 +279,15 @@ class Market(ABC):
 
     @abstractmethod
     def offers(self, hour: MarketHour) -> list[list[SignedTx]]:
-        """Sellers decide and post their offers (ask the agents: `make_offer`, `make_post`).
-        One list per block ("round"); round r of every market shares block r. Return [[]]
-        for an hour without offers."""
+        """Post the offers the sellers decided (before this call the loop asks every seller
+        of `sellers()`, in any order, to `decide_offer(hour)`). One list per block ("round");
+        round r of every market shares block r; [] for an hour without offers."""
 
     @abstractmethod
     def requests(self, hour: MarketHour) -> list[SignedTx]:
-        """Users decide what to request (ask the agents, in `hour.buyers` order); one block."""
+        """Users decide what to request (ask the agents, in `hour.buyers` order); one block per
+        chain. A market that clears after collecting its bids (a call auction) appends the
+        operator's clearing call at the end: a block executes in submission order."""
 
     @abstractmethod
     def fills(self, hour: MarketHour, results: Sequence[TxResult]) -> list[Fill]:
@@ -294,8 +296,9 @@ class Market(ABC):
 
     @abstractmethod
     def sellers(self) -> Sequence[Any]:
-        """Agents selling on this market; the TDNO meters each one every hour, in this order
-        (they implement `metered_wh`, `settle_delivery`, `export_to`: agents/producer.py)."""
+        """Agents selling on this market. Each hour the loop asks each one to `decide_offer`;
+        the TDNO meters each one, in this order (`metered_wh`, `settle_delivery`, `export_to`:
+        agents/producer.py, agents/rep.py)."""
 
     @abstractmethod
     def settle(self, hour: MarketHour, deliveries: Sequence[Delivery]) -> list[SignedTx]:

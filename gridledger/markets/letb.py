@@ -1,7 +1,7 @@
 """The paper's local market: one LETB contract per area (an offer book, cheapest first, fills
 capped per request), as a market plug-in (markets/base.py), and the contract's wrapper `LETB`.
 
-Stage 1: each producer decides its offer (`LocalProducer.make_offer`) and posts it on its
+Stage 1: each producer decides its offer (`LocalProducer.decide_offer`) and posts it on its
 area's book in *offer rounds* (market/clearing.py `offer_rounds`): each round is one block and
 every insertion hint names an offer of an earlier round, so the sorted insertion holds whatever
 order a node executes a block in. Stage 2: each user with demand asks its area's book for all of
@@ -280,21 +280,14 @@ class LocalBook(Market):
         return items
 
     def offers(self, hour: MarketHour) -> list[list[SignedTx]]:
-        """Each producer decides its offer; posts go out in rounds whose insertion hints,
-        computed off chain against the book of the previous round, hold in any execution order."""
-        sc, t = self.world.params, hour.t
+        """The producers' offers (each decided its own: `LocalProducer.decide_offer`) go out in
+        rounds whose insertion hints, computed off chain against the book of the previous round,
+        hold in any execution order."""
+        t = hour.t
         by_area: dict[int, list[LocalProducer]] = defaultdict(list)
         for p in self.world.producers:
-            offer = p.make_offer(
-                t,
-                cap_usd_per_mwh=hour.caps_usd_per_mwh[p.bus],
-                tariff_usd_per_mwh=hour.tariff_usd_per_mwh,
-                fit_usd_per_mwh=hour.fit_usd_per_mwh,
-                fraction=sc.producer_price_fraction,
-                dt_h=hour.dt_h,
-            )
-            if offer is not None:
-                p.offer_price = price_to_base_units_per_wh(offer.price_usd_per_mwh)
+            if p.offer is not None:
+                p.offer_price = price_to_base_units_per_wh(p.offer.price_usd_per_mwh)
                 by_area[p.area].append(p)
         rounds: list[list[SignedTx]] = []
         self.offered_wh = 0

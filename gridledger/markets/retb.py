@@ -1,7 +1,7 @@
 """The paper's renewable zone: one RETB contract where PV plants (REPs) sell their stable
 window's output, as a market plug-in (markets/base.py), and the contract's wrapper `RETB`.
 
-Stage 1: each plant decides its post (`RepAgent.make_post`: window, capacity, price, stable
+Stage 1: each plant decides its post (`RepAgent.decide_offer`: window, capacity, price, stable
 time). Stage 2: a user's shortage after the local market goes to the plant the operator ranks
 first among those that fit (`UserAgent.choose_plant`); the contract checks the choice. Stage 3:
 the TDNO settles each trade (`settle_many`; undelivered value is refunded). Stage 4: one
@@ -232,18 +232,12 @@ class RenewableZone(Market):
         return [(self._signer("operator"), self.contract.open_hour(hour.t, fit, buses, caps))]
 
     def offers(self, hour: MarketHour) -> list[list[SignedTx]]:
-        """Each plant decides its post; all posts in one block (the first offer round)."""
-        sc, t, items = self.world.params, hour.t, []
+        """The plants' posts (each decided its own: `RepAgent.decide_offer`), all in one block
+        (the first offer round)."""
+        t, items = hour.t, []
         self.offered_wh = 0
         for r in self.world.reps:
-            post = r.make_post(
-                t,
-                cap_usd_per_mwh=hour.caps_usd_per_mwh[r.bus],
-                tariff_usd_per_mwh=hour.tariff_usd_per_mwh,
-                fit_usd_per_mwh=hour.fit_usd_per_mwh,
-                fraction=sc.rep_price_fraction,
-                dt_h=hour.dt_h,
-            )
+            post = r.post
             if post is not None:
                 price = price_to_base_units_per_wh(post.price_usd_per_mwh)
                 call = self.contract.post_offer(
