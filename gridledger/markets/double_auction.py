@@ -3,7 +3,7 @@ and the contract's wrapper `DoubleAuction` (gridledger/contracts/DoubleAuction.v
 
 It replaces the paper's local book: `market_mechanism = "double_auction"` runs it in every
 LETB area on the 'letb' chain, then RETB for the shortages (markets/__init__.py MECHANISMS).
-Stage 1: producers decide their asks with the paper's offer rule (`LocalProducer.make_offer`);
+Stage 1: producers decide their asks with the paper's offer rule (`LocalProducer.decide_offer`);
 then users whose area has asks decide their bids (`UserAgent.auction_bid`: the whole demand at
 most the tariff, within the DLMP cap of their bus). Asks, then bids, go on chain in rounds whose
 insertion hints hold in any execution order (market/clearing.py `offer_rounds`; every area's
@@ -191,26 +191,18 @@ class DoubleAuctionMarket(LocalBook):
         return items
 
     def offers(self, hour: MarketHour) -> list[list[SignedTx]]:
-        """Asks (the producers' offers) in offer rounds per area, then bids (the users'
-        decisions) in rounds of their own: a user sees the hour's AskPosted events and bids only
-        where its area has asks (else the bid could not fill: save the gas and the escrow)."""
+        """Asks (the offers the producers decided) in offer rounds per area, then bids (the
+        users' decisions) in rounds of their own: a user sees the hour's AskPosted events and
+        bids only where its area has asks (else the bid could not fill: save gas and escrow)."""
         t, caps = hour.t, hour.caps_usd_per_mwh
         asks: dict[int, list[tuple[Any, int, int]]] = defaultdict(list)  # (agent, e_wh, price)
         bids: dict[int, list[tuple[Any, int, int]]] = defaultdict(list)  # (agent, e_wh, limit)
         self.offered_wh = self.bid_wh = 0
-        for p in self.world.producers:
-            offer = p.make_offer(
-                t,
-                cap_usd_per_mwh=caps[p.bus],
-                tariff_usd_per_mwh=hour.tariff_usd_per_mwh,
-                fit_usd_per_mwh=hour.fit_usd_per_mwh,
-                fraction=self.world.params.producer_price_fraction,
-                dt_h=hour.dt_h,
-            )
-            if offer is not None:
-                p.offer_price = price_to_base_units_per_wh(offer.price_usd_per_mwh)
-                asks[p.area].append((p, offer.e_wh, p.offer_price))
-                self.offered_wh += offer.e_wh
+        for p in self.world.producers:  # each decided its offer (`decide_offer`) before
+            if p.offer is not None:
+                p.offer_price = price_to_base_units_per_wh(p.offer.price_usd_per_mwh)
+                asks[p.area].append((p, p.offer.e_wh, p.offer_price))
+                self.offered_wh += p.offer.e_wh
         credit = self.world.letb_credit_units
         for u in hour.buyers:
             if u.area not in asks:
