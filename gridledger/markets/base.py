@@ -39,6 +39,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from gridledger.day.chains import SELLER_SEED_UNITS
+from gridledger.market.contracts import (
+    price_from_base_units_per_wh,
+    usd_from_base_units,
+    usd_to_base_units,
+)
 from gridledger.markets.phases import Phase
 
 if TYPE_CHECKING:
@@ -237,6 +243,10 @@ class Market(ABC):
     def __init__(self, world: World) -> None:
         self.world = world
 
+    def signer(self, role: str) -> Signer:
+        """The signer of 'admin', 'operator' or 'tdno' on this market's chain."""
+        return self.world.signers[(role, self.chain)]
+
     # ---- set-up (t = -1; each list is one block per chain together with the other markets) --
     @abstractmethod
     def deploy(self) -> list[SignedTx]:
@@ -256,8 +266,12 @@ class Market(ABC):
         return []
 
     def seller_grants(self) -> list[SignedTx]:
-        """Tokens the market's sellers need before trading (bond, balance seed)."""
-        return []
+        """Tokens the market's sellers need before trading: each of `sellers()` gets the
+        registration bond plus SELLER_SEED_UNITS (day/chains.py) from the chain's admin."""
+        token = self.world.tokens[self.chain]
+        grant = usd_to_base_units(self.world.params.registration_bond_usd) + SELLER_SEED_UNITS
+        admin = self.signer("admin")
+        return [(admin, token.transfer(s.account.address, grant)) for s in self.sellers()]
 
     def approvals(self) -> list[SignedTx]:
         """Participants' token approvals of the market's contracts (each signs its own)."""
@@ -330,8 +344,6 @@ class Market(ABC):
 
 def trade_row(t: int, rating: Rating, incentive_base_units: int) -> dict[str, Any]:
     """A row of Results.trades (day/kpis.py TRADE_COLUMNS) for one rated fill."""
-    from gridledger.market.contracts import price_from_base_units_per_wh, usd_from_base_units
-
     f = rating.fill
     return {
         "t": t,

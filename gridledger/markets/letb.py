@@ -19,7 +19,7 @@ from typing import Any
 
 from gridledger.agents.producer import LocalProducer
 from gridledger.chain import TxRequest, TxResult
-from gridledger.day.chains import SELLER_SEED_UNITS, commitment, events, one_event
+from gridledger.day.chains import commitment, events, one_event
 from gridledger.day.conservation import ConservationError
 from gridledger.market.clearing import OFFER_FANOUT, offer_rounds
 from gridledger.market.contracts import (
@@ -41,6 +41,7 @@ from gridledger.markets.base import (
     Rating,
     Settlement,
     SignedTx,
+    World,
 )
 from gridledger.markets.events import per_request, settled_events
 from gridledger.markets.phases import Phase
@@ -183,7 +184,7 @@ class LocalBook(Market):
     kind = "local"
     request_phase = Phase.LETB_REQUEST
 
-    def __init__(self, world: Any) -> None:
+    def __init__(self, world: World) -> None:
         super().__init__(world)
         self.books: list[LETB] = []
         """One contract per LETB area, by area index."""
@@ -194,15 +195,12 @@ class LocalBook(Market):
         self._calls: list[LETB] = []  # the book of each settle call, in order
         self._delivered: dict[tuple[int, int], list[int]] = {}
 
-    def _signer(self, role: str) -> Any:
-        return self.world.signers[(role, self.chain)]
-
     # ---- set-up ---------------------------------------------------------------------------
     def deploy(self) -> list[SignedTx]:
         w, sc = self.world, self.world.params
         return [
             (
-                self._signer("admin"),
+                self.signer("admin"),
                 LETB.deploy_request(
                     w.tokens[self.chain].address,
                     a,
@@ -224,13 +222,7 @@ class LocalBook(Market):
 
     def grants(self) -> list[SignedTx]:
         token = self.world.tokens[self.chain]
-        return [(self._signer("admin"), token.transfer(m.address, 1)) for m in self.books]
-
-    def seller_grants(self) -> list[SignedTx]:
-        token = self.world.tokens[self.chain]
-        grant = usd_to_base_units(self.world.params.registration_bond_usd) + SELLER_SEED_UNITS
-        admin = self._signer("admin")
-        return [(admin, token.transfer(p.account.address, grant)) for p in self.world.producers]
+        return [(self.signer("admin"), token.transfer(m.address, 1)) for m in self.books]
 
     def approvals(self) -> list[SignedTx]:
         w, token = self.world, self.world.tokens[self.chain]
@@ -240,7 +232,7 @@ class LocalBook(Market):
         return items
 
     def registrations(self) -> list[SignedTx]:
-        w, seed, op = self.world, self.world.params.seed, self._signer("operator")
+        w, seed, op = self.world, self.world.params.seed, self.signer("operator")
         items = [
             (
                 op,
@@ -270,7 +262,7 @@ class LocalBook(Market):
 
     # ---- the hour -------------------------------------------------------------------------
     def open_hour(self, hour: MarketHour) -> list[SignedTx]:
-        w, op = self.world, self._signer("operator")
+        w, op = self.world, self.signer("operator")
         fit = price_to_base_units_per_wh(hour.fit_usd_per_mwh)
         items = []
         for a, m in enumerate(self.books):
@@ -285,21 +277,22 @@ class LocalBook(Market):
         hold in any execution order."""
         t = hour.t
         by_area: dict[int, list[LocalProducer]] = defaultdict(list)
+        price: dict[int, int] = {}  # agent id -> offer price in base units per Wh
         for p in self.world.producers:
             if p.offer is not None:
-                p.offer_price = price_to_base_units_per_wh(p.offer.price_usd_per_mwh)
+                price[p.unique_id] = price_to_base_units_per_wh(p.offer.price_usd_per_mwh)
                 by_area[p.area].append(p)
         rounds: list[list[SignedTx]] = []
         self.offered_wh = 0
         for a, prods in sorted(by_area.items()):
             by_id = {p.producer_id: p for p in prods}
-            keys = [(p.offer_price, p.producer_id) for p in prods]
+            keys = [(price[p.unique_id], p.producer_id) for p in prods]  # ids are per area
             for r, posts in enumerate(offer_rounds(keys, OFFER_FANOUT)):
                 if r == len(rounds):
                     rounds.append([])
                 for pid, hint in posts:
                     p = by_id[pid]
-                    tx = self.books[a].post_offer(t, p.offer.e_wh, p.offer_price, hint)
+                    tx = self.books[a].post_offer(t, p.offer.e_wh, price[p.unique_id], hint)
                     rounds[r].append((p.signer, tx))
             self.offered_wh += sum(p.offer.e_wh for p in prods)
         # the hour's OfferPosted events are public: users see which areas' books hold offers
@@ -382,7 +375,7 @@ class LocalBook(Market):
                     "delivered_wh": delivered[(u.unique_id, nonce)],
                 }
             )
-        td, items, self._calls = self._signer("tdno"), [], []
+        td, items, self._calls = self.signer("tdno"), [], []
         for area, batch in sorted(by_area.items()):
             calls = self.books[area].settle_many(hour.t, batch)
             items += [(td, c) for c in calls]

@@ -16,7 +16,7 @@ from typing import Any
 
 from gridledger.agents.rep import RepAgent
 from gridledger.chain import Signer, TxRequest, TxResult
-from gridledger.day.chains import SELLER_SEED_UNITS, commitment, events, one_event
+from gridledger.day.chains import commitment, events, one_event
 from gridledger.day.conservation import ConservationError
 from gridledger.market.contracts import (
     DEPLOY_GAS_LIMIT,
@@ -36,6 +36,7 @@ from gridledger.markets.base import (
     Rating,
     Settlement,
     SignedTx,
+    World,
 )
 from gridledger.markets.events import settled_events
 from gridledger.markets.phases import Phase
@@ -139,7 +140,7 @@ class RenewableZone(Market):
     request_phase = Phase.RETB_REQUEST
     mints_incentives = True
 
-    def __init__(self, world: Any) -> None:
+    def __init__(self, world: World) -> None:
         super().__init__(world)
         self.zone: RETB | None = None
         self.offered_wh = 0
@@ -153,15 +154,12 @@ class RenewableZone(Market):
             raise RuntimeError("the RETB zone is not deployed yet")
         return self.zone
 
-    def _signer(self, role: str) -> Signer:
-        return self.world.signers[(role, self.chain)]
-
     # ---- set-up ---------------------------------------------------------------------------
     def deploy(self) -> list[SignedTx]:
         w, sc = self.world, self.world.params
         return [
             (
-                self._signer("admin"),
+                self.signer("admin"),
                 RETB.deploy_request(
                     w.tokens[self.chain].address,
                     0,
@@ -185,14 +183,8 @@ class RenewableZone(Market):
 
     def grants(self) -> list[SignedTx]:
         """The zone's escrow gets a 1-unit seed."""
-        token, admin = self.world.tokens[self.chain], self._signer("admin")
+        token, admin = self.world.tokens[self.chain], self.signer("admin")
         return [(admin, token.transfer(self.contract.address, 1))]
-
-    def seller_grants(self) -> list[SignedTx]:
-        token = self.world.tokens[self.chain]
-        grant = usd_to_base_units(self.world.params.registration_bond_usd) + SELLER_SEED_UNITS
-        admin = self._signer("admin")
-        return [(admin, token.transfer(r.account.address, grant)) for r in self.world.reps]
 
     def approvals(self) -> list[SignedTx]:
         w, token, zone = self.world, self.world.tokens[self.chain], self.contract.address
@@ -205,7 +197,7 @@ class RenewableZone(Market):
         w, seed, op, zone = (
             self.world,
             self.world.params.seed,
-            self._signer("operator"),
+            self.signer("operator"),
             self.contract,
         )
         items = [
@@ -229,7 +221,7 @@ class RenewableZone(Market):
         buses, caps = w.operator.open_caps(
             (r.bus for r in w.reps), hour.caps_usd_per_mwh, hour.fit_usd_per_mwh
         )
-        return [(self._signer("operator"), self.contract.open_hour(hour.t, fit, buses, caps))]
+        return [(self.signer("operator"), self.contract.open_hour(hour.t, fit, buses, caps))]
 
     def offers(self, hour: MarketHour) -> list[list[SignedTx]]:
         """The plants' posts (each decided its own: `RepAgent.decide_offer`), all in one block
@@ -324,7 +316,7 @@ class RenewableZone(Market):
         )
         self._delivered = [d.delivered_wh for d in deliveries]
         self._calls = len(calls)
-        td = self._signer("tdno")
+        td = self.signer("tdno")
         return [(td, c) for c in calls]
 
     def settled(self, hour: MarketHour, results: Sequence[TxResult]) -> list[Settlement]:
