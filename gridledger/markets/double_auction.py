@@ -34,7 +34,7 @@ from gridledger.market.contracts import (
     usd_to_base_units,
 )
 from gridledger.markets import double_auction_ref as ref
-from gridledger.markets.base import Fill, MarketHour, SignedTx
+from gridledger.markets.base import Fill, MarketHour, SignedTx, World
 from gridledger.markets.letb import LETB, LocalBook
 from gridledger.markets.phases import Phase
 
@@ -129,7 +129,7 @@ class DoubleAuctionMarket(LocalBook):
     kind = "local"
     request_phase = Phase.LETB_REQUEST
 
-    def __init__(self, world: Any) -> None:
+    def __init__(self, world: World) -> None:
         super().__init__(world)
         self.member_ids: dict[str, int] = {}
         """Member id of every participant in its area's auction (address -> id)."""
@@ -148,7 +148,7 @@ class DoubleAuctionMarket(LocalBook):
         args = (*roles, sc.initial_reputation, bond, sc.letb_max_fills_per_request)
         token = w.tokens[self.chain].address
         return [
-            (self._signer("admin"), DoubleAuction.deploy_request(token, a, *args))
+            (self.signer("admin"), DoubleAuction.deploy_request(token, a, *args))
             for a in range(w.n_areas)
         ]
 
@@ -159,7 +159,7 @@ class DoubleAuctionMarket(LocalBook):
     def registrations(self) -> list[SignedTx]:
         """Producers (sellers, role 1), then users (buyers, role 2); member ids numbered per
         area in that order (what the LETB numbers its producers by)."""
-        w, seed, op = self.world, self.world.params.seed, self._signer("operator")
+        w, seed, op = self.world, self.world.params.seed, self.signer("operator")
         members = [(p, "producer", 1) for p in w.producers] + [(u, "user", 2) for u in w.users]
         count: dict[int, int] = defaultdict(int)
         items = []
@@ -181,7 +181,7 @@ class DoubleAuctionMarket(LocalBook):
     # ---- the hour -------------------------------------------------------------------------
     def open_hour(self, hour: MarketHour) -> list[SignedTx]:
         """Caps for the buses of the area's sellers AND buyers (bids are capped too)."""
-        w, op = self.world, self._signer("operator")
+        w, op = self.world, self.signer("operator")
         fit = price_to_base_units_per_wh(hour.fit_usd_per_mwh)
         items = []
         for a, m in enumerate(self.books):
@@ -200,8 +200,8 @@ class DoubleAuctionMarket(LocalBook):
         self.offered_wh = self.bid_wh = 0
         for p in self.world.producers:  # each decided its offer (`decide_offer`) before
             if p.offer is not None:
-                p.offer_price = price_to_base_units_per_wh(p.offer.price_usd_per_mwh)
-                asks[p.area].append((p, p.offer.e_wh, p.offer_price))
+                price = price_to_base_units_per_wh(p.offer.price_usd_per_mwh)
+                asks[p.area].append((p, p.offer.e_wh, price))
                 self.offered_wh += p.offer.e_wh
         credit = self.world.letb_credit_units
         for u in hour.buyers:
@@ -249,7 +249,7 @@ class DoubleAuctionMarket(LocalBook):
     def requests(self, hour: MarketHour) -> list[SignedTx]:
         """The operator clears every area with orders: ceil(bids / CLEAR_CHUNK) calls (one if
         the area has asks only), in order, in one block."""
-        op, items, self._cleared = self._signer("operator"), [], []
+        op, items, self._cleared = self.signer("operator"), [], []
         for a in sorted(set(self._asks) | set(self._bids)):
             n_bids = len(self._bids.get(a, []))
             walked = n_bids + self._asks.get(a, 0)
