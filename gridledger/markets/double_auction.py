@@ -27,8 +27,6 @@ from gridledger.day.chains import commitment, events
 from gridledger.day.conservation import ConservationError
 from gridledger.market.clearing import offer_rounds
 from gridledger.market.contracts import (
-    DEPLOY_GAS_LIMIT,
-    LETB_MAX_FILLS,
     MarketContract,
     price_to_base_units_per_wh,
     usd_to_base_units,
@@ -66,25 +64,10 @@ class DoubleAuction(MarketContract):
     credit_of = LETB.credit_of
 
     @classmethod
-    def deploy_request(  # type: ignore[override]
-        cls,
-        token: str,
-        area_id: int,
-        operator: str,
-        tdno: str,
-        initial_reputation: int,
-        bond: int = 0,
-        max_fills: int = LETB_MAX_FILLS,
-        *,
-        artifact: str | None = None,
-        gas: int = DEPLOY_GAS_LIMIT,
-        label: str | None = None,
-    ) -> TxRequest:
-        """One area's creation transaction; `max_fills` (1..16) = fills one bid may take."""
-        return super().deploy_request(
-            token, area_id, operator, tdno, initial_reputation, bond, max_fills,
-            artifact=artifact, gas=gas, label=label,
-        )  # fmt: skip
+    def deploy_request(cls, *args: Any, **kw: Any) -> TxRequest:  # type: ignore[override]
+        """One area's creation transaction: LETB's constructor arguments (token, area_id,
+        operator, tdno, initial_reputation, bond, max_fills = fills one bid may take)."""
+        return LETB.deploy_request(*args, **{"artifact": cls.artifact, **kw})
 
     def register(  # type: ignore[override]
         self, account: str, commitment: bytes, bus: int, role: int, member_id: int
