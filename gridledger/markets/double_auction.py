@@ -41,10 +41,13 @@ __all__ = ["CLEAR_CHUNK", "DoubleAuction", "DoubleAuctionMarket"]
 CLEAR_CHUNK = 32
 """Bids one clear call fills (≈ 27k gas each with 3 fills: tests/contracts/
 test_double_auction_gas.py); the first call of an hour also walks the books for the price."""
-CLEAR_BID_GAS = 150_000
-CLEAR_ORDER_GAS = 5_000
-"""Gas limit of a clear call: 100k + CLEAR_BID_GAS per bid + CLEAR_ORDER_GAS per order walked
-(the first call: every order of the hour)."""
+CLEAR_BID_GAS = 25_000
+CLEAR_FILL_GAS = 10_000
+CLEAR_ORDER_GAS = 4_000
+"""Gas limit of a clear call: 100k + per bid CLEAR_BID_GAS + CLEAR_FILL_GAS per fill it may take
+(measured ≈ 16k + 8k per fill) + CLEAR_ORDER_GAS per order walked (the first call of an hour
+walks every order of the hour for the price: ≈ 2.6k each). Limits, not costs: a node packs a
+block by them, so they are kept near the real cost."""
 
 
 class DoubleAuction(MarketContract):
@@ -84,10 +87,14 @@ class DoubleAuction(MarketContract):
         """Buyer's bid for hour t (escrows e_wh * limit); hint = the bid before it (0 = head)."""
         return self.tx("post_bid", t, e_wh, limit, hint_prev_id, gas=300_000)
 
-    def clear(self, t: int, max_bids: int, orders_walked: int = 0) -> TxRequest:
+    def clear(
+        self, t: int, max_bids: int, *, orders_walked: int = 0, max_fills: int = 16
+    ) -> TxRequest:
         """Operator's clearing call for hour t: the next `max_bids` bids (the first call of the
-        hour sets the price walking `orders_walked` orders: pass the hour's order count)."""
-        gas = 100_000 + CLEAR_BID_GAS * max_bids + CLEAR_ORDER_GAS * orders_walked
+        hour sets the price walking the hour's orders: pass their number as `orders_walked`;
+        `max_fills` = the contract's fill cap, for the gas limit)."""
+        per_bid = CLEAR_BID_GAS + CLEAR_FILL_GAS * max_fills
+        gas = 100_000 + per_bid * max_bids + CLEAR_ORDER_GAS * orders_walked
         return self.tx("clear", t, max_bids, gas=gas)
 
     def clearing_state(self) -> tuple[int, int, int]:
@@ -237,7 +244,11 @@ class DoubleAuctionMarket(LocalBook):
             n_bids = len(self._bids.get(a, []))
             walked = n_bids + self._asks.get(a, 0)
             for k in range(max(1, math.ceil(n_bids / CLEAR_CHUNK))):
-                call = self.books[a].clear(hour.t, CLEAR_CHUNK, walked if k == 0 else 0)
+                bids = min(CLEAR_CHUNK, n_bids - k * CLEAR_CHUNK)
+                call = self.books[a].clear(
+                    hour.t, bids, orders_walked=walked if k == 0 else 0,
+                    max_fills=self.world.params.letb_max_fills_per_request,
+                )  # fmt: skip
                 items.append((op, call))
                 self._cleared.append(a)
         return items
