@@ -124,6 +124,8 @@ def test_auction_matches_reference(world: World, cap: int, chunk: int, hours) ->
         matched = [(m.buyer, m.filled_wh, m.paid) for m in logs(da, receipts, "Matched")]
         assert matched == [(r.bid.account, r.filled_wh, r.paid) for r in want.bids]
         event(f"cap {cap}: {'trades' if want.n_fills else 'no trade'}")
+        capped = any(len(r.fills) == cap and r.filled_wh < r.bid.e_wh for r in want.bids)
+        event("a bid stopped by the fill cap" if capped else "no bid stopped by the cap")
         for r in want.bids:
             credit[r.bid.account], moved = clearing.credit_refund(credit[r.bid.account], r.refund)
             expected[r.bid.account] += moved
