@@ -84,6 +84,8 @@ from gridledger.day.world import MarketSetupError, build_world
 from gridledger.market.ledger import Ledger
 from gridledger.markets import Delivery, Fill, Market, MarketHour, Phase, markets_of
 from gridledger.markets.base import SignedTx, trade_row
+from gridledger.markets.letb import LETB, LocalBook
+from gridledger.markets.retb import RETB, RenewableZone
 from gridledger.network import OPFResult
 from gridledger.network.powerflow import PowerFlowResult
 from gridledger.results import Results, hourly_frame
@@ -399,21 +401,20 @@ class EnergyMarketModel(mesa.Model):
                 self.trade_rows.append(trade_row(hour.t, rating, units))
         return minted
 
-    def market(self, name: str) -> Market | None:
-        """The running market called `name` (markets/__init__.py MARKETS), None if the
-        scenario's mechanism has none."""
-        return next((m for m in self.markets if m.name == name), None)
+    def market(self, cls: type[Market]) -> Market | None:
+        """The running market of class `cls` (or a subclass), None if the mechanism has none."""
+        return next((m for m in self.markets if isinstance(m, cls)), None)
 
     @property
-    def letb(self) -> list[Any]:
+    def letb(self) -> list[LETB]:
         """The LETB contracts, one per area ([] if the mechanism has no LETB market)."""
-        m = self.market("letb")
+        m = self.market(LocalBook)
         return list(m.contracts()) if m is not None else []
 
     @property
-    def retb(self) -> Any:
+    def retb(self) -> RETB | None:
         """The RETB zone contract (None if the mechanism has no RETB market)."""
-        m = self.market("retb")
+        m = self.market(RenewableZone)
         return m.contracts()[0] if m is not None else None
 
     def _finish_replay(self) -> None:

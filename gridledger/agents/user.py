@@ -152,6 +152,16 @@ class UserAgent(mesa.Agent):
         )
         return eligible[ranking[0]]
 
+    def renewable_request(
+        self, market: str, t: int, offers: Sequence[Offer], operator: NetworkOperator
+    ) -> Request | None:
+        """Stage 2 on the renewable zone: the shortage of hour t, for [t, t+1), to the plant
+        `choose_plant` picks (None: no shortage or no plant fits)."""
+        choice = self.choose_plant(t, offers, operator)
+        if choice is None:
+            return None
+        return Request(market, self.unique_id, self.shortage_wh, self.rt, t, t + 1, choice.seller)
+
     def bought(self, kind: EnergyKind, e_wh: int) -> None:
         """A market filled e_wh of this user's request (scheduled, not yet metered)."""
         if kind == "local":

@@ -264,13 +264,13 @@ class RenewableZone(Market):
         live = self.live_offers(hour)
         items, self._requesters = [], []
         for u in hour.buyers:
-            choice = u.choose_plant(hour.t, live, self.world.operator)
-            if choice is None:
+            req = u.renewable_request(self.name, hour.t, live, self.world.operator)
+            if req is None:
                 continue
-            i = next(i for i, o in enumerate(live) if o is choice)
-            live[i] = replace(choice, e_wh=choice.e_wh - u.shortage_wh)
+            i = next(i for i, o in enumerate(live) if o.seller == req.seller)
+            live[i] = replace(live[i], e_wh=live[i].e_wh - req.e_wh)
             call = self.contract.request(
-                hour.t, u.shortage_wh, hour.t, hour.t + 1, u.rt, choice.seller
+                hour.t, req.e_wh, req.window_start_t, req.window_end_t, req.rt, req.seller
             )
             items.append((u.retb_signer, call))
             self._requesters.append(u)

@@ -4,6 +4,7 @@ real OPF prices)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from gridledger import EnergyMarketModel, Scenario
@@ -93,6 +94,9 @@ def test_user_chooses_the_plant_the_operator_ranks_first_among_those_that_fit(
     assert user.choose_plant(0, [too_small, distrusted, closed], model.operator) is None
     assert user.shortage_wh == 600
     assert user.choose_plant(0, [dear, too_small, cheap], model.operator) is cheap
+    req = user.renewable_request("retb", 0, [dear, cheap], model.operator)
+    assert req is not None
+    assert (req.e_wh, req.seller, req.window_start_t, req.window_end_t) == (600, cheap.seller, 0, 1)
     user.local_wh = 900  # no shortage: no renewable request
     assert user.choose_plant(0, [cheap], model.operator) is None
 
@@ -115,3 +119,24 @@ def test_market_hour_is_frozen(model: EnergyMarketModel) -> None:
     hour = MarketHour(0, {}, 200.0, 40.0, 1.0, tuple(model.users))
     with pytest.raises(AttributeError):
         hour.t = 1  # type: ignore[misc]
+
+
+class RenamedBook(LocalBook):
+    """The paper's local book under another name: a plug-in that is one class and one line."""
+
+    name = "renamed_book"
+
+
+def test_a_registered_market_runs_through_the_generic_hour(monkeypatch: pytest.MonkeyPatch):
+    """The hour loop knows no market by name: the paper's mechanism with its local book
+    registered under another name trades exactly as the paper's."""
+    sc = Scenario(hours=2, start_hour=11)
+    paper = EnergyMarketModel(sc).run()
+    monkeypatch.setitem(MARKETS, RenamedBook.name, RenamedBook)
+    monkeypatch.setitem(MECHANISMS, "paper", (RenamedBook.name, "retb"))
+    model = EnergyMarketModel(sc)
+    assert [type(m) for m in model.markets] == [RenamedBook, RenewableZone]
+    renamed = model.run()
+    assert len(paper.trades) > 0
+    for name in ("trades", "hourly"):
+        pd.testing.assert_frame_equal(getattr(renamed, name), getattr(paper, name), obj=name)
