@@ -97,3 +97,12 @@ def test_a_sweep_over_the_mechanism(tmp_path) -> None:
     assert rows["user_cost_usd"].nunique() == 2  # pay-as-offer and pay-as-clear differ
     with pytest.raises(SweepError, match="market_mechanism"):
         Sweep.from_dict({"hours": 2, "seeds": [1], "grid": {"market_mechanism": ["nope"]}})
+
+
+def test_the_shipped_scenario_is_the_default_day_with_the_auction() -> None:
+    from pathlib import Path
+
+    import gridledger
+
+    shipped = Path(gridledger.__file__).parent / "scenarios" / "double_auction.toml"
+    assert Scenario.from_toml(shipped) == AUCTION
