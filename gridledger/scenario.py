@@ -80,6 +80,12 @@ class Scenario:
     """Fills one LETB request may make at most (LETB deployment parameter, 1..LETB_MAX_FILLS);
     the rest of the demand goes to RETB and the grid. Settlement costs ~9k gas per fill, so 3
     keeps LETB.settle under 75k gas (half the paper's figure for non-matching operations)."""
+    market_mechanism: str = "paper"
+    """The markets of the day (gridledger/markets/__init__.py MECHANISMS): "paper" = the
+    reference paper's LETB book per area, then RETB for the shortages; "double_auction" = a
+    uniform-price double auction per area (contracts/DoubleAuction.vy; bids capped by the DLMP
+    of the buyer's bus, asks floored by the feed-in tariff), then RETB. The fill cap above
+    applies to its bids too."""
 
     # --- households, prosumers, devices
     households_per_bus: int = 1

@@ -274,3 +274,17 @@ def validate(s: Scenario) -> None:
         s.chain_block_period_s,
         "must be positive",
     )
+    from gridledger.markets import MECHANISMS  # the registry (imports the market modules)
+
+    _check(
+        s.market_mechanism in MECHANISMS,
+        "market_mechanism",
+        s.market_mechanism,
+        f"must be one of {sorted(MECHANISMS)}",
+    )
+    _check(
+        s.sybil_identities == 0 or s.market_mechanism == "paper",
+        "sybil_identities",
+        s.sybil_identities,
+        "the sybil attack registers on LETB: needs market_mechanism = 'paper'",
+    )

@@ -202,3 +202,21 @@ class UserAgent(mesa.Agent):
         """Supplier of last resort: energy at the time-of-use tariff (billed off-chain)."""
         self.grid_wh += e_wh
         self.grid_usd += e_wh * tariff_usd_per_mwh / 1e6
+
+    def auction_bid(
+        self,
+        market: str,
+        t: int,
+        *,
+        cap_usd_per_mwh: float,
+        tariff_usd_per_mwh: float,
+        fit_usd_per_mwh: float,
+    ) -> tuple[Request, float] | None:
+        """Stage 1 in a double auction (markets/double_auction.py): bid for the whole demand of
+        hour t at no more than the grid would charge (the tariff, the user's alternative) and
+        the DLMP cap of its bus; returns (the request, its limit in $/MWh). None without demand
+        or when the limit is below the feed-in floor (the contract allows no such price)."""
+        limit_usd_per_mwh = min(tariff_usd_per_mwh, cap_usd_per_mwh)
+        if self.m_wh <= 0 or limit_usd_per_mwh < fit_usd_per_mwh:
+            return None
+        return Request(market, self.unique_id, self.m_wh, self.rt, t, t + 1), limit_usd_per_mwh

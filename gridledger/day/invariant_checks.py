@@ -3,7 +3,8 @@
 After feedback (phase 7) the model checks, over the chains' state and the hour's ledger rows:
 token supply change per chain = incentives minted (IncentiveMinted events, read independently of
 the model's own count), every settled request delivered <= scheduled and paid + refunded = value,
-settled once, no LETB request with more fills than `Scenario.letb_max_fills_per_request`,
+settled once, no local request (LETB request, auction bid) with more fills than
+`Scenario.letb_max_fills_per_request`,
 at most one rating per trade and only after settlement, every reputation within
 [0, REP_MAX], and each user's demand = local + renewable + grid. A violation raises
 `InvariantError` naming the hour and each broken invariant. (Escrow balances are checked by
@@ -57,7 +58,8 @@ def check_hour_invariants(model: EnergyMarketModel, t: int) -> None:
     requests = inv.request_book(_hour_rows(led.trades(), t), _hour_rows(led.settlements(), t))
     found += inv.check_settlements(requests)
     cap = model.params.letb_max_fills_per_request
-    found += inv.check_fill_counts(requests, {(m.chain.name, m.address): cap for m in model.letb})
+    local = [c for m in model.markets if m.kind == "local" for c in m.contracts()]
+    found += inv.check_fill_counts(requests, {(c.chain.name, c.address): cap for c in local})
     found += inv.check_feedback(_hour_rows(led.feedback(), t), requests)
     reps = {
         f"seller {a.account.address}": a.reputation

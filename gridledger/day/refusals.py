@@ -40,6 +40,9 @@ def probe_refusals(model: EnergyMarketModel) -> list[dict[str, Any]]:
     """Try each forbidden action once on the live chains; one row per attempt (see module)."""
     if model.running:
         raise ProbeSetupError("probe_refusals: the run is not finished (model.running is True)")
+    mechanism = model.params.market_mechanism
+    if mechanism != "paper":  # the probes are LETB's own rules (post_offer, request, settle)
+        raise ProbeSetupError(f"probe_refusals: probes LETB, the run's mechanism is {mechanism!r}")
     cheaters = {id(p) for p in model.cheaters}
     producer = users = None
     for p in model.producers:

@@ -20,6 +20,7 @@ from gridledger.markets.base import (
     Settlement,
     World,
 )
+from gridledger.markets.double_auction import DoubleAuctionMarket
 from gridledger.markets.letb import LocalBook
 from gridledger.markets.phases import Phase
 from gridledger.markets.retb import RenewableZone
@@ -44,11 +45,13 @@ __all__ = [
 MARKETS: dict[str, type[Market]] = {
     LocalBook.name: LocalBook,  # markets/letb.py
     RenewableZone.name: RenewableZone,  # markets/retb.py
+    DoubleAuctionMarket.name: DoubleAuctionMarket,  # markets/double_auction.py
 }
 """Market name -> class, one line per market."""
 
 MECHANISMS: dict[str, tuple[str, ...]] = {
     "paper": ("letb", "retb"),  # the paper's scheme: local book per area, then renewable zone
+    "double_auction": ("double_auction", "retb"),  # a uniform-price auction per area, then RETB
 }
 """Scenario `market_mechanism` -> the names of its markets, in hour order."""
 
