@@ -15,12 +15,32 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+import types
 import typing
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from gridledger.market.clearing import MAX_FILLS as LETB_MAX_FILLS
+
+PROFILE_YEAR = 2016
+"""Calendar year of the measured (SimBench) profiles: `Scenario.start` lies in it."""
+HOURS_IN_PROFILE_YEAR = 8784
+REAL_GRID_PREFIX = "simbench:"
+GERMAN_HOLIDAYS_2016 = (
+    "2016-01-01",
+    "2016-03-25",
+    "2016-03-28",
+    "2016-05-01",
+    "2016-05-05",
+    "2016-05-16",
+    "2016-10-03",
+    "2016-12-25",
+    "2016-12-26",
+)
+"""Nationwide public holidays of Germany in 2016 (the SimBench profiles' country and year)."""
+LOAD_PROFILES = ("synthetic", "simbench")
 
 REPUTATION_MAX = 1000
 """On-chain reputation scale: integer 0..REPUTATION_MAX (interfaces.md)."""
@@ -55,7 +75,8 @@ class Scenario:
 
     # --- time and randomness
     feeder: str = "sce56"
-    """Feeder name for `load_feeder` ("sce56", "sce47") or a folder path."""
+    """Feeder name for `load_feeder` ("sce56", "sce47") or a folder path; or a real grid,
+    "simbench:<code>" or a pandapower net .json file (agents from its loads, day/world_grid.py)."""
     hours: int = 24
     """Number of market hours simulated (model steps)."""
     start_hour: int = 0
@@ -64,6 +85,13 @@ class Scenario:
     """Length of one market hour in hours."""
     seed: int = 42
     """One seed drives every generator: profiles, faults, agent keys."""
+    start: str | None = None
+    """Measured time (day/measured.py): ISO date in PROFILE_YEAR of market hour 0's day (at clock
+    hour `start_hour`); profiles, weekdays and tariff days follow the calendar. None = the
+    synthetic day(s). A real grid (`feeder` = "simbench:<code>" or a .json net) needs it."""
+    load_profiles: str = "synthetic"
+    """Households' load on a bundled feeder: "synthetic" (two-peak shape) or "simbench" (SimBench
+    H0 profiles scaled to each bus's peak; needs `start`). Real grids always use their own."""
 
     # --- physical network
     include_feeder_pv: bool = False
@@ -144,6 +172,13 @@ class Scenario:
     tariff_onpeak_periods: tuple[tuple[int, ...], ...] = ((17, 22),)
     tariff_midpeak_periods: tuple[tuple[int, ...], ...] = ((7, 17),)
     """Retail time-of-use tariff (grid = supplier of last resort); periods are [start, end)."""
+    tariff_weekends_offpeak: bool = True
+    """With `start`: weekends and `tariff_holidays` are off-peak all day, as in SCE's
+    time-of-use schedules (on- and mid-peak apply on weekdays except holidays); false = the
+    weekday periods every day."""
+    tariff_holidays: tuple[str, ...] = GERMAN_HOLIDAYS_2016
+    """Public holidays (ISO dates in PROFILE_YEAR) of the profiles' calendar: the SimBench data is
+    German, its load treats these days like Sundays."""
     feed_in_tariff_usd_per_mwh: float = 40.0
     """Price the grid pays for exported energy; floor of every local offer."""
     wholesale_base_usd_per_mwh: float = 35.0
@@ -269,6 +304,8 @@ class Scenario:
             if key == "rep_plants":
                 plants = value
                 continue
+            if value is None:  # TOML has no null: a missing key reads back as the default None
+                continue
             lines.append(f"{key} = {_toml_value(value)}")
         for p in plants:
             lines += ["", "[[rep_plants]]", f"bus = {p['bus']}", f"p_kw = {_toml_value(p['p_kw'])}"]
@@ -300,6 +337,9 @@ def _toml_value(v: Any) -> str:
 def _coerce(name: str, hint: Any, value: Any) -> Any:
     """Check a plain value against the field's type hint; lists become tuples."""
     origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):  # `X | None`: None or an X
+        inner = next(a for a in typing.get_args(hint) if a is not type(None))
+        return None if value is None else _coerce(name, inner, value)
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ScenarioError(name, value, "expected a list")
@@ -347,6 +387,7 @@ def _validate(s: Scenario) -> None:
     _check(bool(s.feeder), "feeder", s.feeder, "must name a feeder or a folder")
     _check(1 <= s.hours <= 24 * 366, "hours", s.hours, "must be between 1 and 8784")
     _check(0 <= s.start_hour < 24, "start_hour", s.start_hour, "must be a clock hour 0..23")
+    _validate_calendar(s)
     _check(s.dt_h == 1.0, "dt_h", s.dt_h, "only hourly markets (1.0) are supported")
     _check(0 <= s.seed < 2**63, "seed", s.seed, "must be a non-negative 63-bit integer")
     buses = [p.bus for p in s.rep_plants]
@@ -557,6 +598,66 @@ def _validate(s: Scenario) -> None:
         "chain_block_period_s",
         s.chain_block_period_s,
         "must be positive",
+    )
+
+
+def is_real_grid(feeder: str) -> bool:
+    """True for a feeder built from a real grid's data: "simbench:<code>" or a pandapower .json."""
+    return feeder.startswith(REAL_GRID_PREFIX) or feeder.lower().endswith(".json")
+
+
+def _profile_date(name: str, value: Any, text: str) -> date:
+    """`text` as an ISO date inside PROFILE_YEAR, or ScenarioError naming the field."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ScenarioError(name, value, "not an ISO date (YYYY-MM-DD)") from None
+    _check(day.year == PROFILE_YEAR, name, value, f"must lie in the profiles' year {PROFILE_YEAR}")
+    return day
+
+
+def start_hour_of_year(s: Scenario) -> int:
+    """Hour of PROFILE_YEAR (0..8783) of market hour 0 (needs `start`)."""
+    assert s.start is not None
+    day = _profile_date("start", s.start, s.start)
+    return (day - date(PROFILE_YEAR, 1, 1)).days * 24 + s.start_hour
+
+
+def _validate_calendar(s: Scenario) -> None:
+    """`start`, `load_profiles` and `tariff_holidays`: dates in the profiles' year, the run
+    inside it; measured profiles only with a calendar."""
+    for h in s.tariff_holidays:
+        _profile_date("tariff_holidays", s.tariff_holidays, h)
+    _check(
+        s.load_profiles in LOAD_PROFILES,
+        "load_profiles",
+        s.load_profiles,
+        f"must be one of {LOAD_PROFILES}",
+    )
+    if s.start is None:
+        _check(
+            s.load_profiles == "synthetic",
+            "load_profiles",
+            s.load_profiles,
+            "measured profiles need a calendar: set start (a date in 2016)",
+        )
+        _check(
+            not is_real_grid(s.feeder),
+            "start",
+            s.start,
+            f"a real grid ({s.feeder}) runs on its measured profiles: set start (a date in "
+            f"{PROFILE_YEAR})",
+        )
+        return
+    h0 = start_hour_of_year(s)
+    last = datetime(PROFILE_YEAR, 1, 1) + timedelta(hours=h0 + s.hours - 1)
+    _check(
+        h0 + s.hours <= HOURS_IN_PROFILE_YEAR,
+        "start",
+        s.start,
+        f"start + hours ({s.hours}) runs past the end of the profiles' year {PROFILE_YEAR} "
+        f"(its last hour would be {last:%Y-%m-%d %H:00}; "
+        f"{HOURS_IN_PROFILE_YEAR - h0} hours are left)",
     )
 
 

@@ -44,6 +44,8 @@ class UserAgent(mesa.Agent):
     """A household buyer; holds its key, signs its own requests, rates its trades."""
 
     role = "user"
+    kind = "household"
+    """What the load is: "household", or on a real grid its data's "business", "farm", "other"."""
 
     def __init__(
         self,

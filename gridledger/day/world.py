@@ -18,11 +18,12 @@ from gridledger.agents.producer import LocalProducer, day_starts
 from gridledger.agents.rep import RepAgent
 from gridledger.agents.tdno import TDNO
 from gridledger.agents.user import UserAgent, ev_profile_kw
+from gridledger.day import measured, world_grid
 from gridledger.day.attacks import mark_cheaters
 from gridledger.network import profiles
 from gridledger.network.devices import Storage, ZIPLoad
 from gridledger.network.feeder import BUNDLED_FEEDERS, Feeder, load_feeder
-from gridledger.scenario import ScenarioError
+from gridledger.scenario import ScenarioError, is_real_grid
 
 if TYPE_CHECKING:
     from gridledger.model import EnergyMarketModel
@@ -46,9 +47,15 @@ def seed_streams(
 def build_world(model: EnergyMarketModel) -> None:
     """Network, profiles and agents of `model.params`, set on the model."""
     model.rngs, model.seqs = seed_streams(model.params.seed)
-    build_network(model)
-    build_profiles(model)
-    build_agents(model)
+    if is_real_grid(model.params.feeder):  # agents from the grid's own loads
+        world_grid.build_grid_world(model)
+    else:
+        build_network(model)
+        build_profiles(model)
+        build_agents(model)
+    build_parties(model)
+    if model.params.start is not None:  # measured time: price from the residual load
+        measured.set_wholesale(model)
 
 
 def build_network(model: EnergyMarketModel) -> None:
@@ -111,10 +118,12 @@ def build_profiles(model: EnergyMarketModel) -> None:
         noise_usd_per_mwh=sc.wholesale_noise_usd_per_mwh,
     )[sl]
     model.fit = float(sc.feed_in_tariff_usd_per_mwh)
+    if sc.start is not None:  # measured time: calendar PV and tariff (day/measured.py)
+        measured.on_calendar(model)
 
 
 def build_agents(model: EnergyMarketModel) -> None:
-    """Users (one per household), prosumers' producers, REPs, grid, operator, TDNO; faults."""
+    """Users (one per household), prosumers' producers and REPs of a bundled feeder."""
     sc = model.params
     n, sl, shape_kw = model.load_shape_args
     buses = model.feeder.buses
@@ -145,12 +154,16 @@ def build_agents(model: EnergyMarketModel) -> None:
     for i, (bus, _k) in enumerate(households):
         peak_p = float(buses.at[bus, "p_kw"]) / sc.households_per_bus
         peak_q = float(buses.at[bus, "q_kvar"]) / sc.households_per_bus
-        shape = profiles.load_shape(
-            n,
-            rng=np.random.default_rng(hh_seqs[i]),
-            noise=sc.load_variability,
-            **shape_kw,
-        )[sl]
+        shape = (
+            measured.household_shape(model, i)
+            if sc.load_profiles == "simbench"
+            else profiles.load_shape(
+                n,
+                rng=np.random.default_rng(hh_seqs[i]),
+                noise=sc.load_variability,
+                **shape_kw,
+            )[sl]
+        )
         pv_kw = (
             sc.rooftop_pv_kw_per_peak_kw * peak_p * model.pv_shape
             if i in pros
@@ -209,6 +222,11 @@ def build_agents(model: EnergyMarketModel) -> None:
                 day_start=day_starts(model.clock_hours),
             )
         )
+
+
+def build_parties(model: EnergyMarketModel) -> None:
+    """Grid, network operator and TDNO at the substation; pre-drawn faults; cheaters."""
+    sc = model.params
     sub = int(model.feeder.substation_bus)
     model.grid = GridAgent(model, bus=sub)
     model.operator = NetworkOperator(model, feeder=model.feeder)
