@@ -35,6 +35,7 @@ def start_invariants(model: EnergyMarketModel) -> None:
     now on the ledger decodes the markets' events (Trade, Settled, Rated, IncentiveMinted)."""
     model.ledger.watch(*model.letb, model.retb)
     model.invariant_state = _token_states(model)
+    model.invariant_events_from = model.ledger.n_events
 
 
 def _hour_rows(df: pd.DataFrame, t: int) -> pd.DataFrame:
@@ -46,18 +47,22 @@ def check_hour_invariants(model: EnergyMarketModel, t: int) -> None:
     t0 = time.perf_counter()
     found: list[inv.Violation] = []
     now = _token_states(model)
-    incentives = model.ledger.incentives()
+    led = model.ledger
+    since = model.invariant_events_from  # the events of this hour only: linear in run length
+    incentives = led.incentives(since)
     for c, after in now.items():
         before = model.invariant_state[c]
         minted = inv.minted_between(incentives, after.chain, before.block + 1, after.block)
         found += inv.check_supply(before, after, minted)
     model.invariant_state = now
-    led = model.ledger
-    requests = inv.request_book(_hour_rows(led.trades(), t), _hour_rows(led.settlements(), t))
+    model.invariant_events_from = led.n_events
+    requests = inv.request_book(
+        _hour_rows(led.trades(since), t), _hour_rows(led.settlements(since), t)
+    )
     found += inv.check_settlements(requests)
     cap = model.params.letb_max_fills_per_request
     found += inv.check_fill_counts(requests, {(m.chain.name, m.address): cap for m in model.letb})
-    found += inv.check_feedback(_hour_rows(led.feedback(), t), requests)
+    found += inv.check_feedback(_hour_rows(led.feedback(since), t), requests)
     reps = {
         f"seller {a.account.address}": a.reputation
         for a in (*model.producers, *model.reps)
