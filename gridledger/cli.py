@@ -344,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gridledger.day.attacks import AttackSetupError
     from gridledger.day.world import MarketSetupError
     from gridledger.network.feeder import FeederDataError
+    from gridledger.network.grid_data import GridSourceError
+    from gridledger.network.pandapower_grid import GridModelError, GridTopologyError
     from gridledger.outdir import OutputFolderError
     from gridledger.results import ResultsError
     from gridledger.scenario import ScenarioError
@@ -352,6 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ScenarioError,
         ResultsError,
         FeederDataError,
+        GridSourceError,
+        GridTopologyError,
+        GridModelError,
         MarketSetupError,
         AttackSetupError,
         CheckpointError,

@@ -27,7 +27,6 @@ from gridledger.market.clearing import MAX_FILLS as LETB_MAX_FILLS
 PROFILE_YEAR = 2016
 """Calendar year of the measured (SimBench) profiles: `Scenario.start` lies in it."""
 HOURS_IN_PROFILE_YEAR = 8784
-REAL_GRID_PREFIX = "simbench:"
 GERMAN_HOLIDAYS_2016 = (
     "2016-01-01",
     "2016-03-25",
@@ -75,8 +74,8 @@ class Scenario:
 
     # --- time and randomness
     feeder: str = "sce56"
-    """Feeder name for `load_feeder` ("sce56", "sce47") or a folder path; or a real grid,
-    "simbench:<code>" or a pandapower net .json file (agents from its loads, day/world_grid.py)."""
+    """Feeder for `load_feeder`: "sce56", "sce47", a folder path, "simbench:<code>" or a
+    pandapower net .json file (docs/real-grids.md; agents from its loads, day/world_grid.py)."""
     hours: int = 24
     """Number of market hours simulated (model steps)."""
     start_hour: int = 0
@@ -375,6 +374,17 @@ def _check(cond: bool, name: str, value: Any, reason: str) -> None:
         raise ScenarioError(name, value, reason)
 
 
+def _check_grid_spec(feeder: str) -> None:
+    """A real-grid feeder ("simbench:<code>", a pandapower .json) is checked without loading."""
+    from gridledger.network.grid_data import GridSourceError, check_grid_spec, is_grid_spec
+
+    if is_grid_spec(feeder):
+        try:
+            check_grid_spec(feeder)
+        except GridSourceError as exc:
+            raise ScenarioError("feeder", feeder, str(exc)) from exc
+
+
 def _validate(s: Scenario) -> None:
     """Type and range checks for every field; raises ScenarioError on the first problem."""
     for f in dataclasses.fields(s):
@@ -385,6 +395,7 @@ def _validate(s: Scenario) -> None:
                 _check(math.isfinite(x), f.name, v, "must be finite")
 
     _check(bool(s.feeder), "feeder", s.feeder, "must name a feeder or a folder")
+    _check_grid_spec(s.feeder)
     _check(1 <= s.hours <= 24 * 366, "hours", s.hours, "must be between 1 and 8784")
     _check(0 <= s.start_hour < 24, "start_hour", s.start_hour, "must be a clock hour 0..23")
     _validate_calendar(s)
@@ -601,11 +612,6 @@ def _validate(s: Scenario) -> None:
     )
 
 
-def is_real_grid(feeder: str) -> bool:
-    """True for a feeder built from a real grid's data: "simbench:<code>" or a pandapower .json."""
-    return feeder.startswith(REAL_GRID_PREFIX) or feeder.lower().endswith(".json")
-
-
 def _profile_date(name: str, value: Any, text: str) -> date:
     """`text` as an ISO date inside PROFILE_YEAR, or ScenarioError naming the field."""
     try:
@@ -635,6 +641,8 @@ def _validate_calendar(s: Scenario) -> None:
         f"must be one of {LOAD_PROFILES}",
     )
     if s.start is None:
+        from gridledger.network.grid_data import is_grid_spec
+
         _check(
             s.load_profiles == "synthetic",
             "load_profiles",
@@ -642,7 +650,7 @@ def _validate_calendar(s: Scenario) -> None:
             "measured profiles need a calendar: set start (a date in 2016)",
         )
         _check(
-            not is_real_grid(s.feeder),
+            not is_grid_spec(s.feeder),
             "start",
             s.start,
             f"a real grid ({s.feeder}) runs on its measured profiles: set start (a date in "

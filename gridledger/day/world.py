@@ -23,7 +23,8 @@ from gridledger.day.attacks import mark_cheaters
 from gridledger.network import profiles
 from gridledger.network.devices import Storage, ZIPLoad
 from gridledger.network.feeder import BUNDLED_FEEDERS, Feeder, load_feeder
-from gridledger.scenario import ScenarioError, is_real_grid
+from gridledger.network.grid_data import is_grid_spec
+from gridledger.scenario import ScenarioError
 
 if TYPE_CHECKING:
     from gridledger.model import EnergyMarketModel
@@ -47,7 +48,7 @@ def seed_streams(
 def build_world(model: EnergyMarketModel) -> None:
     """Network, profiles and agents of `model.params`, set on the model."""
     model.rngs, model.seqs = seed_streams(model.params.seed)
-    if is_real_grid(model.params.feeder):  # agents from the grid's own loads
+    if is_grid_spec(model.params.feeder):  # agents from the grid's own loads
         world_grid.build_grid_world(model)
     else:
         build_network(model)
@@ -61,7 +62,8 @@ def build_world(model: EnergyMarketModel) -> None:
 def build_network(model: EnergyMarketModel) -> None:
     """Feeder (without its own PV unless asked), REP buses checked, LETB areas, ZIP load."""
     sc = model.params
-    if sc.feeder not in BUNDLED_FEEDERS and not Path(sc.feeder).is_dir():  # before any work
+    spec_ok = sc.feeder in BUNDLED_FEEDERS or Path(sc.feeder).is_dir() or is_grid_spec(sc.feeder)
+    if not spec_ok:  # before any work (grid specs are checked by the Scenario)
         reason = f"not a bundled feeder {BUNDLED_FEEDERS} nor an existing folder"
         raise ScenarioError("feeder", sc.feeder, reason)
     feeder = load_feeder(sc.feeder)
