@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 # bump when the conversion's output changes (it keys the SimBench cache)
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 # element tables the feeder has no model for (refused when they have in-service rows)
 _UNSUPPORTED = (
     "gen",
