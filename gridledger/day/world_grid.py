@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 LV_LEVELS = (6, 7)
 """SimBench voltage levels of low-voltage generators (7 = LV, 6 = MV/LV substation)."""
+MAX_SELLER_BUSES = 64
+"""Seller buses one market can cap per hour (contracts/market_base.vy `open_hour`, MAX_CAPS)."""
+MAX_BUS = 65535
+"""Largest bus number the markets accept (contracts/market_base.vy MAX_BUS; the least is 1)."""
 
 
 def build_grid_world(model: EnergyMarketModel) -> None:
@@ -71,6 +75,27 @@ def build_grid_world(model: EnergyMarketModel) -> None:
     model.pv_shape = measured.reference_pv(grid.profiles, index)
     add_users(model, grid, index)
     add_reps(model, grid, index)
+    check_market_limits(model, grid.name, MarketSetupError)
+
+
+def check_market_limits(model: EnergyMarketModel, name: str, error: type[Exception]) -> None:
+    """Refuse, before any chain work, a world the contracts cannot run: more seller buses in one
+    market than an hour can cap, or a bus number outside 1..MAX_BUS."""
+    buses = {a.bus for a in (*model.users, *model.producers, *model.reps)}
+    if buses and not 1 <= min(buses) <= max(buses) <= MAX_BUS:
+        raise error(
+            f"grid {name}: agents at bus {min(buses)}..{max(buses)}; the markets number "
+            f"buses 1..{MAX_BUS}"
+        )
+    markets = {"RETB": {r.bus for r in model.reps}}
+    for p in model.producers:
+        markets.setdefault(f"LETB area {p.area}", set()).add(p.bus)
+    for market, sellers in markets.items():
+        if len(sellers) > MAX_SELLER_BUSES:
+            raise error(
+                f"grid {name}: {market} has sellers at {len(sellers)} buses; one market hour "
+                f"caps at most {MAX_SELLER_BUSES} (contracts/market_base.vy MAX_CAPS)"
+            )
 
 
 def letb_areas(grid: GridData) -> dict[int, int]:

@@ -15,8 +15,9 @@ import pytest
 
 from gridledger import EnergyMarketModel, Results, Scenario
 from gridledger.day import measured
-from gridledger.day.world_grid import letb_areas, rep_generators
+from gridledger.day.world_grid import letb_areas, profile_kw, rep_generators
 from gridledger.model import MarketSetupError
+from gridledger.network import solve_opf
 from gridledger.scenario import RepPlant, ScenarioError
 
 if TYPE_CHECKING:
@@ -158,17 +159,49 @@ def test_mvlv_areas_are_its_lv_grids_and_mv_plants_are_reps() -> None:
     assert len(reps) == int((g.generators["voltage_level"] <= 5).sum()) > 100
 
 
-@pytest.mark.slow
-def test_mvlv_day_prices_several_voltage_levels() -> None:
-    """1-MVLV-urban-6.305: HV/MV and MV/LV transformers in one per-unit OPF; every load trades."""
-    model = EnergyMarketModel(Scenario(feeder=MVLV, start="2016-06-01", hours=6, start_hour=9))
-    g = model.grid_data
-    assert len(model.users) == len(g.loads)
-    assert len(model.reps) == int((g.generators["voltage_level"] <= 5).sum())
-    assert model.n_areas == len(set(letb_areas(g).values()))
-    r = model.run()
-    assert (r.hourly["opf_status"] == "optimal").all()
-    assert (r.trades["chain"] == "retb").sum() > 0
+def test_mvlv_market_beyond_the_contracts_cap_limit_is_refused_by_name() -> None:
+    """1-MVLV-urban-6.305 has REPs (aggregated LV renewables on MV buses) at 132 buses: more
+    than one RETB hour can cap, refused before any chain work."""
+    with pytest.raises(MarketSetupError, match="RETB has sellers at 132 buses"):
+        EnergyMarketModel(Scenario(feeder=MVLV, start="2016-06-01"))
+
+
+def bus_day_kw(g: GridData, day: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hour x bus net load (kW, generation negative) and reactive load of a grid's own data."""
+    index = measured.hour_index(Scenario(start=day))
+    ld, gen = g.loads, g.generators
+    p = profile_kw(g.profiles, [f"{x}_pload" for x in ld["profile"]], ld["p_kw"], index)
+    q = profile_kw(g.profiles, [f"{x}_qload" for x in ld["profile"]], ld["q_kvar"], index)
+    pg = profile_kw(g.profiles, list(gen["profile"]), gen["p_kw"], index)
+    cols = g.feeder.buses.index
+    by_bus = [
+        pd.DataFrame(a, index=range(24))
+        .T.groupby(b.to_numpy())
+        .sum()
+        .T.reindex(columns=cols, fill_value=0.0)
+        for a, b in ((p, ld["bus"]), (q, ld["bus"]), (pg, gen["bus"]))
+    ]
+    return by_bus[0] - by_bus[2], by_bus[1]
+
+
+@pytest.mark.parametrize("spec", [LV, MVLV])
+def test_opf_prices_a_real_grid_day(spec: str) -> None:
+    """The OPF on a converted grid (HV/MV and MV/LV transformers in one per-unit system on
+    1-MVLV-urban-6.305): exact, and each bus's DLMP carries its losses."""
+    g = grid(spec)
+    p, q = bus_day_kw(g, "2016-06-01")
+    sc = Scenario(start="2016-06-01")
+    price = measured.calendar_tariff(sc, measured.hour_index(sc))
+    res = solve_opf(
+        g.feeder, p, q, price_usd_per_mwh=price, include_pv=False, v_min_pu=0.9, v_max_pu=1.1
+    )
+    assert res.status in ("optimal", "optimal_inaccurate")  # Clarabel: reduced accuracy ok
+    assert res.exactness.max_v_error_pu < 1e-4  # the relaxation is exact: V = the AC power flow's
+    dlmp = res.dlmp_usd_per_mwh.to_numpy()
+    assert np.isfinite(dlmp).all()
+    sub = dlmp[:, g.feeder.topology.pos[g.feeder.substation_bus]]
+    assert np.allclose(sub, price, rtol=1e-3)
+    assert (dlmp.max(axis=1) > sub).all()  # losses: somewhere a kWh costs more than at the root
 
 
 @pytest.mark.slow
