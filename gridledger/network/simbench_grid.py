@@ -12,6 +12,7 @@ Parquet files and rebuilds the Feeder without importing simbench or pandapower.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import os
 import shutil
@@ -43,7 +44,10 @@ def cache_root() -> Path:
 
 
 def _simbench_version(code: str) -> str:
+    """The installed simbench version, found without importing it (a cached load is fast)."""
     try:
+        if importlib.util.find_spec("simbench") is None:
+            raise metadata.PackageNotFoundError("simbench")
         return metadata.version("simbench")
     except metadata.PackageNotFoundError as exc:
         raise SimbenchMissingError(
