@@ -86,20 +86,18 @@ def hourly_profiles(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Hourly means of SimBench-style profile tables ('time' column "dd.mm.YYYY HH:MM" + values).
 
     The 15-min values of each hour are averaged; tables are joined by column (the first of
-    duplicate column names wins). SimBench's rows are consecutive quarter-hours, but its labels
-    are German clock time (no 02:00-02:45 on 27 March, 02:00-02:45 twice on 30 October), so rows
-    are grouped by position, four per hour, on a continuous hourly index from the first label:
-    8,784 hours of 2016 without a gap."""
+    duplicate column names wins). SimBench's labels are German clock time: 27 March has no
+    02:00-02:45 (that clock hour is the mean of its neighbours, so 2016 has 8,784 hours without
+    a gap) and 30 October has 02:00-02:45 twice (its 02:00 is the mean of the eight)."""
     parts = []
     for key in sorted(tables):
         df = tables[key]
         if df is None or len(df) == 0 or "time" not in df.columns or df.shape[1] < 2:
             continue
-        first = pd.to_datetime(df["time"].iloc[0], format="%d.%m.%Y %H:%M")
+        t = pd.to_datetime(df["time"], format="%d.%m.%Y %H:%M")
         vals = df.drop(columns="time").apply(pd.to_numeric, errors="coerce").astype(float)
-        hourly = vals.groupby(np.arange(len(vals)) // 4).mean()
-        hourly.index = pd.date_range(first, periods=len(hourly), freq="h")
-        parts.append(hourly)
+        vals.index = pd.DatetimeIndex(t)
+        parts.append(vals.resample("h").mean().interpolate(limit_area="inside"))
     if not parts:
         return pd.DataFrame(index=pd.DatetimeIndex([], name="time"))
     out = pd.concat(parts, axis=1)
