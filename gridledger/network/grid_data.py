@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from gridledger.network.feeder import Feeder
 
 __all__ = [
+    "GENERATOR_KINDS",
     "LOAD_KINDS",
     "SIMBENCH_PREFIX",
     "GridData",
@@ -155,10 +155,3 @@ def grid_source(spec: str | Path, *, cache_dir: Path | None = None) -> GridData:
     except Exception as exc:  # pandapower raises several types for a bad file
         raise GridSourceError(f"grid {text!r}: not a pandapower net JSON file ({exc})") from exc
     return grid_from_pandapower(net, name=Path(text).stem)
-
-
-def empty_lv_grids(feeder: Feeder) -> pd.Series:
-    """-1 for every bus (no LV grid)."""
-    return pd.Series(
-        np.full(feeder.n_buses, -1, dtype=np.int64), index=feeder.buses.index, name="lv_grid"
-    )

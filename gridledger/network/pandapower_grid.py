@@ -311,19 +311,14 @@ def _feeder_tables(net: Any, topo: dict[str, Any], label: str) -> tuple[pd.DataF
     # merge parallel branches: admittances add
     series["lo"] = np.minimum(series.ra, series.rb)
     series["hi"] = np.maximum(series.ra, series.rb)
-    series["admittance"] = 1 / series.z
-    series["mvlv"] = (series.kind == "trafo") & _is_mvlv(net, series)
-    merged = series.groupby(["lo", "hi"], sort=False).agg(
-        admittance=("admittance", "sum"),
-        mvlv=("mvlv", "any"),
-        a=("ra", "first"),
-        b=("rb", "first"),
-    )
-    zm = 1 / merged.admittance.to_numpy()
+    key = series.groupby(["lo", "hi"], sort=False).ngroup().to_numpy()
+    first = pd.Series(np.arange(len(key))).groupby(key).first().to_numpy()
+    zm = _parallel(series.z.to_numpy(dtype=complex), key, first)
+    mvlv = np.bincount(key, weights=_is_mvlv(net, series), minlength=len(first)) > 0
     lines = pd.DataFrame(
         {
-            "from_bus": merged.a.to_numpy(dtype=np.int64),
-            "to_bus": merged.b.to_numpy(dtype=np.int64),
+            "from_bus": series.ra.to_numpy(dtype=np.int64)[first],
+            "to_bus": series.rb.to_numpy(dtype=np.int64)[first],
             "r_pu": zm.real,
             "x_pu": zm.imag,
         }
@@ -345,15 +340,27 @@ def _feeder_tables(net: Any, topo: dict[str, Any], label: str) -> tuple[pd.DataF
     buses["shunt_kvar"] = y_bus.imag * sn_kva
     if (buses.shunt_kw < 0).any():
         raise GridModelError(f"{label}: negative shunt conductance (an active shunt)")
-    mvlv = merged.mvlv.to_numpy()
     return buses, lines, load, mvlv, root_bus
 
 
-def _is_mvlv(net: Any, series: pd.DataFrame) -> pd.Series:
+def _parallel(z: np.ndarray, key: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Impedance of each group of parallel branches (admittances add; a zero-impedance tie
+    short-circuits its group)."""
+    n = len(first)
+    count = np.bincount(key, minlength=n)
+    has_zero = np.bincount(key, weights=(z == 0), minlength=n) > 0
+    adm = np.zeros(n, dtype=complex)
+    np.add.at(adm, key, 1 / np.where(z == 0, 1, z))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        merged = np.where(has_zero, 0j, 1 / np.where(adm == 0, 1, adm))
+    return np.where(count == 1, z[first], merged)
+
+
+def _is_mvlv(net: Any, series: pd.DataFrame) -> np.ndarray:
+    """True for MV/LV transformers (rated HV side >= 1 kV, LV side < 1 kV)."""
     tr = net.trafo.reindex(series.element.where(series.kind == "trafo", -1).to_numpy())
-    return pd.Series(
-        ((tr.vn_hv_kv >= 1.0) & (tr.vn_lv_kv < 1.0)).fillna(False).to_numpy(), index=series.index
-    )
+    mvlv = ((tr.vn_hv_kv >= 1.0) & (tr.vn_lv_kv < 1.0)).fillna(False).to_numpy(dtype=bool)
+    return mvlv & (series.kind == "trafo").to_numpy()
 
 
 def _loads(net: Any, rep: pd.Series) -> pd.DataFrame:
