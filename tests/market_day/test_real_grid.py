@@ -125,6 +125,12 @@ def test_lv_day_every_load_an_agent_trading_on_both_chains(
     row = g.loads.iloc[0]
     profile = g.profiles.loc["2016-06-01", f"{row['profile']}_pload"].to_numpy()
     assert np.allclose(h0.load_kw, row["p_kw"] * profile)
+    # the wholesale price follows the residual load (load minus rooftop PV and REP output)
+    load = sum(u.load_kw for u in model.users)
+    residual = (
+        load - sum(u.self_pv_kw for u in model.users) - sum(a.forecast_kw for a in model.reps)
+    )
+    assert np.corrcoef(residual, r.hourly["wholesale_usd_per_mwh"])[0, 1] > 0.9
     assert r.summary["complete"]
 
 
