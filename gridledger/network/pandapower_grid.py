@@ -288,8 +288,10 @@ def _branch_values(net: Any, br: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _feeder_tables(net: Any, topo: dict[str, Any], label: str) -> tuple[pd.DataFrame, ...]:
-    """Bus table, line table (merged parallels) and the MV/LV branch flags."""
+def _feeder_tables(
+    net: Any, topo: dict[str, Any], label: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray, int]:
+    """Bus table, line table (parallels merged), loads, MV/LV flag per line, the root bus."""
     rep, root_bus = topo["rep"], topo["root_bus"]
     br = _branch_values(net, topo["branches"])
     nodes = topo["nodes"]

@@ -200,3 +200,18 @@ def test_simbench_tables_follow_the_interface(simbench_case):
     assert grid.n_lv_grids == 1
     lv = grid.lv_grid_of_bus
     assert set(lv.index[lv == 0]) == set(lv_buses)
+
+
+@pytest.mark.parametrize("backend", ["clarabel", "cvxpy"])
+def test_opf_carries_the_converted_shunts_and_slack_like_the_power_flow(backend):
+    from gridledger.network import HourlyOPF
+
+    f = grid_from_pandapower(_small_net(n_lv=2)).feeder
+    assert f.buses.shunt_kw.sum() > 3.0  # two transformers' iron losses
+    opf = HourlyOPF(f, v_max_pu=1.06, backend=backend)
+    res = opf.solve(f.buses.p_kw, f.buses.q_kvar, 50.0)
+    ac = run_power_flow(f)
+    assert res.v_pu.iloc[0][f.substation_bus] == pytest.approx(1.02)  # the ext_grid's voltage
+    assert res.exactness.max_v_error_pu < 1e-6
+    # nothing to dispatch: the OPF's import is the AC flow's, iron losses included
+    assert res.p_substation_kw.iloc[0] == pytest.approx(ac.p_substation_kw, abs=1e-3)

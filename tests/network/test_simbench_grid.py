@@ -54,6 +54,16 @@ def test_second_load_reads_the_cache_without_simbench(cache):
 
 
 @pytest.mark.slow
+def test_load_feeder_takes_a_simbench_spec(cache, monkeypatch):
+    root, grid = cache
+    monkeypatch.setenv("GRIDLEDGER_CACHE", str(root))
+    before = simbench_grid.STATS["simbench_loads"]
+    feeder = load_feeder(f"simbench:{CODE}")
+    assert simbench_grid.STATS["simbench_loads"] == before
+    assert (feeder.n_buses, feeder.substation_bus) == (59, grid.feeder.substation_bus)
+
+
+@pytest.mark.slow
 def test_cache_is_written_atomically(cache):
     root, grid = cache
     folder = simbench_grid.simbench_cache_dir(CODE, root)
@@ -81,6 +91,15 @@ def test_hourly_profiles_are_the_mean_of_four_quarter_hours(cache):
     assert grid.profiles.loc["2016-06-01 12:00", col] == pytest.approx(expect, rel=1e-12)
     assert grid.profiles.shape[0] == 8784
     assert grid.profiles.index[-1] == pd.Timestamp("2016-12-31 23:00")
+    # German clock time: 27 March skips 02:00 (filled from its neighbours), 30 October has
+    # two 02:00 hours (one mean of eight values)
+    assert not grid.profiles.isna().any().any()
+    spring = grid.profiles[col].loc["2016-03-27 01:00":"2016-03-27 03:00"].to_numpy()
+    assert spring[1] == pytest.approx((spring[0] + spring[2]) / 2)
+    t = pd.to_datetime(raw.time, format="%d.%m.%Y %H:%M")
+    autumn = raw[col][t.dt.floor("h") == pd.Timestamp("2016-10-30 02:00")]
+    assert len(autumn) == 8
+    assert grid.profiles.loc["2016-10-30 02:00", col] == pytest.approx(autumn.mean())
 
 
 def test_unknown_code_is_refused_before_any_work(tmp_path):
