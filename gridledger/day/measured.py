@@ -6,20 +6,25 @@
 - Tariff (`calendar_tariff`): the scenario's time-of-use periods on weekdays; with
   `tariff_weekends_offpeak` (the default, as SCE's time-of-use schedules) weekends and
   `tariff_holidays` are off-peak all day.
-- Wholesale price (`set_wholesale`): the data has no price series, so the substation energy price
-  follows the world's residual load, load minus renewable output (the merit-order effect: sunny
-  and windy hours are cheap): base + slope · residual_t / peak load of the run (+ seeded noise),
-  floored at 5 $/MWh — the synthetic day's formula (network/profiles.py `wholesale_price`) with
-  the measured residual load in place of the two-peak load shape.
+- Wholesale price (`residual_wholesale`): the data has no price series, so the substation
+  energy price follows the world's residual load, load minus renewable output (the merit-order
+  effect: sunny and windy hours are cheap): base + slope · residual_t / peak load of the run
+  (+ seeded noise), floored at 5 $/MWh — the synthetic day's formula (network/profiles.py
+  `wholesale_price`) with the measured residual load in place of the two-peak load shape.
 - Bundled feeders (SCE-56) with `start` (`on_calendar`): PV (REPs, rooftop) follows the mean of
   the PV profiles of REFERENCE_GRID; households' load keeps the synthetic shape, or with
   `load_profiles = "simbench"` takes the SimBench household (H0) profiles of REFERENCE_GRID,
   household i the i-th of them in turn, scaled so that the profile's peak hour of the year is
-  the bus's tabulated peak load (`household_shape`).
+  the bus's tabulated peak load (`household_shapes`).
+
+Every function here is pure (scenario and data in, arrays out); day/world.py puts the results
+on the model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,7 +34,8 @@ from gridledger.network import profiles
 from gridledger.scenario import PROFILE_YEAR, Scenario, start_hour_of_year
 
 if TYPE_CHECKING:
-    from gridledger.model import EnergyMarketModel
+    from gridledger.agents.rep import RepAgent
+    from gridledger.agents.user import UserAgent
     from gridledger.network.grid_data import GridData
 
 REFERENCE_GRID = "1-LV-urban6--0-sw"
@@ -101,42 +107,53 @@ def reference_grid() -> GridData:
     return grid_source(f"simbench:{REFERENCE_GRID}")
 
 
-def on_calendar(model: EnergyMarketModel) -> None:
-    """A bundled feeder's profiles put on the calendar: clock hours checked, PV from the data,
-    the tariff by calendar; households' measured shapes when load_profiles = "simbench"."""
-    sc = model.params
+@dataclass(frozen=True, eq=False)
+class Calendar:
+    """A bundled feeder's profiles on the calendar (replacing the synthetic day's)."""
+
+    hour_index: pd.DatetimeIndex  # calendar timestamp of each market hour
+    pv_shape: np.ndarray  # PV output per kW of nameplate: mean of REFERENCE_GRID's PV profiles
+    tariff: np.ndarray  # retail tariff by calendar (calendar_tariff), USD/MWh
+
+
+def on_calendar(sc: Scenario) -> Calendar:
+    """A bundled feeder's PV and tariff on the calendar of `sc.start` (module docstring)."""
     index = hour_index(sc)
+    return Calendar(
+        index, reference_pv(reference_grid().profiles, index), calendar_tariff(sc, index)
+    )
+
+
+def household_shapes(sc: Scenario) -> np.ndarray:
+    """Hours × profiles load multipliers of REFERENCE_GRID's H0 profiles (1.0 = each profile's
+    peak hour of the year); household i takes column i mod their number (`household_shape`)."""
     table = reference_grid().profiles
-    model.hour_index = index
-    model.pv_shape = reference_pv(table, index)
-    model.tariff = calendar_tariff(sc, index)
-    if sc.load_profiles == "simbench":
-        cols = sorted(
-            c for c in table.columns if c.startswith(HOUSEHOLD_PROFILE_PREFIX) and "_pload" in c
-        )
-        peaks = table[cols].max().to_numpy()
-        model.household_shapes = profile_block(table, cols, index) / peaks
+    cols = sorted(
+        c for c in table.columns if c.startswith(HOUSEHOLD_PROFILE_PREFIX) and "_pload" in c
+    )
+    return profile_block(table, cols, hour_index(sc)) / table[cols].max().to_numpy()
 
 
-def household_shape(model: EnergyMarketModel, i: int) -> np.ndarray:
-    """Load multiplier of household i (1.0 = its bus's peak) from the SimBench H0 profiles."""
-    shapes = model.household_shapes
+def household_shape(shapes: np.ndarray, i: int) -> np.ndarray:
+    """Load multiplier of household i (1.0 = its bus's peak) from `household_shapes`."""
     return shapes[:, i % shapes.shape[1]]
 
 
-def set_wholesale(model: EnergyMarketModel) -> None:
-    """Wholesale price from the world's residual load (module docstring)."""
-    sc = model.params
-    load_kw = sum((u.load_kw + u.ev_kw for u in model.users), np.zeros(sc.hours))
-    gen_kw = sum((u.self_pv_kw for u in model.users), np.zeros(sc.hours))
-    gen_kw = sum((r.forecast_kw for r in model.reps), gen_kw)
+def residual_wholesale(
+    sc: Scenario, rng: np.random.Generator, users: Sequence[UserAgent], reps: Sequence[RepAgent]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wholesale price from the world's residual load (module docstring) and the load
+    multiplier of the whole grid (1.0 = the run's peak load)."""
+    load_kw = sum((u.load_kw + u.ev_kw for u in users), np.zeros(sc.hours))
+    gen_kw = sum((u.self_pv_kw for u in users), np.zeros(sc.hours))
+    gen_kw = sum((r.forecast_kw for r in reps), gen_kw)
     peak_kw = max(float(load_kw.max()), 1e-9)
-    model.feeder_load_shape = load_kw / peak_kw
-    model.wholesale = profiles.wholesale_price(
+    wholesale = profiles.wholesale_price(
         sc.hours,
-        rng=model.rngs["price"],
+        rng=rng,
         load=(load_kw - gen_kw) / peak_kw,
         base_usd_per_mwh=sc.wholesale_base_usd_per_mwh,
         slope_usd_per_mwh=sc.wholesale_slope_usd_per_mwh,
         noise_usd_per_mwh=sc.wholesale_noise_usd_per_mwh,
     )
+    return wholesale, load_kw / peak_kw

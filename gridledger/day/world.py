@@ -7,6 +7,7 @@ one part of a scenario does not reshuffle the random draws of another.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,16 +48,21 @@ def seed_streams(
 
 def build_world(model: EnergyMarketModel) -> None:
     """Network, profiles and agents of `model.params`, set on the model."""
-    model.rngs, model.seqs = seed_streams(model.params.seed)
-    if is_grid_spec(model.params.feeder):  # agents from the grid's own loads
-        world_grid.build_grid_world(model)
+    sc = model.params
+    model.rngs, model.seqs = seed_streams(sc.seed)
+    if is_grid_spec(sc.feeder):  # agents from the grid's own loads (day/world_grid.py)
+        gw = world_grid.build_grid_world(model, sc, model.rngs)
+        for f in dataclasses.fields(gw):
+            setattr(model, f.name, getattr(gw, f.name))
     else:
         build_network(model)
         build_profiles(model)
         build_agents(model)
     build_parties(model)
-    if model.params.start is not None:  # measured time: price from the residual load
-        measured.set_wholesale(model)
+    if sc.start is not None:  # measured time: price from the residual load (day/measured.py)
+        model.wholesale, model.feeder_load_shape = measured.residual_wholesale(
+            sc, model.rngs["price"], model.users, model.reps
+        )
 
 
 def build_network(model: EnergyMarketModel) -> None:
@@ -121,13 +127,15 @@ def build_profiles(model: EnergyMarketModel) -> None:
     )[sl]
     model.fit = float(sc.feed_in_tariff_usd_per_mwh)
     if sc.start is not None:  # measured time: calendar PV and tariff (day/measured.py)
-        measured.on_calendar(model)
+        cal = measured.on_calendar(sc)
+        model.hour_index, model.pv_shape, model.tariff = cal.hour_index, cal.pv_shape, cal.tariff
 
 
 def build_agents(model: EnergyMarketModel) -> None:
     """Users (one per household), prosumers' producers and REPs of a bundled feeder."""
     sc = model.params
     n, sl, shape_kw = model.load_shape_args
+    shapes = measured.household_shapes(sc) if sc.load_profiles == "simbench" else None
     buses = model.feeder.buses
     load_buses = [int(b) for b in buses.index if buses.at[b, "p_kw"] > 0]
     households = [(b, k) for b in load_buses for k in range(sc.households_per_bus)]
@@ -157,8 +165,8 @@ def build_agents(model: EnergyMarketModel) -> None:
         peak_p = float(buses.at[bus, "p_kw"]) / sc.households_per_bus
         peak_q = float(buses.at[bus, "q_kvar"]) / sc.households_per_bus
         shape = (
-            measured.household_shape(model, i)
-            if sc.load_profiles == "simbench"
+            measured.household_shape(shapes, i)
+            if shapes is not None
             else profiles.load_shape(
                 n,
                 rng=np.random.default_rng(hh_seqs[i]),

@@ -24,8 +24,10 @@ The grid's data decides who trades (network/grid_data.py `GridData`):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import mesa
 import numpy as np
 import pandas as pd
 
@@ -37,8 +39,11 @@ from gridledger.network.devices import Storage, ZIPLoad
 from gridledger.scenario import Scenario
 
 if TYPE_CHECKING:
-    from gridledger.model import EnergyMarketModel
+    from gridledger.network.feeder import Feeder
     from gridledger.network.grid_data import GridData
+
+Rngs = dict[str, np.random.Generator]
+"""The world's named random streams (day/world.py seed_streams)."""
 
 LV_LEVELS = (6, 7)
 """SimBench voltage levels of low-voltage generators (7 = LV, 6 = MV/LV substation)."""
@@ -48,47 +53,81 @@ MAX_BUS = 65535
 """Largest bus number the markets accept (contracts/market_base.vy MAX_BUS; the least is 1)."""
 
 
-def build_grid_world(model: EnergyMarketModel) -> None:
-    """Feeder, areas, calendar profiles, users, producers and REPs of a real grid, on the model."""
+@dataclass(frozen=True, eq=False)
+class GridWorld:
+    """What a real grid's world is made of; fields are named like the model attributes (and
+    day/world.py's network and profile fields) they become."""
+
+    grid_data: GridData  # the converted grid
+    feeder: Feeder
+    area_of_bus: dict[int, int]  # bus -> LETB area (letb_areas)
+    n_areas: int
+    zip: ZIPLoad
+    hour_index: pd.DatetimeIndex  # calendar timestamp of each market hour
+    clock_hours: np.ndarray
+    pv_shape: np.ndarray  # mean PV profile of the grid (the scenario's REP plants follow it)
+    tariff: np.ndarray  # USD/MWh by calendar
+    fit: float  # feed-in tariff, USD/MWh
+    users: list[UserAgent]  # one per load, in the loads table's order
+    producers: list[LocalProducer]  # one per load with rooftop generation
+    reps: list[RepAgent]
+
+
+def build_grid_world(model: mesa.Model, sc: Scenario, rngs: Rngs) -> GridWorld:
+    """Feeder, areas, calendar profiles, users, producers and REPs of a real grid (the agents
+    join `model`); MarketSetupError for what the markets cannot run, before any chain work."""
     from gridledger.day.world import MarketSetupError  # world.py hooks this module in
     from gridledger.network.grid_data import grid_source
 
-    sc = model.params
     grid = grid_source(sc.feeder)
     for plant in sc.rep_plants if not rep_generators(grid).size else ():
         if plant.bus not in grid.feeder.buses.index:
             raise MarketSetupError(
                 f"scenario field 'rep_plants': bus {plant.bus} is not on grid {grid.name}"
             )
-    model.grid_data = grid
-    model.feeder = grid.feeder
-    model.area_of_bus = letb_areas(grid)
-    model.n_areas = len(set(model.area_of_bus.values()))
-    model.zip = ZIPLoad(
-        z_p=sc.zip_z, i_p=sc.zip_i, p_p=sc.zip_p, z_q=sc.zip_z, i_q=sc.zip_i, p_q=sc.zip_p
-    )
+    area_of_bus = letb_areas(grid)
     index = measured.hour_index(sc)
-    model.hour_index = index
-    model.clock_hours = index.hour.to_numpy()
-    model.tariff = measured.calendar_tariff(sc, index)
-    model.fit = float(sc.feed_in_tariff_usd_per_mwh)
-    model.pv_shape = measured.reference_pv(grid.profiles, index)
-    add_users(model, grid, index)
-    add_reps(model, grid, index)
-    check_market_limits(model, grid.name, MarketSetupError)
+    clock_hours = index.hour.to_numpy()
+    pv_shape = measured.reference_pv(grid.profiles, index)
+    users, producers = make_users(model, sc, rngs, grid, index, area_of_bus)
+    reps = make_reps(model, sc, rngs["forecast"], grid, index, pv_shape)
+    check_market_limits(grid.name, users, producers, reps, MarketSetupError)
+    return GridWorld(
+        grid_data=grid,
+        feeder=grid.feeder,
+        area_of_bus=area_of_bus,
+        n_areas=len(set(area_of_bus.values())),
+        zip=ZIPLoad(
+            z_p=sc.zip_z, i_p=sc.zip_i, p_p=sc.zip_p, z_q=sc.zip_z, i_q=sc.zip_i, p_q=sc.zip_p
+        ),
+        hour_index=index,
+        clock_hours=clock_hours,
+        pv_shape=pv_shape,
+        tariff=measured.calendar_tariff(sc, index),
+        fit=float(sc.feed_in_tariff_usd_per_mwh),
+        users=users,
+        producers=producers,
+        reps=reps,
+    )
 
 
-def check_market_limits(model: EnergyMarketModel, name: str, error: type[Exception]) -> None:
+def check_market_limits(
+    name: str,
+    users: list[UserAgent],
+    producers: list[LocalProducer],
+    reps: list[RepAgent],
+    error: type[Exception],
+) -> None:
     """Refuse, before any chain work, a world the contracts cannot run: more seller buses in one
     market than an hour can cap, or a bus number outside 1..MAX_BUS."""
-    buses = {a.bus for a in (*model.users, *model.producers, *model.reps)}
+    buses = {a.bus for a in (*users, *producers, *reps)}
     if buses and not 1 <= min(buses) <= max(buses) <= MAX_BUS:
         raise error(
             f"grid {name}: agents at bus {min(buses)}..{max(buses)}; the markets number "
             f"buses 1..{MAX_BUS}"
         )
-    markets = {"RETB": {r.bus for r in model.reps}}
-    for p in model.producers:
+    markets = {"RETB": {r.bus for r in reps}}
+    for p in producers:
         markets.setdefault(f"LETB area {p.area}", set()).add(p.bus)
     for market, sellers in markets.items():
         if len(sellers) > MAX_SELLER_BUSES:
@@ -154,32 +193,38 @@ def profile_kw(
     return block[:, pick] * nominal_kw.to_numpy(dtype=float)
 
 
-def add_users(model: EnergyMarketModel, grid: GridData, index: pd.DatetimeIndex) -> None:
+def make_users(
+    model: mesa.Model,
+    sc: Scenario,
+    rngs: Rngs,
+    grid: GridData,
+    index: pd.DatetimeIndex,
+    area_of_bus: dict[int, int],
+) -> tuple[list[UserAgent], list[LocalProducer]]:
     """One user per load; a load with rooftop PV is also a local producer with a battery."""
-    sc = model.params
     loads = grid.loads.reset_index(drop=True)
     n = len(loads)
     p_cols, q_cols = _p_columns(loads, grid.profiles)
     load_kw = profile_kw(grid.profiles, p_cols, loads["p_kw"], index)
     q_kvar = profile_kw(grid.profiles, q_cols, loads["q_kvar"], index)
     pv_kw, pv_nameplate = rooftop_pv_kw(grid, index)
-    rts, evs = draw_user_traits(model, n)
+    rts, evs = draw_user_traits(sc, rngs, n)
     ev_kw = ev_profile_kw(
         sc.hours,
-        model.clock_hours,
+        index.hour.to_numpy(),
         sc.ev_energy_kwh,
         sc.ev_window_start_h,
         sc.ev_window_end_h,
         sc.dt_h,
     )
-    model.users = []
-    model.producers = []
+    users: list[UserAgent] = []
+    producers: list[LocalProducer] = []
     for i, row in enumerate(loads.itertuples(index=False)):
         bus = int(row.bus)
         user = UserAgent(
             model,
             bus=bus,
-            area=model.area_of_bus[bus],
+            area=area_of_bus[bus],
             index=i,
             load_kw=load_kw[:, i],
             q_kvar=q_kvar[:, i],
@@ -189,19 +234,19 @@ def add_users(model: EnergyMarketModel, grid: GridData, index: pd.DatetimeIndex)
         )
         user.kind = str(row.kind)
         user.load_name = str(row.name)
-        model.users.append(user)
+        users.append(user)
         if pv_nameplate[i] > 0:
-            add_prosumer(model, user, float(pv_nameplate[i]))
+            producers.append(make_prosumer(model, sc, user, float(pv_nameplate[i]), len(producers)))
+    return users, producers
 
 
-def draw_user_traits(model: EnergyMarketModel, n: int) -> tuple[np.ndarray, set[int]]:
+def draw_user_traits(sc: Scenario, rngs: Rngs, n: int) -> tuple[np.ndarray, set[int]]:
     """Users' reliability thresholds (rt ± spread) and the EV owners, from their seed streams."""
-    sc = model.params
     spread = sc.reliability_threshold_spread
-    offsets = model.rngs["rt"].integers(-spread, spread + 1, size=n)
+    offsets = rngs["rt"].integers(-spread, spread + 1, size=n)
     rts = np.clip(sc.reliability_threshold + offsets, 0, 1000)
     n_ev = round(sc.ev_share * n)
-    evs = set(model.rngs["ev"].choice(n, size=n_ev, replace=False).tolist())
+    evs = set(rngs["ev"].choice(n, size=n_ev, replace=False).tolist())
     return rts, evs
 
 
@@ -222,25 +267,34 @@ def home_battery(sc: Scenario, bus: int, pv_nameplate_kw: float) -> tuple[Storag
     return storage, cap
 
 
-def add_prosumer(model: EnergyMarketModel, user: UserAgent, pv_nameplate_kw: float) -> None:
+def make_prosumer(
+    model: mesa.Model, sc: Scenario, user: UserAgent, pv_nameplate_kw: float, index: int
+) -> LocalProducer:
     """The local producer (PV surplus + home battery) of a user with rooftop PV."""
-    storage, cap = home_battery(model.params, user.bus, pv_nameplate_kw)
+    storage, cap = home_battery(sc, user.bus, pv_nameplate_kw)
     prod = LocalProducer(
         model,
         bus=user.bus,
         area=user.area,
-        index=len(model.producers),
+        index=index,
         pv_surplus_kw=user.pv_surplus_kw,
         storage=storage,
         capacity_kwh=max(cap, 1e-9),
     )
     prod.household = user
-    model.producers.append(prod)
+    return prod
 
 
-def add_reps(model: EnergyMarketModel, grid: GridData, index: pd.DatetimeIndex) -> None:
-    """REPs: the grid's own non-rooftop generators, else the scenario's plants on reference PV."""
-    sc = model.params
+def make_reps(
+    model: mesa.Model,
+    sc: Scenario,
+    rng: np.random.Generator,
+    grid: GridData,
+    index: pd.DatetimeIndex,
+    pv_shape: np.ndarray,
+) -> list[RepAgent]:
+    """REPs: the grid's own non-rooftop generators, else the scenario's plants on `pv_shape`
+    (forecast errors from `rng`, the "forecast" stream)."""
     gens = grid.generators.iloc[rep_generators(grid)]
     if len(gens):
         forecast = profile_kw(grid.profiles, list(gens["profile"]), gens["p_kw"], index)
@@ -249,10 +303,10 @@ def add_reps(model: EnergyMarketModel, grid: GridData, index: pd.DatetimeIndex) 
             for j, (b, p) in enumerate(zip(gens["bus"], gens["p_kw"], strict=True))
         ]
     else:
-        plants = [(p.bus, p.p_kw, p.p_kw * model.pv_shape) for p in sc.rep_plants]
-    err = model.rngs["forecast"].standard_normal((len(plants), sc.hours))
-    starts = day_starts(model.clock_hours)
-    model.reps = [
+        plants = [(p.bus, p.p_kw, p.p_kw * pv_shape) for p in sc.rep_plants]
+    err = rng.standard_normal((len(plants), sc.hours))
+    starts = day_starts(index.hour.to_numpy())
+    return [
         RepAgent(
             model,
             bus=bus,
