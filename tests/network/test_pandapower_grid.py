@@ -81,6 +81,16 @@ def test_closed_bus_switch_fuses_and_parallel_lines_merge():
     assert _max_dv(grid, net) < 1e-9
 
 
+def test_open_bus_switch_separates():
+    net = _small_net()
+    extra = pp.create_bus(net, 0.4, name="behind an open switch")
+    sw = pp.create_switch(net, 2, extra, et="b", closed=False)
+    with pytest.raises(GridTopologyError, match=rf"1 bus\(es\).*e.g. bus {extra}"):
+        grid_from_pandapower(net)
+    net.switch.loc[sw, "closed"] = True
+    assert grid_from_pandapower(net).feeder.n_buses == 5
+
+
 def test_line_open_at_one_end_leaves_its_charging_at_the_other():
     net = _small_net()
     spur = pp.create_line(net, 3, 4, 0.5, "NA2XS2Y 1x185 RM/25 12/20 kV")  # would close a loop
