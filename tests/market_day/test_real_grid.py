@@ -222,3 +222,14 @@ def test_sce56_takes_simbench_household_profiles() -> None:
     r = model.run()
     chains = r.trades.groupby("chain").size()
     assert chains["letb"] > 0 and chains["retb"] > 0
+
+
+def test_sce56_on_a_saturday_keeps_its_synthetic_load_under_measured_sun_and_tariff() -> None:
+    sc = Scenario(start="2016-06-04")  # a Saturday: off-peak all day
+    model = EnergyMarketModel(sc)
+    synthetic = EnergyMarketModel(Scenario())
+    assert (model.tariff == sc.tariff_offpeak_usd_per_mwh).all()
+    index = measured.hour_index(sc)
+    assert np.allclose(model.pv_shape, measured.reference_pv(grid(LV).profiles, index))
+    for u, v in zip(model.users, synthetic.users, strict=True):  # the same seeded load shapes
+        assert np.allclose(u.load_kw, v.load_kw)
