@@ -110,6 +110,7 @@ if TYPE_CHECKING:
     from gridledger.network import HourlyOPF
     from gridledger.network.devices import ZIPLoad
     from gridledger.network.feeder import Feeder
+    from gridledger.network.grid_data import GridData
 
 __all__ = [
     "ConservationError",
@@ -154,6 +155,8 @@ class EnergyMarketModel(mesa.Model):
     area_of_bus: dict[int, int]  # bus -> LETB area
     n_areas: int  # LETB areas, one LETB contract each
     zip: ZIPLoad  # households' ZIP load model (power flow)
+    grid_data: GridData | None  # a real grid's converted tables (None on a bundled feeder)
+    hour_index: pd.DatetimeIndex | None  # calendar time of each market hour (Scenario.start)
     clock_hours: np.ndarray  # clock hour of each market hour
     pv_shape: np.ndarray  # PV output per kW nameplate, per market hour
     tariff: np.ndarray  # retail ToU tariff per market hour, USD/MWh
@@ -197,6 +200,7 @@ class EnergyMarketModel(mesa.Model):
     tokens: dict[str, EnergyToken]  # chain -> token
     token_supply: dict[str, int]  # chain -> token supply at the last conservation check
     invariant_state: dict[str, TokenState]  # chain -> token state at the last invariant check
+    invariant_events_from: int  # ledger event count at that check: the next reads only newer
     letb_credit_units: dict[str, int]  # user address -> refund credit held in its LETB
     ledger: Ledger  # every mined transaction and decoded event
     # --- the current hour (the loop in `_hour`, markets/)
@@ -273,6 +277,8 @@ class EnergyMarketModel(mesa.Model):
         self.area_of_bus = net.area_of_bus
         self.n_areas = net.n_areas
         self.zip = net.zip
+        self.grid_data = net.grid_data
+        self.hour_index = prof.hour_index
         self.clock_hours = prof.clock_hours
         self.pv_shape = prof.pv_shape
         self.tariff = prof.tariff
@@ -327,6 +333,7 @@ class EnergyMarketModel(mesa.Model):
             self.sybils, self.extra_registrations = attacks.register_sybils(self)
             self.cheater_main, self.cheater_balance0 = attacks.start_balances(self)
             self.invariant_state = start_invariants(self)
+            self.invariant_events_from = self.ledger.n_events  # the hourly checks read from here
             self.chain_setup = {c: block_ref(ch) for c, ch in self.chains.items()}
         except ChainConnectionError as exc:
             raise self._node_down(exc, None) from exc

@@ -61,6 +61,8 @@ class UserAgent(mesa.Agent):
     `bought` and `settled` keep the local / renewable / grid balances; `rate` scores a trade."""
 
     role = "user"
+    kind = "household"
+    """What the load is: "household", or on a real grid its data's "business", "farm", "other"."""
 
     def __init__(
         self,

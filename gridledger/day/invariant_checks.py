@@ -48,19 +48,23 @@ def check_hour_invariants(model: EnergyMarketModel, t: int) -> None:
     t0 = time.perf_counter()
     found: list[inv.Violation] = []
     now = _token_states(model)
-    incentives = model.ledger.incentives()
+    led = model.ledger
+    since = model.invariant_events_from  # the events of this hour only: linear in run length
+    incentives = led.incentives(since)
     for c, after in now.items():
         before = model.invariant_state[c]
         minted = inv.minted_between(incentives, after.chain, before.block + 1, after.block)
         found += inv.check_supply(before, after, minted)
     model.invariant_state = now
-    led = model.ledger
-    requests = inv.request_book(_hour_rows(led.trades(), t), _hour_rows(led.settlements(), t))
+    model.invariant_events_from = led.n_events
+    requests = inv.request_book(
+        _hour_rows(led.trades(since), t), _hour_rows(led.settlements(since), t)
+    )
     found += inv.check_settlements(requests)
     cap = model.params.letb_max_fills_per_request
     local = [c for m in model.markets if m.kind == "local" for c in m.contracts()]
     found += inv.check_fill_counts(requests, {(c.chain.name, c.address): cap for c in local})
-    found += inv.check_feedback(_hour_rows(led.feedback(), t), requests)
+    found += inv.check_feedback(_hour_rows(led.feedback(since), t), requests)
     reps = {
         f"seller {a.account.address}": a.reputation
         for a in (*model.producers, *model.reps)
