@@ -19,8 +19,6 @@ from gridledger.market import invariants as inv
 from gridledger.market.invariants import InvariantError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from gridledger.model import EnergyMarketModel
 
 __all__ = ["InvariantError", "check_hour_invariants", "start_invariants"]
@@ -35,10 +33,7 @@ def start_invariants(model: EnergyMarketModel) -> None:
     now on the ledger decodes the markets' events (Trade, Settled, Rated, IncentiveMinted)."""
     model.ledger.watch(*model.letb, model.retb)
     model.invariant_state = _token_states(model)
-
-
-def _hour_rows(df: pd.DataFrame, t: int) -> pd.DataFrame:
-    return df[df["t"] == t] if "t" in df.columns and not df.empty else df
+    model.invariant_events = model.ledger.n_events
 
 
 def check_hour_invariants(model: EnergyMarketModel, t: int) -> None:
@@ -46,18 +41,21 @@ def check_hour_invariants(model: EnergyMarketModel, t: int) -> None:
     t0 = time.perf_counter()
     found: list[inv.Violation] = []
     now = _token_states(model)
-    incentives = model.ledger.incentives()
+    # events mined after the previous state was read were recorded after it: the rows since
+    # then hold every incentive of the blocks between the two states (no scan of the run)
+    incentives = model.ledger.incentives(start=model.invariant_events)
+    model.invariant_events = model.ledger.n_events
     for c, after in now.items():
         before = model.invariant_state[c]
         minted = inv.minted_between(incentives, after.chain, before.block + 1, after.block)
         found += inv.check_supply(before, after, minted)
     model.invariant_state = now
     led = model.ledger
-    requests = inv.request_book(_hour_rows(led.trades(), t), _hour_rows(led.settlements(), t))
+    requests = inv.request_book(led.trades(t=t), led.settlements(t=t))
     found += inv.check_settlements(requests)
     cap = model.params.letb_max_fills_per_request
     found += inv.check_fill_counts(requests, {(m.chain.name, m.address): cap for m in model.letb})
-    found += inv.check_feedback(_hour_rows(led.feedback(), t), requests)
+    found += inv.check_feedback(led.feedback(t=t), requests)
     reps = {
         f"seller {a.account.address}": a.reputation
         for a in (*model.producers, *model.reps)
