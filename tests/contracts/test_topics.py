@@ -7,7 +7,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
-from gridledger.market.contracts import _decode_topic
+from gridledger.market.contracts import _decode_static, _decode_topic
 
 ADDRESS = "0x" + keccak(b"agent").hex()[-40:]
 
@@ -38,3 +38,42 @@ def test_bytes32_and_hashed_topics() -> None:
     word = keccak(b"offer")
     assert _decode_topic({"name": "x", "type": "bytes32"}, word) == word
     assert _decode_topic({"name": "x", "type": "string"}, word) == word  # the hash of the string
+
+
+STATIC_CASES = [
+    ("address", ADDRESS),
+    ("uint256", 0),
+    ("uint256", 2**256 - 1),
+    ("uint64", 31_401),
+    ("int256", -7),
+    ("int128", -(2**127)),
+    ("bool", True),
+    ("bool", False),
+]
+
+
+def test_static_event_data_decodes_as_eth_abi_does() -> None:
+    types = [t for t, _ in STATIC_CASES]
+    data = abi_encode(types, [v for _, v in STATIC_CASES])
+    expected = [
+        to_checksum_address(v) if t == "address" else v
+        for t, v in zip(types, abi_decode(types, data), strict=True)
+    ]
+    got = _decode_static(types, data)
+    assert got == expected
+    assert [type(v) for v in got] == [type(v) for v in expected]
+
+
+@pytest.mark.parametrize(
+    ("types", "data"),
+    [
+        (["uint64"], (2**64).to_bytes(32, "big")),  # out of range: eth_abi refuses it
+        (["bool"], (2).to_bytes(32, "big")),
+        (["address"], b"\x01" + bytes(31)),  # dirty padding
+        (["int8"], (200).to_bytes(32, "big")),
+        (["uint256"], bytes(64)),  # more data than the head
+        (["string"], abi_encode(["string"], ["x"])),  # dynamic: eth_abi's job
+    ],
+)
+def test_static_fast_path_leaves_the_rest_to_eth_abi(types: list[str], data: bytes) -> None:
+    assert _decode_static(types, data) is None
