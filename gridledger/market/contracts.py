@@ -226,6 +226,37 @@ def _decode_static(types: Sequence[str], data: bytes) -> list[Any] | None:
     return out
 
 
+def _static_head(t: str, v: Any) -> bytes | None:
+    """The 32-byte word eth_abi encodes for value `v` of elementary static type `t`, or None
+    for any other type or a value it is not sure to encode the same way (eth_abi then encodes
+    it or names the error)."""
+    if t.startswith("uint") and type(v) is int:
+        in_range = v >= 0 and v >> int(t[4:] or 256) == 0
+        return v.to_bytes(32, "big") if in_range else None
+    if t == "address" and type(v) is str and len(v) == 42 and v == checksum_address(v):
+        return bytes(12) + bytes.fromhex(v[2:])
+    if t == "bool" and type(v) is bool:
+        return bytes(31) + (b"\x01" if v else b"\x00")
+    if t == "bytes32" and type(v) is bytes and len(v) == 32:
+        return v
+    if t.startswith("int") and type(v) is int:
+        half = 1 << (int(t[3:] or 256) - 1)
+        return v.to_bytes(32, "big", signed=True) if -half <= v < half else None
+    return None
+
+
+def _encode_static(types: Sequence[str], values: Sequence[Any]) -> bytes | None:
+    """ABI encoding of arguments of elementary static types (most market calls), word by word;
+    None when eth_abi must encode (eth_abi's validating encoder costs ~0.4 ms a call)."""
+    words = []
+    for t, v in zip(types, values, strict=True):
+        w = _static_head(t, v)
+        if w is None:
+            return None
+        words.append(w)
+    return b"".join(words)
+
+
 @dataclass(frozen=True)
 class AbiFunction:
     name: str
@@ -234,11 +265,11 @@ class AbiFunction:
     selector: bytes
     mutability: str
 
-    @property
+    @cached_property
     def input_types(self) -> list[str]:
         return [_type_str(p) for p in self.inputs]
 
-    @property
+    @cached_property
     def output_types(self) -> list[str]:
         return [_type_str(p) for p in self.outputs]
 
@@ -322,6 +353,9 @@ class ContractAbi:
     def encode_call(self, name: str, args: Sequence[Any]) -> bytes:
         fn = self.function(name, len(args))
         values = [_to_abi_value(p, a) for p, a in zip(fn.inputs, args, strict=True)]
+        fast = _encode_static(fn.input_types, values)
+        if fast is not None:
+            return fn.selector + fast
         try:
             return fn.selector + abi_encode(fn.input_types, values)
         except Exception as exc:  # eth_abi raises several encoding error types

@@ -7,7 +7,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
-from gridledger.market.contracts import _decode_static, _decode_topic
+from gridledger.market.contracts import _decode_static, _decode_topic, _encode_static
 
 ADDRESS = "0x" + keccak(b"agent").hex()[-40:]
 
@@ -77,3 +77,27 @@ def test_static_event_data_decodes_as_eth_abi_does() -> None:
 )
 def test_static_fast_path_leaves_the_rest_to_eth_abi(types: list[str], data: bytes) -> None:
     assert _decode_static(types, data) is None
+
+
+def test_static_call_arguments_encode_as_eth_abi_does() -> None:
+    cases = [*STATIC_CASES, ("bytes32", keccak(b"commitment"))]
+    types = [t for t, _ in cases]
+    values = [to_checksum_address(v) if t == "address" else v for t, v in cases]
+    assert _encode_static(types, values) == abi_encode(types, values)
+
+
+@pytest.mark.parametrize(
+    ("abi_type", "value"),
+    [
+        ("uint256", -1),  # eth_abi refuses these: it must name the error
+        ("uint8", 256),
+        ("uint256", True),  # a bool is no uint for eth_abi
+        ("int8", 128),
+        ("address", ADDRESS),  # not checksummed
+        ("bool", 1),
+        ("bytes32", b"short"),  # eth_abi pads it
+        ("uint256[]", [1]),  # dynamic
+    ],
+)
+def test_static_encoding_leaves_the_rest_to_eth_abi(abi_type: str, value: object) -> None:
+    assert _encode_static([abi_type], [value]) is None
