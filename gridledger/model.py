@@ -140,7 +140,7 @@ class EnergyMarketModel(mesa.Model):
         self.ledger = Ledger()
         self.ledger.t = -1  # set-up transactions (deploy, funding, registration) have t = -1
         self.ledger.phase = "setup"
-        self.agent_rows: list[dict[str, Any]] = []
+        self.agent_rows: list[tuple[Any, ...]] = []  # AGENT_COLUMNS order
         self.last_opf: OPFResult | None = None
         self.last_power_flow: PowerFlowResult | None = None
         self.hour: dict[str, Any] = {}
