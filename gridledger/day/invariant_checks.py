@@ -19,6 +19,8 @@ from gridledger.market import invariants as inv
 from gridledger.market.invariants import InvariantError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from gridledger.model import EnergyMarketModel
 
 __all__ = ["InvariantError", "check_hour_invariants", "start_invariants"]
@@ -33,7 +35,11 @@ def start_invariants(model: EnergyMarketModel) -> None:
     now on the ledger decodes the markets' events (Trade, Settled, Rated, IncentiveMinted)."""
     model.ledger.watch(*model.letb, model.retb)
     model.invariant_state = _token_states(model)
-    model.invariant_events = model.ledger.n_events
+    model.invariant_events_from = model.ledger.n_events
+
+
+def _hour_rows(df: pd.DataFrame, t: int) -> pd.DataFrame:
+    return df[df["t"] == t] if "t" in df.columns and not df.empty else df
 
 
 def check_hour_invariants(model: EnergyMarketModel, t: int) -> None:
@@ -41,21 +47,22 @@ def check_hour_invariants(model: EnergyMarketModel, t: int) -> None:
     t0 = time.perf_counter()
     found: list[inv.Violation] = []
     now = _token_states(model)
-    # events mined after the previous state was read were recorded after it: the rows since
-    # then hold every incentive of the blocks between the two states (no scan of the run)
-    incentives = model.ledger.incentives(start=model.invariant_events)
-    model.invariant_events = model.ledger.n_events
+    led = model.ledger
+    since = model.invariant_events_from  # the events of this hour only: linear in run length
+    incentives = led.incentives(since)
     for c, after in now.items():
         before = model.invariant_state[c]
         minted = inv.minted_between(incentives, after.chain, before.block + 1, after.block)
         found += inv.check_supply(before, after, minted)
     model.invariant_state = now
-    led = model.ledger
-    requests = inv.request_book(led.trades(t=t), led.settlements(t=t))
+    model.invariant_events_from = led.n_events
+    requests = inv.request_book(
+        _hour_rows(led.trades(since), t), _hour_rows(led.settlements(since), t)
+    )
     found += inv.check_settlements(requests)
     cap = model.params.letb_max_fills_per_request
     found += inv.check_fill_counts(requests, {(m.chain.name, m.address): cap for m in model.letb})
-    found += inv.check_feedback(led.feedback(t=t), requests)
+    found += inv.check_feedback(_hour_rows(led.feedback(since), t), requests)
     reps = {
         f"seller {a.account.address}": a.reputation
         for a in (*model.producers, *model.reps)

@@ -16,7 +16,6 @@ budget (block gas limit / block period, e.g. 30M gas per 5 s).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,9 +51,6 @@ class Ledger:
         self.phase: str = ""
         self._tx_rows: list[dict[str, Any]] = []
         self._event_rows: list[dict[str, Any]] = []
-        # positions in _event_rows by (event name, row's market hour t): one hour's rows without
-        # scanning the whole run (the hourly invariant checks)
-        self._event_pos: defaultdict[tuple[str, Any], list[int]] = defaultdict(list)
         self._contracts: dict[tuple[str, str], DeployedContract] = {}
         self._chains: list[ChainBackend] = []
 
@@ -104,9 +100,7 @@ class Ledger:
             for contract in {self._contracts.get((r.chain, lg.address)) for lg in r.logs} - {None}:
                 assert contract is not None
                 for ev in contract.decode_logs(r):
-                    row = self._event_row(ev)
-                    self._event_pos[(row["event"], row["t"])].append(len(self._event_rows))
-                    self._event_rows.append(row)
+                    self._event_rows.append(self._event_row(ev))
 
     def _event_row(self, ev: Event) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -131,48 +125,35 @@ class Ledger:
         """Mined transactions recorded so far."""
         return len(self._tx_rows)
 
-    @property
-    def n_events(self) -> int:
-        """Decoded events recorded so far (a position for `events(start=...)`)."""
-        return len(self._event_rows)
-
     def gas(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
         """One row per mined transaction (columns GAS_COLUMNS), rows start..stop-1."""
         df = pd.DataFrame(self._tx_rows[start:stop], columns=GAS_COLUMNS)
         return df.astype({"gas_used": "int64", "block": "int64", "status": "int64"})
 
+    @property
+    def n_events(self) -> int:
+        """Decoded events recorded so far (a `start` for the frames of later events)."""
+        return len(self._event_rows)
+
     def events(
-        self,
-        name: str | None = None,
-        contract: str | None = None,
-        *,
-        t: Any = None,
-        start: int = 0,
+        self, name: str | None = None, contract: str | None = None, *, start: int = 0
     ) -> pd.DataFrame:
-        """Decoded events, optionally of one event name and/or contract label; `t`: only rows
-        of that market hour (their `t` column); `start`: only rows recorded from position
-        `start` on (`n_events` at an earlier moment). The filters cost the rows they keep,
-        not the run's history, when `name` and `t` are both given."""
-        if name is not None and t is not None:
-            pos: Iterable[int] = [i for i in self._event_pos.get((name, t), ()) if i >= start]
-        else:
-            pos = range(start, len(self._event_rows))
+        """Decoded events (from the `start`-th on), optionally of one event name and/or contract
+        label. A long run's hourly checks pass `start` so each hour reads only its own events."""
         rows = [
             r
-            for r in map(self._event_rows.__getitem__, pos)
+            for r in self._event_rows[start:]
             if (name is None or r["event"] == name)
             and (contract is None or r["contract"] == contract)
-            and (t is None or r["t"] == t)
         ]
         if not rows:
             return pd.DataFrame(columns=EVENT_BASE_COLUMNS)
         return pd.DataFrame(rows)
 
     def _named(
-        self, name: str, rename: Mapping[str, str] | None = None, **where: Any
+        self, name: str, rename: Mapping[str, str] | None = None, start: int = 0
     ) -> pd.DataFrame:
-        """Events `name` (filters `where` as in `events`) with the columns renamed."""
-        df = self.events(name, **where)
+        df = self.events(name, start=start)
         for old, new in (rename or {}).items():
             if old not in df.columns:
                 continue
@@ -181,15 +162,15 @@ class Ledger:
             df[new] = df.pop(old) if new not in df.columns else df[new].combine_first(df.pop(old))
         return df.reset_index(drop=True)
 
-    def trades(self, **where: Any) -> pd.DataFrame:
+    def trades(self, start: int = 0) -> pd.DataFrame:
         """Trade events of LETB (seller) and RETB (rep -> seller): buyer, seller, e_wh, price."""
-        return self._named("Trade", {"rep": "seller"}, **where)
+        return self._named("Trade", {"rep": "seller"}, start)
 
-    def settlements(self, **where: Any) -> pd.DataFrame:
-        return self._named("Settled", {"rep": "seller"}, **where)
+    def settlements(self, start: int = 0) -> pd.DataFrame:
+        return self._named("Settled", {"rep": "seller"}, start)
 
-    def feedback(self, **where: Any) -> pd.DataFrame:
-        return self._named("Rated", {"rep": "seller"}, **where)
+    def feedback(self, start: int = 0) -> pd.DataFrame:
+        return self._named("Rated", {"rep": "seller"}, start)
 
     def reputations(self) -> pd.DataFrame:
         """Reputation of each seller after each rating: chain, contract, seller, t, reputation."""
@@ -199,8 +180,8 @@ class Ledger:
             return pd.DataFrame(columns=cols)
         return df[cols].reset_index(drop=True)
 
-    def incentives(self, **where: Any) -> pd.DataFrame:
-        return self._named("IncentiveMinted", {"rep": "seller"}, **where)
+    def incentives(self, start: int = 0) -> pd.DataFrame:
+        return self._named("IncentiveMinted", {"rep": "seller"}, start)
 
     def funding(self) -> pd.DataFrame:
         """Set-up funding transactions (gas coin and tokens) recorded as such."""
