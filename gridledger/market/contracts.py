@@ -245,16 +245,55 @@ def _static_head(t: str, v: Any) -> bytes | None:
     return None
 
 
-def _encode_static(types: Sequence[str], values: Sequence[Any]) -> bytes | None:
-    """ABI encoding of arguments of elementary static types (most market calls), word by word;
-    None when eth_abi must encode (eth_abi's validating encoder costs ~0.4 ms a call)."""
-    words = []
-    for t, v in zip(types, values, strict=True):
-        w = _static_head(t, v)
-        if w is None:
+def _is_dynamic(param: Mapping[str, Any]) -> bool:
+    t = str(param["type"])
+    if t.endswith("[]") or t in ("string", "bytes"):
+        return True
+    return t == "tuple" and any(_is_dynamic(c) for c in param["components"])
+
+
+def _encode_value(param: Mapping[str, Any], v: Any) -> bytes | None:
+    """ABI encoding of one value (inline words if static, the tail if dynamic) for elementary
+    static types, tuples and dynamic arrays of them; None for anything else (fixed-size
+    arrays, bytes, string) or a value `_static_head` is not sure of: eth_abi's job then."""
+    t = str(param["type"])
+    if t.endswith("[]"):
+        if not isinstance(v, list | tuple):
             return None
-        words.append(w)
-    return b"".join(words)
+        elem = dict(param, type=t[:-2])
+        body = _encode_sequence([elem] * len(v), v)
+        return None if body is None else len(v).to_bytes(32, "big") + body
+    if t == "tuple":
+        comps = param["components"]
+        if not isinstance(v, list | tuple) or len(v) != len(comps):
+            return None
+        return _encode_sequence(comps, v)
+    if "[" in t:
+        return None
+    return _static_head(t, v)
+
+
+def _encode_sequence(params: Sequence[Mapping[str, Any]], values: Sequence[Any]) -> bytes | None:
+    """Head/tail encoding of a tuple of values (the ABI's rule: static values inline, dynamic
+    ones as an offset into the tail). eth_abi's validating encoder costs ~0.4 ms for a plain
+    call and several ms for a settle_many batch: the largest cost of sending a transaction."""
+    parts: list[bytes] = []
+    for p, v in zip(params, values, strict=True):
+        e = _encode_value(p, v)
+        if e is None:
+            return None
+        parts.append(e)
+    dynamic = [_is_dynamic(p) for p in params]
+    offset = sum(32 if d else len(e) for d, e in zip(dynamic, parts, strict=True))
+    heads, tails = [], []
+    for d, e in zip(dynamic, parts, strict=True):
+        if d:
+            heads.append(offset.to_bytes(32, "big"))
+            tails.append(e)
+            offset += len(e)
+        else:
+            heads.append(e)
+    return b"".join(heads + tails)
 
 
 @dataclass(frozen=True)
@@ -353,7 +392,7 @@ class ContractAbi:
     def encode_call(self, name: str, args: Sequence[Any]) -> bytes:
         fn = self.function(name, len(args))
         values = [_to_abi_value(p, a) for p, a in zip(fn.inputs, args, strict=True)]
-        fast = _encode_static(fn.input_types, values)
+        fast = _encode_sequence(fn.inputs, values)
         if fast is not None:
             return fn.selector + fast
         try:
