@@ -3,7 +3,9 @@
 Every run is its own process (nothing warm in memory, its own peak RSS):
 
 * load: cold (an empty cache folder: SimBench, conversion, Parquet write) and cached (the
-  same folder again, median of `--repeats`) `load_simbench` of the four grids of issue 16.
+  same folder again, median of `--repeats`) `load_simbench` of the four grids of issue 16,
+  each in a fresh process by bench_grid_load.py's loader (that benchmark also checks the
+  converted grids against pandapower).
 * day: 24 market hours from 2016-06-01 on the default embedded engine of
   1-LV-urban6--0-sw (the packaged scenario lv_urban6_year.toml), 1-MVLV-urban-6.305-0-sw and
   1-MVLV-semiurb-all-0-sw (Scenario defaults): wall, set-up, chain_s, opf_s and its share of
@@ -63,19 +65,6 @@ def _per_day(values: list[float]) -> list[float]:
     return [round(sum(values[i : i + 24]), 4) for i in range(0, len(values) - 23, 24)]
 
 
-def run_load(code: str, cache: str) -> dict[str, Any]:
-    """One `load_simbench` in this (fresh) process."""
-    row: dict[str, Any] = {"grid": code, "load_avg_at_start": os.getloadavg()}
-    t0 = time.perf_counter()
-    from gridledger.network import load_simbench
-
-    t1 = time.perf_counter()
-    grid = load_simbench(code, cache_dir=Path(cache))
-    row.update(import_s=t1 - t0, load_s=time.perf_counter() - t1, buses=grid.feeder.n_buses,
-               loads=len(grid.loads), generators=len(grid.generators))  # fmt: skip
-    return row
-
-
 def run_hours(code: str, start: str, hours: int) -> dict[str, Any]:
     """`hours` market hours of grid `code` from `start` on the embedded engine, hour by hour."""
     from gridledger.model import EnergyMarketModel
@@ -126,26 +115,30 @@ def child(args: list[str], timeout_s: float) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def bench_load(grids: list[str], repeats: int, timeout_s: float) -> list[dict[str, Any]]:
+def bench_load(grids: list[str], repeats: int) -> list[dict[str, Any]]:
+    """Cold and cached loads, each in a fresh process (bench_grid_load.py's loader)."""
+    from bench_grid_load import _LOAD, _run  # the grid converter's own benchmark, same folder
+
     rows = []
     for code in grids:
         with tempfile.TemporaryDirectory() as cache:
-            cold = child(["load", code, cache], timeout_s)
-            cached = [child(["load", code, cache], timeout_s) for _ in range(repeats)]
-        ok = [r["load_s"] for r in cached if "load_s" in r]
-        row = {"grid": code, "cold": cold, "cached": cached,
-               "cold_load_s": cold.get("load_s"),
-               "cached_load_s_median": statistics.median(ok) if ok else None}  # fmt: skip
+            load_avg = os.getloadavg()
+            cold = _run(_LOAD, code, cache)
+            cached = [_run(_LOAD, code, cache)["load_s"] for _ in range(repeats)]
+        row = {"grid": code, "buses": cold["buses"], "loads": cold["loads"],
+               "cold_load_s": cold["load_s"], "cached_load_s": cached,
+               "cached_load_s_median": statistics.median(cached),
+               "load_avg_at_start": load_avg}  # fmt: skip
         rows.append(row)
-        print(f"load {code}: cold {row['cold_load_s']} s, cached {row['cached_load_s_median']} s",
-              flush=True)  # fmt: skip
+        print(f"load {code}: cold {row['cold_load_s']:.1f} s, cached "
+              f"{row['cached_load_s_median']:.3f} s", flush=True)  # fmt: skip
     return rows
 
 
 def bench_days(grids: list[str], timeout_s: float) -> list[dict[str, Any]]:
     rows = []
     for code in grids:
-        row = child(["hours", code, DAY_START, "24"], timeout_s)
+        row = child([code, DAY_START, "24"], timeout_s)
         rows.append(row)
         print(_line(row), flush=True)
     return rows
@@ -154,10 +147,10 @@ def bench_days(grids: list[str], timeout_s: float) -> list[dict[str, Any]]:
 def bench_year(days: int, starts: list[str], timeout_s: float) -> dict[str, Any]:
     """The whole year (days = 0), or windows whose median day is extrapolated to the year."""
     if days == 0:
-        row = child(["hours", LV, "2016-01-01", str(24 * YEAR_DAYS)], timeout_s)
+        row = child([LV, "2016-01-01", str(24 * YEAR_DAYS)], timeout_s)
         print(_line(row), flush=True)
         return {"measured": "whole year", "run": row, "year_wall_s": row.get("wall_s")}
-    runs = [child(["hours", LV, s, str(24 * days)], timeout_s) for s in starts]
+    runs = [child([LV, s, str(24 * days)], timeout_s) for s in starts]
     for r in runs:
         print(_line(r), flush=True)
     ok = [r for r in runs if "error" not in r]
@@ -202,12 +195,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="first days of the windows (--year-days N)")  # fmt: skip
     p.add_argument("--timeout", type=float, default=7200.0, help="seconds per run")
     p.add_argument("--out", type=Path, default=OUT)
-    p.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
+    p.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
-        kind, *rest = args.one
-        row = run_load(*rest) if kind == "load" else run_hours(rest[0], rest[1], int(rest[2]))
-        print(json.dumps(row))
+        code, start, hours = args.one
+        print(json.dumps(run_hours(code, start, int(hours))))
         return 0
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     if bad := set(parts) - {"load", "day", "year"}:
@@ -217,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     out["targets"] = TARGETS
     t0 = time.perf_counter()
     if "load" in parts:
-        out["load"] = bench_load(pick or list(LOAD_GRIDS), args.repeats, args.timeout)
+        out["load"] = bench_load(pick or list(LOAD_GRIDS), args.repeats)
     if "day" in parts:
         out["day"] = bench_days(pick or list(DAY_GRIDS), args.timeout)
     if "year" in parts:
