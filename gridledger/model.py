@@ -31,7 +31,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mesa
 import pandas as pd
@@ -89,6 +89,24 @@ from gridledger.network.powerflow import PowerFlowResult
 from gridledger.results import Results, hourly_frame
 from gridledger.scenario import Scenario
 
+if TYPE_CHECKING:
+    import numpy as np
+    from eth_account.signers.local import LocalAccount
+
+    from gridledger.agents.grid import GridAgent
+    from gridledger.agents.operator import NetworkOperator
+    from gridledger.agents.producer import LocalProducer
+    from gridledger.agents.rep import RepAgent
+    from gridledger.agents.tdno import TDNO
+    from gridledger.agents.user import UserAgent
+    from gridledger.chain import Signer
+    from gridledger.checkpoint import ResultsJournal
+    from gridledger.market.contracts import LETB, RETB, EnergyToken
+    from gridledger.market.invariants import TokenState
+    from gridledger.network import HourlyOPF
+    from gridledger.network.devices import ZIPLoad
+    from gridledger.network.feeder import Feeder
+
 __all__ = [
     "ConservationError",
     "EnergyMarketModel",
@@ -106,7 +124,90 @@ class EnergyMarketModel(mesa.Model):
     `chain`: 'embedded', 'URL_LETB,URL_RETB', or ready chains {'letb': ..., 'retb': ...}.
     `checkpoint_dir`: save the results and a checkpoint after set-up and every completed hour.
     `log`: called with one line per chain once the preflight passed (chain/preflight.py).
+
+    Everything a model holds is declared below (Mesa adds `agents`, `rng`, `running`, `steps`);
+    `__init__` assigns each from the builder that makes it, and the hour's phases update the
+    per-hour part.
     """
+
+    # --- the run
+    params: Scenario  # every parameter of the run (Mesa's name for them)
+    t: int  # next market hour to run, 0..params.hours
+    stage: str  # phase running now ("setup", "open_hour", ... "checks"), for NodeDownError
+    timing: dict[str, float]  # wall seconds by part: python_s, chain_s, opf_s, checkpoint_s, ...
+    checkpoint_dir: Path | None  # results + checkpoint.json after set-up and every hour
+    checkpoint_times_s: list[float]  # wall seconds of each checkpoint written
+    results_journal: ResultsJournal | None  # appends result parts there (checkpoint.py)
+    resumed_from: Checkpoint | None  # the checkpoint a resumed run re-executes
+    resume_info: dict[str, Any]  # what the resume found: chains' re-mined hours
+    # --- the world (day/world.py: World = random streams, Network, Profiles, Population)
+    rngs: dict[str, np.random.Generator]  # one independent stream per part (world.STREAMS)
+    seqs: dict[str, np.random.SeedSequence]  # their seed sequences
+    feeder: Feeder  # the feeder (its own PV removed unless Scenario.include_feeder_pv)
+    area_of_bus: dict[int, int]  # bus -> LETB area
+    n_areas: int  # LETB areas, one LETB contract each
+    zip: ZIPLoad  # households' ZIP load model (power flow)
+    clock_hours: np.ndarray  # clock hour of each market hour
+    pv_shape: np.ndarray  # PV output per kW nameplate, per market hour
+    tariff: np.ndarray  # retail ToU tariff per market hour, USD/MWh
+    wholesale: np.ndarray  # wholesale price at the substation per market hour, USD/MWh
+    fit: float  # feed-in tariff, USD/MWh
+    reference_price: np.ndarray  # substation energy price of the OPF (Scenario.dlmp_reference)
+    users: list[UserAgent]  # one per household
+    producers: list[LocalProducer]  # prosumers' PV + battery, selling on LETB
+    reps: list[RepAgent]  # renewable energy producers, selling on RETB
+    grid: GridAgent  # supplier of last resort
+    operator: NetworkOperator  # prices the hours, opens the markets
+    tdno: TDNO  # meters and settles
+    faults: np.ndarray  # hour x seller (producers, then REPs): delivery faulty
+    # --- adversaries (day/attacks.py, day/refusals.py)
+    cheaters: list[LocalProducer]  # producers that under-deliver on purpose
+    sybils: list[dict[str, Any]]  # the first cheater's fresh identities
+    extra_registrations: dict[int, int]  # LETB area -> sybil registrations (escrow bonds)
+    sybil_switch_hours: list[int]  # hours a cheater switched to a fresh identity
+    attack_hours: list[dict[str, Any]]  # per hour and cheater: sold, delivered, reputation
+    cheater_main: dict[int, str]  # cheater's producer index -> its own address
+    cheater_balance0: dict[str, int]  # adversaries' LETB token balance after set-up
+    refusal_rows: list[dict[str, Any]]  # forbidden actions tried after the run (probe_refusals)
+    # --- pricing (day/pricing.py: DayPricing, price_hour)
+    opf_p: pd.DataFrame  # forecast net active load, hour x bus, kW
+    opf_q: pd.DataFrame  # forecast reactive load, hour x bus, kvar
+    opf_mode: str  # "day_ahead" or "hourly" (also after an infeasible day-ahead OPF)
+    day_ahead: OPFResult | None  # the day-ahead OPF
+    hourly_opf: HourlyOPF | None  # the compiled one-hour OPF ("hourly" mode)
+    opf_failures: list[dict[str, object]]  # infeasible OPFs and the rule applied
+    last_opf: OPFResult | None  # the current hour's OPF result
+    # --- the chains (day/chains.py: Accounts; deploy_and_register sets tokens ... token_supply)
+    chains: dict[str, ChainBackend]  # "letb", "retb" -> ledger
+    chain_spec: str  # how to reach the chains again (a resume)
+    chain_start: dict[str, BlockRef]  # each chain's head before set-up
+    chain_setup: dict[str, BlockRef]  # ... after set-up
+    hour_blocks: list[dict[str, BlockRef]]  # ... after each hour (checkpointed runs)
+    signers: dict[tuple[str, str], Signer]  # (agent key, chain) -> signer
+    admin_account: LocalAccount  # deploys contracts, grants tokens
+    gas_budgets: dict[str, dict[str, int]]  # chain -> address -> wei funded at set-up
+    preflight: list[str]  # one line per chain: node checks and faucet
+    tokens: dict[str, EnergyToken]  # chain -> token
+    letb: list[LETB]  # one local market per area
+    retb: RETB  # the renewable zone's market
+    token_supply: dict[str, int]  # chain -> token supply at the last conservation check
+    invariant_state: dict[str, TokenState]  # chain -> token state at the last invariant check
+    letb_credit_units: dict[str, int]  # user address -> refund credit held in its LETB
+    ledger: Ledger  # every mined transaction and decoded event
+    # --- the current hour (day/phases.py, day/settlement.py)
+    hour: dict[str, Any]  # the last completed hour's row
+    hour_gas: dict[str, int]  # chain -> gas used this hour
+    hour_tx: int  # transactions sent this hour
+    offer_blocks: int  # LETB blocks of this hour's offers
+    areas_with_offers: set[int]  # LETB areas with an offer this hour
+    user_order: list[UserAgent]  # users requesting on LETB this hour, in request order
+    last_power_flow: PowerFlowResult | None  # this hour's AC power flow with trading
+    last_power_flow_baseline: PowerFlowResult | None  # ... without trading
+    # --- results so far (day/kpis.py)
+    hourly_rows: list[dict[str, Any]]  # one per hour
+    trade_rows: list[dict[str, Any]]  # one per fill
+    agent_rows: list[tuple[Any, ...]]  # one per agent and hour, AGENT_COLUMNS order
+    datacollector: mesa.DataCollector  # Mesa's record of the same hours
 
     def __init__(
         self,
@@ -140,18 +241,50 @@ class EnergyMarketModel(mesa.Model):
         self.ledger = Ledger()
         self.ledger.t = -1  # set-up transactions (deploy, funding, registration) have t = -1
         self.ledger.phase = "setup"
-        self.agent_rows: list[tuple[Any, ...]] = []  # AGENT_COLUMNS order
+        self.agent_rows: list[tuple[Any, ...]] = []
         self.last_opf: OPFResult | None = None
         self.last_power_flow: PowerFlowResult | None = None
         self.hour: dict[str, Any] = {}
         self.hour_gas: dict[str, int] = {}
         self.hour_tx = 0
         self.offer_blocks = 0  # LETB blocks of the current hour's offers (day/phases.py)
-        build_world(self)
+        self.areas_with_offers = set()
+        self.user_order = []
+        self.last_power_flow_baseline = None
+        self.results_journal = None
+        self.refusal_rows = []
+        world = build_world(self)  # day/world.py
+        self.rngs, self.seqs = world.rngs, world.seqs
+        net, prof, pop = world.network, world.profiles, world.population
+        self.feeder = net.feeder
+        self.area_of_bus = net.area_of_bus
+        self.n_areas = net.n_areas
+        self.zip = net.zip
+        self.clock_hours = prof.clock_hours
+        self.pv_shape = prof.pv_shape
+        self.tariff = prof.tariff
+        self.wholesale = prof.wholesale
+        self.fit = prof.fit
+        self.users = pop.users
+        self.producers = pop.producers
+        self.reps = pop.reps
+        self.grid = pop.grid
+        self.operator = pop.operator
+        self.tdno = pop.tdno
+        self.faults = pop.faults
+        self.cheaters = attacks.mark_cheaters(sc, self.producers)
+        self.attack_hours = []
+        self.sybil_switch_hours = []
         # energy price at the substation in the operator's OPF (Scenario.dlmp_reference)
         self.reference_price = self.tariff if sc.dlmp_reference == "tariff" else self.wholesale
         self.timing["python_s"] += time.perf_counter() - t0
-        price_day(self)
+        pricing = price_day(self)
+        self.opf_p = pricing.opf_p
+        self.opf_q = pricing.opf_q
+        self.opf_mode = pricing.opf_mode
+        self.day_ahead = pricing.day_ahead
+        self.hourly_opf = pricing.hourly_opf
+        self.opf_failures = pricing.opf_failures
         chains = (
             make_chains(chain, {"letb": sc.letb_chain_id, "retb": sc.retb_chain_id})
             if isinstance(chain, str)
@@ -163,9 +296,15 @@ class EnergyMarketModel(mesa.Model):
         self.chain_setup: dict[str, BlockRef] = {}  # filled when set-up is complete
         self.hour_blocks: list[dict[str, BlockRef]] = []
         self.chains = chains
+        # each LETB user's refund credit (token base units, user address -> units): LETB.settle
+        # credits undelivered value inside the contract, the next request spends it first
+        self.letb_credit_units = {}
         # keys, budgets and the preflight (chain ids were checked at connect): a node that
         # cannot run the day is refused here, before any transaction and any file
-        assign_accounts(self, chains)
+        accounts = assign_accounts(self, chains)
+        self.signers = accounts.signers
+        self.admin_account = accounts.admin
+        self.gas_budgets = accounts.gas_budgets
         self.preflight = preflight_chains(self)
         for line in self.preflight if log else ():
             log(line)
@@ -175,9 +314,9 @@ class EnergyMarketModel(mesa.Model):
             write_checkpoint(self, self.checkpoint_dir, results=False)
         try:
             deploy_and_register(self)
-            attacks.register_sybils(self)
-            attacks.start_balances(self)
-            start_invariants(self)
+            self.sybils, self.extra_registrations = attacks.register_sybils(self)
+            self.cheater_main, self.cheater_balance0 = attacks.start_balances(self)
+            self.invariant_state = start_invariants(self)
             self.chain_setup = {c: block_ref(ch) for c, ch in self.chains.items()}
         except ChainConnectionError as exc:
             raise self._node_down(exc, None) from exc

@@ -28,42 +28,44 @@ from gridledger.day.funding import budget_wei
 from gridledger.market.contracts import usd_to_base_units
 
 if TYPE_CHECKING:
+    from gridledger.agents.producer import LocalProducer
     from gridledger.model import EnergyMarketModel
+    from gridledger.scenario import Scenario
 
 
 class AttackSetupError(ValueError):
     """An attack option cannot be applied to this world (names the scenario field)."""
 
 
-def mark_cheaters(model: EnergyMarketModel) -> None:
-    """Make the `cheat_producers` producers with the largest batteries under-deliver."""
-    sc = model.params
+def mark_cheaters(sc: Scenario, producers: list[LocalProducer]) -> list[LocalProducer]:
+    """Make the `cheat_producers` producers with the largest batteries under-deliver; returns
+    them (the model's `cheaters`)."""
     n = sc.cheat_producers
-    if n > len(model.producers):
+    if n > len(producers):
         raise AttackSetupError(
-            f"scenario field 'cheat_producers' = {n}: only {len(model.producers)} local "
+            f"scenario field 'cheat_producers' = {n}: only {len(producers)} local "
             "producers in this world"
         )
-    order = sorted(model.producers, key=lambda p: (-p.capacity_kwh, p.index))
-    model.cheaters = order[:n]
-    for p in model.cheaters:
+    order = sorted(producers, key=lambda p: (-p.capacity_kwh, p.index))
+    cheaters = order[:n]
+    for p in cheaters:
         p.cheat_fraction = sc.cheat_delivery_fraction
-    model.attack_hours: list[dict[str, Any]] = []
-    model.sybils: list[dict[str, Any]] = []
-    model.extra_registrations: dict[int, int] = {}  # LETB area -> sybil registrations
-    model.sybil_switch_hours: list[int] = []
-    if sc.sybil_identities and not model.cheaters:
+    if sc.sybil_identities and not cheaters:
         raise AttackSetupError(
             f"scenario field 'sybil_identities' = {sc.sybil_identities}: needs an owner, "
             "set cheat_producers >= 1"
         )
+    return cheaters
 
 
-def register_sybils(model: EnergyMarketModel) -> None:
-    """Fresh identities of the first cheater: keys, gas, bond, approval, operator registration."""
+def register_sybils(model: EnergyMarketModel) -> tuple[list[dict[str, Any]], dict[int, int]]:
+    """Fresh identities of the first cheater: keys, gas, bond, approval, operator registration.
+
+    Returns the identities (account, signer, producer_id, used_from) and the extra
+    registrations per LETB area (the model's `sybils` and `extra_registrations`)."""
     sc = model.params
     if not sc.sybil_identities:
-        return
+        return [], {}
     owner = model.cheaters[0]
     ch, tok, market = model.chains["letb"], model.tokens["letb"], model.letb[owner.area]
     bond = usd_to_base_units(sc.registration_bond_usd)
@@ -81,14 +83,13 @@ def register_sybils(model: EnergyMarketModel) -> None:
             for i, a in enumerate(accts)
         ]
     )
+    sybils = []
     for a, s, r in zip(accts, signers, res, strict=True):
         ev = one_event(market, r, "Registered")
-        model.sybils.append(
+        sybils.append(
             {"account": a, "signer": s, "producer_id": int(ev["producer_id"]), "used_from": None}
         )
-    model.extra_registrations[owner.area] = model.extra_registrations.get(owner.area, 0) + len(
-        accts
-    )
+    return sybils, {owner.area: len(accts)}
 
 
 def switch_identity(model: EnergyMarketModel, t: int) -> None:
@@ -108,13 +109,14 @@ def switch_identity(model: EnergyMarketModel, t: int) -> None:
         model.sybil_switch_hours.append(t + 1)
 
 
-def start_balances(model: EnergyMarketModel) -> None:
-    """Token balances of the adversaries after set-up (the measured outcome's zero point)."""
+def start_balances(model: EnergyMarketModel) -> tuple[dict[int, str], dict[str, int]]:
+    """Token balances of the adversaries after set-up (the measured outcome's zero point):
+    each cheater's own address by producer index, and the LETB token balance by address."""
     tok = model.tokens["letb"]
-    model.cheater_main = {p.index: p.account.address for p in model.cheaters}
+    cheater_main = {p.index: p.account.address for p in model.cheaters}
     addrs = [p.account.address for p in model.cheaters]
     addrs += [s["account"].address for s in model.sybils]
-    model.cheater_balance0 = {a: tok.balance_of(a) for a in addrs}
+    return cheater_main, {a: tok.balance_of(a) for a in addrs}
 
 
 def record_hour(model: EnergyMarketModel, t: int) -> None:
@@ -138,7 +140,7 @@ def attack_summary(model: EnergyMarketModel, trades: Any) -> list[dict[str, Any]
 
     The rows of `gridledger.day.refusals.probe_refusals` (if it ran) come last.
     """
-    probes = list(getattr(model, "refusal_rows", []))
+    probes = list(model.refusal_rows)
     if not model.cheaters:
         return probes
     sc = model.params

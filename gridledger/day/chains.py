@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
@@ -33,6 +34,8 @@ from gridledger.market.contracts import (
 )
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from gridledger.model import EnergyMarketModel
 
 
@@ -46,17 +49,22 @@ def commitment(seed: int, role: str, index: int) -> bytes:
     return keccak(text=f"gridledger/identity/{seed}/{role}/{index}")
 
 
-def assign_accounts(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -> None:
+@dataclass(frozen=True, eq=False)
+class Accounts:
+    """Every party's keys on the chains (the agents hold their own; these are the rest)."""
+
+    signers: dict[tuple[str, str], Signer]  # (agent key, chain) -> signer, every party
+    admin: LocalAccount  # deploys the contracts and grants the tokens
+    gas_budgets: dict[str, dict[str, int]]  # chain -> account address -> wei (day/funding.py)
+
+
+def assign_accounts(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]) -> Accounts:
     """Set-up, step 1 of 3 on the model's chains ({'letb': ..., 'retb': ...}, made by the model
-    from its `--chain` spec): every agent's key and signers, and each account's gas budget
-    (`model.gas_budgets`, day/funding.py); no transaction. Then `preflight_chains`, then
+    from its `--chain` spec): every agent's key and signers (set on the agents), and each
+    account's gas budget (day/funding.py); no transaction. Then `preflight_chains`, then
     `deploy_and_register` (set-up transactions have t = -1)."""
     sc = model.params
-    # each LETB user's refund credit (token base units, user address -> units): LETB.settle
-    # credits undelivered value inside the contract, the next request spends it first
-    model.letb_credit_units: dict[str, int] = {}
-    model.chains: dict[str, ChainBackend] = dict(chains)
-    for ch in model.chains.values():
+    for ch in chains.values():
         model.ledger.attach(ch)
     seed = sc.seed
     acct = {
@@ -64,15 +72,15 @@ def assign_accounts(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]
         "operator": derive_account(seed, "operator", 0),
         "tdno": derive_account(seed, "tdno", 0),
     }
-    model.signers: dict[tuple[str, str], Signer] = {}
+    signers: dict[tuple[str, str], Signer] = {}
 
     def signer(agent_key: str, account: Any, chain: str) -> Signer:
-        s = model.chains[chain].signer(account, agent=agent_key)
-        model.signers[(agent_key, chain)] = s
+        s = chains[chain].signer(account, agent=agent_key)
+        signers[(agent_key, chain)] = s
         return s
 
     for role, a in acct.items():
-        for ch in model.chains:
+        for ch in chains:
             signer(role, a, ch)
     for u in model.users:
         u.account = derive_account(seed, "user", u.index)
@@ -85,9 +93,9 @@ def assign_accounts(model: EnergyMarketModel, chains: Mapping[str, ChainBackend]
         r.account = derive_account(seed, "rep", r.index)
         r.signer = signer(f"rep{r.index}", r.account, "retb")
     model.operator.account, model.tdno.account = acct["operator"], acct["tdno"]
-    model.admin_account = acct["admin"]
     # gas for everyone: each account's budget from what its role can send (day/funding.py)
-    model.gas_budgets = {c: chain_budgets(model, c) for c in model.chains}
+    budgets = {c: chain_budgets(model, c, acct["admin"]) for c in chains}
+    return Accounts(signers, acct["admin"], budgets)
 
 
 def preflight_chains(model: EnergyMarketModel) -> list[str]:

@@ -26,6 +26,8 @@ from gridledger.market.contracts import (
 )
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from gridledger.model import EnergyMarketModel
 
 __all__ = [
@@ -118,10 +120,10 @@ def budget_wei(model: EnergyMarketModel, chain: str, role: str) -> int:
     return gas * BUDGET_MAX_FEE_WEI * GAS_BUDGET_MARGIN
 
 
-def chain_budgets(model: EnergyMarketModel, chain: str) -> dict[str, int]:
+def chain_budgets(model: EnergyMarketModel, chain: str, admin: LocalAccount) -> dict[str, int]:
     """Address -> wei of every account set-up funds on `chain` (sybils are funded later, by
-    gridledger/day/attacks.py, but counted in `check_faucets`)."""
-    acct = {"admin": model.admin_account, "operator": model.operator.account}
+    gridledger/day/attacks.py, but counted in `check_faucets`); `admin` deploys and grants."""
+    acct = {"admin": admin, "operator": model.operator.account}
     acct["tdno"] = model.tdno.account
     out = {a.address: budget_wei(model, chain, role) for role, a in acct.items()}
     sellers = model.producers if chain == "letb" else model.reps

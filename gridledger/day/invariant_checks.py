@@ -30,12 +30,12 @@ def _token_states(model: EnergyMarketModel) -> dict[str, inv.TokenState]:
     return {c: inv.read_token_state(model.tokens[c], []) for c in model.chains}
 
 
-def start_invariants(model: EnergyMarketModel) -> None:
-    """Token supply per chain after set-up: the zero point of the hourly supply check; from
-    now on the ledger decodes the markets' events (Trade, Settled, Rated, IncentiveMinted)."""
+def start_invariants(model: EnergyMarketModel) -> dict[str, inv.TokenState]:
+    """Token supply per chain after set-up: the zero point of the hourly supply check (the
+    model's `invariant_state`); from now on the ledger decodes the markets' events (Trade,
+    Settled, Rated, IncentiveMinted)."""
     model.ledger.watch(*model.letb, model.retb)
-    model.invariant_state = _token_states(model)
-    model.invariant_events_from = model.ledger.n_events
+    return _token_states(model)
 
 
 def _hour_rows(df: pd.DataFrame, t: int) -> pd.DataFrame:
@@ -47,22 +47,18 @@ def check_hour_invariants(model: EnergyMarketModel, t: int) -> None:
     t0 = time.perf_counter()
     found: list[inv.Violation] = []
     now = _token_states(model)
-    led = model.ledger
-    since = model.invariant_events_from  # the events of this hour only: linear in run length
-    incentives = led.incentives(since)
+    incentives = model.ledger.incentives()
     for c, after in now.items():
         before = model.invariant_state[c]
         minted = inv.minted_between(incentives, after.chain, before.block + 1, after.block)
         found += inv.check_supply(before, after, minted)
     model.invariant_state = now
-    model.invariant_events_from = led.n_events
-    requests = inv.request_book(
-        _hour_rows(led.trades(since), t), _hour_rows(led.settlements(since), t)
-    )
+    led = model.ledger
+    requests = inv.request_book(_hour_rows(led.trades(), t), _hour_rows(led.settlements(), t))
     found += inv.check_settlements(requests)
     cap = model.params.letb_max_fills_per_request
     found += inv.check_fill_counts(requests, {(m.chain.name, m.address): cap for m in model.letb})
-    found += inv.check_feedback(_hour_rows(led.feedback(since), t), requests)
+    found += inv.check_feedback(_hour_rows(led.feedback(), t), requests)
     reps = {
         f"seller {a.account.address}": a.reputation
         for a in (*model.producers, *model.reps)

@@ -22,6 +22,7 @@ in the hourly row (`opf_status`, `fallback`).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -67,21 +68,36 @@ def _feeder_pv(model: EnergyMarketModel, hours: np.ndarray) -> pd.DataFrame | No
     )
 
 
-def price_day(model: EnergyMarketModel) -> None:
-    """Set-up: the operator's DLMP table (day-ahead) or an empty one (hourly); producers plan."""
+@dataclass(frozen=True, eq=False)
+class DayPricing:
+    """What pricing the day at set-up leaves for the hours (the model assigns each field)."""
+
+    opf_p: pd.DataFrame  # forecast net active load, hour x bus, kW (users' demand - REPs)
+    opf_q: pd.DataFrame  # forecast reactive load, hour x bus, kvar
+    opf_mode: str  # "day_ahead", or "hourly" (asked for, or after an infeasible day-ahead OPF)
+    day_ahead: OPFResult | None  # the day-ahead OPF (None when pricing hour by hour)
+    hourly_opf: HourlyOPF | None  # the compiled one-hour OPF (None in day-ahead mode)
+    opf_failures: list[dict[str, object]]  # infeasible OPFs: t, cause, bus, rule, message
+
+
+def price_day(model: EnergyMarketModel) -> DayPricing:
+    """Set-up: the operator's DLMP table (day-ahead) or an empty one (hourly); producers plan.
+
+    Sets the operator's DLMP table and the producers' battery plans; returns the rest."""
     sc = model.params
-    model.opf_p, model.opf_q = opf_inputs(model)
+    opf_p, opf_q = opf_inputs(model)
     price = model.reference_price
-    model.opf_failures: list[dict[str, object]] = []
-    model.opf_mode = sc.opf_mode
+    opf_failures: list[dict[str, object]] = []
+    opf_mode = sc.opf_mode
     res = None
+    hourly_opf = None
     if sc.opf_mode == "day_ahead":
         t0 = time.perf_counter()
         try:
             res = solve_opf(
                 model.feeder,
-                model.opf_p,
-                model.opf_q,
+                opf_p,
+                opf_q,
                 price_usd_per_mwh=price,
                 pv_kw=_feeder_pv(model, np.arange(sc.hours)),
                 include_pv=sc.include_feeder_pv,
@@ -91,16 +107,14 @@ def price_day(model: EnergyMarketModel) -> None:
             )
         except OPFInfeasibleError as exc:
             # some hour cannot be priced: re-price hour by hour, infeasible hours fall back
-            model.opf_failures.append(_failure(None, exc, "day-ahead -> hourly"))
-            model.opf_mode = "hourly"
+            opf_failures.append(_failure(None, exc, "day-ahead -> hourly"))
+            opf_mode = "hourly"
         model.timing["opf_s"] += time.perf_counter() - t0
     if res is not None:
-        model.day_ahead = res
         dlmp = res.dlmp_usd_per_mwh.to_numpy()
         plan = dlmp
     else:
-        model.day_ahead = None
-        model.hourly_opf = HourlyOPF(
+        hourly_opf = HourlyOPF(
             model.feeder,
             include_pv=sc.include_feeder_pv,
             v_min_pu=sc.v_min_pu,
@@ -123,6 +137,7 @@ def price_day(model: EnergyMarketModel) -> None:
         )
         if sc.battery_start == "cyclic" and sc.hours >= 24:  # a shorter run: soc_initial
             prod.warm_up(sc.dt_h)
+    return DayPricing(opf_p, opf_q, opf_mode, res, hourly_opf, opf_failures)
 
 
 def _failure(t: int | None, exc: OPFInfeasibleError, rule: str) -> dict[str, object]:

@@ -39,7 +39,7 @@ def probe_refusals(model: EnergyMarketModel) -> list[dict[str, Any]]:
     """Try each forbidden action once on the live chains; one row per attempt (see module)."""
     if model.running:
         raise ProbeSetupError("probe_refusals: the run is not finished (model.running is True)")
-    cheaters = {id(p) for p in getattr(model, "cheaters", [])}
+    cheaters = {id(p) for p in model.cheaters}
     producer = users = None
     for p in model.producers:
         same = [u for u in model.users if u.area == p.area]
@@ -112,7 +112,7 @@ def probe_refusals(model: EnergyMarketModel) -> list[dict[str, Any]]:
             rows.append(replay(model, buyer, stranger, frm, to))
     finally:
         model.ledger.t, model.ledger.phase = ledger_t, ledger_phase
-    model.refusal_rows = [*getattr(model, "refusal_rows", []), *rows]
+    model.refusal_rows.extend(rows)
     return rows
 
 

@@ -1,5 +1,11 @@
 """Building the world of a market day from a Scenario: feeder, profiles, agents.
 
+`build_world` returns a `World` that `EnergyMarketModel.__init__` assigns to the attributes it
+declares (gridledger/model.py); nothing here sets an attribute on the model. Its parts:
+`build_network` -> `Network`, `build_profiles` -> `Profiles`, `build_agents` (the households'
+users and producers, the REPs) and `build_parties` (grid, operator, TDNO, faults) -> `Population`.
+Mesa agents join the model they are built for.
+
 One seed drives everything: `seed_streams` splits it into independent named streams (load, PV,
 prices, prosumer choice, reliability thresholds, faults, forecast error, EVs, order), so changing
 one part of a scenario does not reshuffle the random draws of another.
@@ -7,8 +13,9 @@ one part of a scenario does not reshuffle the random draws of another.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,7 +25,6 @@ from gridledger.agents.producer import LocalProducer, day_starts
 from gridledger.agents.rep import RepAgent
 from gridledger.agents.tdno import TDNO
 from gridledger.agents.user import UserAgent, ev_profile_kw
-from gridledger.day.attacks import mark_cheaters
 from gridledger.network import profiles
 from gridledger.network.devices import Storage, ZIPLoad
 from gridledger.network.feeder import BUNDLED_FEEDERS, Feeder, load_feeder
@@ -26,12 +32,60 @@ from gridledger.scenario import ScenarioError
 
 if TYPE_CHECKING:
     from gridledger.model import EnergyMarketModel
+    from gridledger.scenario import Scenario
 
 STREAMS = ("load", "pv", "price", "prosumers", "rt", "faults", "forecast", "ev", "order")
 
 
 class MarketSetupError(RuntimeError):
     """The world cannot be built from the scenario (names the field or party at fault)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """The run's physical network."""
+
+    feeder: Feeder  # the feeder (its own PV removed unless Scenario.include_feeder_pv)
+    area_of_bus: dict[int, int]  # bus -> LETB area (0..n_areas-1)
+    n_areas: int  # number of LETB areas (one LETB contract each)
+    zip: ZIPLoad  # ZIP load model of every household (Scenario.zip_*)
+
+
+@dataclass(frozen=True, eq=False)
+class Profiles:
+    """The run's shapes and prices, one value per market hour."""
+
+    clock_hours: np.ndarray  # clock hour (0..23) of each market hour
+    feeder_load_shape: np.ndarray  # the feeder's load multiplier (no household noise)
+    load_shape_args: tuple[int, slice, dict[str, Any]]  # (clock hours built, run slice, shape)
+    pv_shape: np.ndarray  # PV output per kW of nameplate (clear sky x seeded clearness)
+    tariff: np.ndarray  # retail ToU tariff, USD/MWh
+    wholesale: np.ndarray  # wholesale price at the substation, USD/MWh
+    fit: float  # feed-in tariff, USD/MWh (the floor of every local offer)
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    """The run's agents (Mesa agents of the model they were built for) and pre-drawn faults."""
+
+    users: list[UserAgent]  # one per household, in bus order
+    producers: list[LocalProducer]  # one per prosumer household (rooftop PV + battery)
+    reps: list[RepAgent]  # renewable energy producers (Scenario.rep_plants)
+    grid: GridAgent  # supplier of last resort at the substation
+    operator: NetworkOperator  # prices the hours (DLMP caps), opens the markets
+    tdno: TDNO  # meters deliveries and settles
+    faults: np.ndarray  # hour x seller: delivery faulty (producers first, then REPs)
+
+
+@dataclass(frozen=True, eq=False)
+class World:
+    """Everything `build_world` makes: the random streams, the network, profiles and agents."""
+
+    rngs: dict[str, np.random.Generator]  # one independent generator per name in STREAMS
+    seqs: dict[str, np.random.SeedSequence]  # their seed sequences
+    network: Network
+    profiles: Profiles
+    population: Population
 
 
 def seed_streams(
@@ -43,39 +97,43 @@ def seed_streams(
     return rngs, dict(zip(STREAMS, seqs, strict=True))
 
 
-def build_world(model: EnergyMarketModel) -> None:
-    """Network, profiles and agents of `model.params`, set on the model."""
-    model.rngs, model.seqs = seed_streams(model.params.seed)
-    build_network(model)
-    build_profiles(model)
-    build_agents(model)
-
-
-def build_network(model: EnergyMarketModel) -> None:
-    """Feeder (without its own PV unless asked), REP buses checked, LETB areas, ZIP load."""
+def build_world(model: EnergyMarketModel) -> World:
+    """Network, profiles and agents of `model.params` (the agents join `model`)."""
     sc = model.params
+    rngs, seqs = seed_streams(sc.seed)
+    net = build_network(sc)
+    prof = build_profiles(sc, rngs)
+    users, producers, reps = build_agents(model, net, prof, rngs, seqs)
+    pop = build_parties(model, net, rngs, users, producers, reps)
+    return World(rngs, seqs, net, prof, pop)
+
+
+def build_network(sc: Scenario) -> Network:
+    """Feeder (without its own PV unless asked), REP buses checked, LETB areas, ZIP load."""
     if sc.feeder not in BUNDLED_FEEDERS and not Path(sc.feeder).is_dir():  # before any work
         reason = f"not a bundled feeder {BUNDLED_FEEDERS} nor an existing folder"
         raise ScenarioError("feeder", sc.feeder, reason)
     feeder = load_feeder(sc.feeder)
     if not sc.include_feeder_pv and feeder.buses["pv_kw"].any():
         feeder = feeder.with_pv({int(b): 0.0 for b in feeder.buses.index})
-    model.feeder: Feeder = feeder
     for plant in sc.rep_plants:
         if plant.bus not in feeder.buses.index:
             raise MarketSetupError(
                 f"scenario field 'rep_plants': bus {plant.bus} is not on feeder {feeder.name}"
             )
-    model.area_of_bus = derive_letb_areas(feeder, sc.letb_areas, sc.letb_area_roots)
-    model.n_areas = len(set(model.area_of_bus.values()))
-    model.zip = ZIPLoad(
-        z_p=sc.zip_z, i_p=sc.zip_i, p_p=sc.zip_p, z_q=sc.zip_z, i_q=sc.zip_i, p_q=sc.zip_p
+    area_of_bus = derive_letb_areas(feeder, sc.letb_areas, sc.letb_area_roots)
+    return Network(
+        feeder=feeder,
+        area_of_bus=area_of_bus,
+        n_areas=len(set(area_of_bus.values())),
+        zip=ZIPLoad(
+            z_p=sc.zip_z, i_p=sc.zip_i, p_p=sc.zip_p, z_q=sc.zip_z, i_q=sc.zip_i, p_q=sc.zip_p
+        ),
     )
 
 
-def build_profiles(model: EnergyMarketModel) -> None:
+def build_profiles(sc: Scenario, rngs: dict[str, np.random.Generator]) -> Profiles:
     """The day's shapes and prices, indexed by market hour (clock hours sliced from 0)."""
-    sc = model.params
     n = sc.start_hour + sc.hours  # profiles are indexed from clock hour 0; slice the run
     sl = slice(sc.start_hour, n)
     shape_kw = dict(
@@ -84,17 +142,16 @@ def build_profiles(model: EnergyMarketModel) -> None:
         peak_heights=sc.load_peak_heights,
         peak_widths_h=sc.load_peak_widths_h,
     )
-    model.clock_hours = (np.arange(n) % 24)[sl]
-    model.feeder_load_shape = profiles.load_shape(n, **shape_kw)[sl]
-    model.load_shape_args = (n, sl, shape_kw)
-    model.pv_shape = profiles.pv_shape(
+    clock_hours = (np.arange(n) % 24)[sl]
+    feeder_load_shape = profiles.load_shape(n, **shape_kw)[sl]
+    pv_shape = profiles.pv_shape(
         n,
-        rng=model.rngs["pv"],
+        rng=rngs["pv"],
         sunrise_h=sc.pv_sunrise_h,
         sunset_h=sc.pv_sunset_h,
         cloudiness=sc.pv_cloudiness,
     )[sl]
-    model.tariff = profiles.tou_tariff(
+    tariff = profiles.tou_tariff(
         n,
         offpeak_usd_per_mwh=sc.tariff_offpeak_usd_per_mwh,
         midpeak_usd_per_mwh=sc.tariff_midpeak_usd_per_mwh,
@@ -102,46 +159,60 @@ def build_profiles(model: EnergyMarketModel) -> None:
         onpeak=sc.tariff_onpeak_periods,
         midpeak=sc.tariff_midpeak_periods,
     )[sl]
-    model.wholesale = profiles.wholesale_price(
+    wholesale = profiles.wholesale_price(
         n,
-        rng=model.rngs["price"],
+        rng=rngs["price"],
         load=profiles.load_shape(n, **shape_kw),
         base_usd_per_mwh=sc.wholesale_base_usd_per_mwh,
         slope_usd_per_mwh=sc.wholesale_slope_usd_per_mwh,
         noise_usd_per_mwh=sc.wholesale_noise_usd_per_mwh,
     )[sl]
-    model.fit = float(sc.feed_in_tariff_usd_per_mwh)
+    return Profiles(
+        clock_hours=clock_hours,
+        feeder_load_shape=feeder_load_shape,
+        load_shape_args=(n, sl, shape_kw),
+        pv_shape=pv_shape,
+        tariff=tariff,
+        wholesale=wholesale,
+        fit=float(sc.feed_in_tariff_usd_per_mwh),
+    )
 
 
-def build_agents(model: EnergyMarketModel) -> None:
-    """Users (one per household), prosumers' producers, REPs, grid, operator, TDNO; faults."""
+def build_agents(
+    model: EnergyMarketModel,
+    net: Network,
+    prof: Profiles,
+    rngs: dict[str, np.random.Generator],
+    seqs: dict[str, np.random.SeedSequence],
+) -> tuple[list[UserAgent], list[LocalProducer], list[RepAgent]]:
+    """Users (one per household), prosumers' producers and REPs of a bundled feeder (they join
+    `model`, Mesa)."""
     sc = model.params
-    n, sl, shape_kw = model.load_shape_args
-    buses = model.feeder.buses
+    n, sl, shape_kw = prof.load_shape_args
+    buses = net.feeder.buses
     load_buses = [int(b) for b in buses.index if buses.at[b, "p_kw"] > 0]
     households = [(b, k) for b in load_buses for k in range(sc.households_per_bus)]
-    hh_seqs = model.seqs["load"].spawn(len(households))
+    hh_seqs = seqs["load"].spawn(len(households))
     n_pros = round(sc.prosumer_share * len(households))
-    pros = set(model.rngs["prosumers"].choice(len(households), size=n_pros, replace=False).tolist())
+    pros = set(rngs["prosumers"].choice(len(households), size=n_pros, replace=False).tolist())
     n_ev = round(sc.ev_share * len(households))
-    evs = set(model.rngs["ev"].choice(len(households), size=n_ev, replace=False).tolist())
+    evs = set(rngs["ev"].choice(len(households), size=n_ev, replace=False).tolist())
     spread = sc.reliability_threshold_spread
     rts = np.clip(
-        sc.reliability_threshold
-        + model.rngs["rt"].integers(-spread, spread + 1, size=len(households)),
+        sc.reliability_threshold + rngs["rt"].integers(-spread, spread + 1, size=len(households)),
         0,
         1000,
     )
     ev_kw = ev_profile_kw(
         sc.hours,
-        model.clock_hours,
+        prof.clock_hours,
         sc.ev_energy_kwh,
         sc.ev_window_start_h,
         sc.ev_window_end_h,
         sc.dt_h,
     )
-    model.users: list[UserAgent] = []
-    model.producers: list[LocalProducer] = []
+    users: list[UserAgent] = []
+    producers: list[LocalProducer] = []
     for i, (bus, _k) in enumerate(households):
         peak_p = float(buses.at[bus, "p_kw"]) / sc.households_per_bus
         peak_q = float(buses.at[bus, "q_kvar"]) / sc.households_per_bus
@@ -152,14 +223,14 @@ def build_agents(model: EnergyMarketModel) -> None:
             **shape_kw,
         )[sl]
         pv_kw = (
-            sc.rooftop_pv_kw_per_peak_kw * peak_p * model.pv_shape
+            sc.rooftop_pv_kw_per_peak_kw * peak_p * prof.pv_shape
             if i in pros
             else np.zeros(sc.hours)
         )
         user = UserAgent(
             model,
             bus=bus,
-            area=model.area_of_bus[bus],
+            area=net.area_of_bus[bus],
             index=i,
             load_kw=peak_p * shape,
             q_kvar=peak_q * shape,
@@ -167,7 +238,7 @@ def build_agents(model: EnergyMarketModel) -> None:
             ev_kw=ev_kw if i in evs else np.zeros(sc.hours),
             reliability_threshold=int(rts[i]),
         )
-        model.users.append(user)
+        users.append(user)
         if i in pros:
             pv_nameplate = sc.rooftop_pv_kw_per_peak_kw * peak_p
             cap = sc.battery_kwh_per_pv_kw * pv_nameplate
@@ -184,20 +255,20 @@ def build_agents(model: EnergyMarketModel) -> None:
             prod = LocalProducer(
                 model,
                 bus=bus,
-                area=model.area_of_bus[bus],
-                index=len(model.producers),
+                area=net.area_of_bus[bus],
+                index=len(producers),
                 pv_surplus_kw=user.pv_surplus_kw,
                 storage=storage,
                 capacity_kwh=max(cap, 1e-9),
             )
             prod.household = user
-            model.producers.append(prod)
-    err = model.rngs["forecast"].standard_normal((len(sc.rep_plants), sc.hours))
-    model.reps: list[RepAgent] = []
+            producers.append(prod)
+    err = rngs["forecast"].standard_normal((len(sc.rep_plants), sc.hours))
+    reps: list[RepAgent] = []
     for j, plant in enumerate(sc.rep_plants):
-        forecast = plant.p_kw * model.pv_shape
+        forecast = plant.p_kw * prof.pv_shape
         actual = forecast * np.clip(1.0 + sc.forecast_error_std * err[j], 0.0, None)
-        model.reps.append(
+        reps.append(
             RepAgent(
                 model,
                 bus=plant.bus,
@@ -206,14 +277,28 @@ def build_agents(model: EnergyMarketModel) -> None:
                 forecast_kw=forecast,
                 actual_kw=actual,
                 stable_fraction=sc.rep_stable_fraction,
-                day_start=day_starts(model.clock_hours),
+                day_start=day_starts(prof.clock_hours),
             )
         )
-    sub = int(model.feeder.substation_bus)
-    model.grid = GridAgent(model, bus=sub)
-    model.operator = NetworkOperator(model, feeder=model.feeder)
-    model.tdno = TDNO(model, bus=sub)
+    return users, producers, reps
+
+
+def build_parties(
+    model: EnergyMarketModel,
+    net: Network,
+    rngs: dict[str, np.random.Generator],
+    users: list[UserAgent],
+    producers: list[LocalProducer],
+    reps: list[RepAgent],
+) -> Population:
+    """Grid, network operator and TDNO at the substation; pre-drawn faults; with the traders,
+    the run's Population."""
+    sc = model.params
+    sub = int(net.feeder.substation_bus)
+    grid = GridAgent(model, bus=sub)
+    operator = NetworkOperator(model, feeder=net.feeder)
+    tdno = TDNO(model, bus=sub)
     # faults: pre-drawn per (hour, seller) so they do not depend on the trading path
-    n_sellers = len(model.producers) + len(model.reps)
-    model.faults = model.rngs["faults"].random((sc.hours, n_sellers)) < sc.fault_rate
-    mark_cheaters(model)
+    n_sellers = len(producers) + len(reps)
+    faults = rngs["faults"].random((sc.hours, n_sellers)) < sc.fault_rate
+    return Population(users, producers, reps, grid, operator, tdno, faults)

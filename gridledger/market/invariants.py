@@ -5,7 +5,9 @@ Each `check_*` function takes plain values or the ledger's frames (`Ledger.event
 list of `Violation`s (empty = the invariant holds); `raise_violations` turns a non-empty list into
 `InvariantError`. Only `read_token_state` touches a chain (one `balances_of` view and one
 `totalSupply` call), so the model can run the same checks every hour and the reliability tests
-after every step (issue 7).
+after every step (issue 7). The books the checks compare (`request_book`, `kept_by_rule`,
+`credit_totals`, `minted_between`) are read from the ledger's events in
+gridledger/market/request_book.py and re-exported here.
 
 Invariants (all exact integers: token base units, Wh):
 * supply:      token supply change = incentives minted (Σ IncentiveMinted.incentive), per chain;
@@ -32,6 +34,17 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from eth_utils import to_checksum_address
 
+from gridledger.market.request_book import (
+    REQUEST_KEY,
+    credit_totals,
+    in_blocks,
+    kept_by_rule,
+    ledger_rows,
+    minted_between,
+    request_book,
+    request_key,
+)
+
 if TYPE_CHECKING:
     from gridledger.market.contracts import EnergyToken
 
@@ -51,6 +64,7 @@ __all__ = [
     "check_supply",
     "credit_totals",
     "kept_by_rule",
+    "minted_between",
     "raise_violations",
     "read_token_state",
     "request_book",
@@ -59,8 +73,6 @@ __all__ = [
 REP_MAX = 1000
 """Upper bound of a reputation (contracts/README.md: 0..1000 = 100.0 %)."""
 ZERO_ADDRESS = "0x" + "00" * 20
-REQUEST_KEY = ["chain", "address", "buyer", "nonce"]
-"""A matched request: market contract (chain, address), buyer and the buyer's request nonce."""
 PAYOUT_OPERATIONS = frozenset({"settle", "settle_many", "withdraw"})
 """Operations in which a market contract may send tokens (payments to sellers, refunds that do
 not fit the credit field, a buyer withdrawing its refund credit)."""
@@ -119,114 +131,6 @@ def read_token_state(token: EnergyToken, accounts: Sequence[str]) -> TokenState:
 
 
 # --------------------------------------------------------------------------------------------
-# helpers on ledger frames
-# --------------------------------------------------------------------------------------------
-
-
-def _ints(values: Iterable[Any]) -> list[int]:
-    """Exact Python ints of a column (token amounts exceed int64 and live in object columns)."""
-    out = []
-    for v in values:
-        if isinstance(v, float):
-            raise TypeError(f"token/energy amount {v!r} is a float: exact integers are required")
-        out.append(int(v))
-    return out
-
-
-def _rows(df: pd.DataFrame | None, *cols: str) -> list[dict[str, Any]]:
-    """Records of a frame; a column name that appears twice (the ledger renames RETB's `rep`
-    to `seller`, which LETB events already have) takes the first non-missing value."""
-    if df is None or df.empty:
-        return []
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ValueError(f"frame lacks columns {missing} (has {list(df.columns)})")
-    names = list(df.columns)
-    rows = df.itertuples(index=False, name=None)
-    if df.columns.is_unique:  # the usual frame: nothing to merge
-        return [dict(zip(names, values, strict=True)) for values in rows]
-    out = []
-    for values in rows:
-        row: dict[str, Any] = {}
-        for k, v in zip(names, values, strict=True):
-            if k not in row or _missing(row[k]):
-                row[k] = v
-        out.append(row)
-    return out
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
-
-
-def _in_blocks(df: pd.DataFrame | None, chain: str, first: int, last: int) -> pd.DataFrame:
-    """Rows of `chain` mined in blocks first..last (inclusive)."""
-    if df is None or df.empty:
-        return pd.DataFrame()
-    sel = (df["chain"] == chain) & (df["block"] >= first) & (df["block"] <= last)
-    return df[sel]
-
-
-def _request_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (row["chain"], row["address"], row["buyer"], int(row["nonce"]))
-
-
-def request_book(trades: pd.DataFrame, settlements: pd.DataFrame) -> pd.DataFrame:
-    """One row per matched request from the Trade and Settled events of LETB and RETB.
-
-    Columns: chain, address, contract, buyer, nonce, t, n_fills, scheduled_wh, value (Σ e_wh·price,
-    base units), settled (bool), delivered_wh, paid, refunded (None while open). Amounts are
-    exact Python ints.
-    """
-    cols = [*REQUEST_KEY, "contract", "t", "n_fills", "scheduled_wh", "value", "settled",
-            "delivered_wh", "paid", "refunded"]  # fmt: skip
-    book: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in _rows(trades, *REQUEST_KEY, "e_wh", "price"):
-        key = _request_key(r)
-        row = book.setdefault(
-            key,
-            dict(zip(REQUEST_KEY, key, strict=True), contract=r.get("contract", ""),
-                 t=int(r["t"]), n_fills=0, scheduled_wh=0, value=0, settled=False,
-                 delivered_wh=None, paid=None, refunded=None, settled_twice=False),
-        )  # fmt: skip
-        e_wh, price = _ints((r["e_wh"], r["price"]))
-        row["n_fills"] += 1
-        row["scheduled_wh"] += e_wh
-        row["value"] += e_wh * price
-    for s in _rows(settlements, *REQUEST_KEY, "delivered_wh", "paid", "refunded"):
-        key = _request_key(s)
-        row = book.get(key)
-        if row is None:
-            row = book[key] = dict(
-                zip(REQUEST_KEY, key, strict=True), contract=s.get("contract", ""), t=None,
-                n_fills=0, scheduled_wh=0, value=0, settled=False, settled_twice=False,
-            )  # fmt: skip
-        if row["settled"]:
-            row["settled_twice"] = True
-        row["settled"] = True
-        row["delivered_wh"], row["paid"], row["refunded"] = _ints(
-            (s["delivered_wh"], s["paid"], s["refunded"])
-        )
-    return pd.DataFrame(list(book.values()), columns=[*cols, "settled_twice"])
-
-
-def kept_by_rule(
-    registered: pd.DataFrame, bond_units: Mapping[tuple[str, str], int], seed_units: int = 1
-) -> dict[tuple[str, str], int]:
-    """What each market (chain, address) keeps by rule: escrow seed + bond x registrations.
-
-    `registered` = `Ledger.events("Registered")`; `bond_units` lists every market to check (its
-    bond, 0 if none), so markets without registrations still get their seed.
-    """
-    out = {m: seed_units for m in bond_units}
-    for r in _rows(registered, "chain", "address"):
-        m = (r["chain"], r["address"])
-        if m in out:
-            out[m] += int(bond_units[m])
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # checks
 # --------------------------------------------------------------------------------------------
 
@@ -246,41 +150,6 @@ def check_supply(before: TokenState, after: TokenState, minted_units: int) -> li
     return []
 
 
-def minted_between(incentives: pd.DataFrame, chain: str, first: int, last: int) -> int:
-    """Σ IncentiveMinted.incentive on `chain` in blocks first..last."""
-    return sum(_ints(_in_blocks(incentives, chain, first, last).get("incentive", [])))
-
-
-__all__ += ["minted_between"]
-
-
-def credit_totals(
-    credited: pd.DataFrame | None,
-    used: pd.DataFrame | None = None,
-    withdrawn: pd.DataFrame | None = None,
-) -> dict[tuple[str, str], int]:
-    """Σ of the buyers' refund credits per market (chain, address), from LETB's events.
-
-    `credited` = `Ledger.events("Credited")`, `used` = `Ledger.events("CreditUsed")` (both carry
-    the buyer's credit after the event), `withdrawn` = `Ledger.events("Withdrawn")` (credit -> 0).
-    """
-    last: dict[tuple[str, str, str], tuple[int, int, int]] = {}
-    for df, who in ((credited, "buyer"), (used, "buyer"), (withdrawn, "account")):
-        cols = ("chain", "address", "block", "log_index", who)
-        if who == "buyer":
-            cols = (*cols, "credit")
-        for r in _rows(df, *cols):
-            credit = 0 if who == "account" else int(r["credit"])
-            key = (r["chain"], r["address"], r[who])
-            pos = (int(r["block"]), int(r["log_index"]))
-            if key not in last or last[key][:2] < pos:
-                last[key] = (*pos, credit)
-    out: dict[tuple[str, str], int] = {}
-    for (chain, address, _buyer), (_b, _i, credit) in last.items():
-        out[(chain, address)] = out.get((chain, address), 0) + credit
-    return out
-
-
 def check_escrow(
     escrow_units: Mapping[tuple[str, str], int],
     requests: pd.DataFrame,
@@ -296,7 +165,7 @@ def check_escrow(
     credits = credit_units or {}
     open_value: dict[tuple[str, str], int] = {}
     n_open: dict[tuple[str, str], int] = {}
-    for r in _rows(requests, "chain", "address", "value", "settled"):
+    for r in ledger_rows(requests, "chain", "address", "value", "settled"):
         if not r["settled"]:
             m = (r["chain"], r["address"])
             open_value[m] = open_value.get(m, 0) + int(r["value"])
@@ -321,7 +190,7 @@ def check_settlements(requests: pd.DataFrame) -> list[Violation]:
     """Per settled request: delivered <= scheduled, paid + refunded = value, paid <= value,
     settled once (no Wh or token unaccounted)."""
     out = []
-    for r in _rows(requests, *REQUEST_KEY, "settled", "scheduled_wh", "value"):
+    for r in ledger_rows(requests, *REQUEST_KEY, "settled", "scheduled_wh", "value"):
         if not r["settled"]:
             continue
         subject = f"request {r['buyer']}#{r['nonce']} on {r['chain']!r} {r['address']}"
@@ -368,7 +237,7 @@ def check_fill_counts(
     `max_fills` maps (chain, market address) to the market's cap (LETB's deployment parameter);
     requests of markets not listed are not checked. `requests` is `request_book(...)`."""
     out = []
-    for r in _rows(requests, *REQUEST_KEY, "n_fills"):
+    for r in ledger_rows(requests, *REQUEST_KEY, "n_fills"):
         cap = max_fills.get((r["chain"], r["address"]))
         if cap is not None and int(r["n_fills"]) > cap:
             out.append(
@@ -406,23 +275,24 @@ def check_balance_changes(
     """
     chain = after.chain
     first, last = before.block + 1, after.block
-    tr = _in_blocks(transfers, chain, first, last)
+    tr = in_blocks(transfers, chain, first, last)
     if token_address is not None and not tr.empty:
         tr = tr[tr["address"] == token_address]
     markets = {to_checksum_address(m) for m in markets}
-    tx_rows = {r["tx_hash"]: r for r in _rows(_in_blocks(txs, chain, first, last), "tx_hash")}
+    tx_rows = {r["tx_hash"]: r for r in ledger_rows(in_blocks(txs, chain, first, last), "tx_hash")}
     approved: set[tuple[str, str]] = set()
-    appr_rows = _rows(
-        _in_blocks(approvals, chain, 0, last) if approvals is not None else None,
+    appr_rows = ledger_rows(
+        in_blocks(approvals, chain, 0, last) if approvals is not None else None,
         "owner", "spender", "value", "block",
     )  # fmt: skip
     minted: dict[str, list[tuple[str, int]]] = {}
-    for r in _rows(_in_blocks(incentives, chain, first, last), "tx_hash", "seller", "incentive"):
+    minted_rows = in_blocks(incentives, chain, first, last)
+    for r in ledger_rows(minted_rows, "tx_hash", "seller", "incentive"):
         minted.setdefault(r["tx_hash"], []).append((r["seller"], int(r["incentive"])))
 
     out: list[Violation] = []
     delta: dict[str, int] = {}
-    for r in sorted(_rows(tr, "sender", "receiver", "value", "tx_hash"),
+    for r in sorted(ledger_rows(tr, "sender", "receiver", "value", "tx_hash"),
                     key=lambda r: (r["block"], r["log_index"])):  # fmt: skip
         src, dst, value = r["sender"], r["receiver"], int(r["value"])
         delta[src] = delta.get(src, 0) - value
@@ -496,11 +366,12 @@ def check_reputations(reputations: Mapping[str, int], rep_max: int = REP_MAX) ->
 def check_feedback(feedback: pd.DataFrame, requests: pd.DataFrame) -> list[Violation]:
     """At most one rating per (market, buyer, nonce, seller), only for a settled request, and
     the reputation the event reports within bounds."""
-    settled = {_request_key(r) for r in _rows(requests, *REQUEST_KEY, "settled") if r["settled"]}
+    book = ledger_rows(requests, *REQUEST_KEY, "settled")
+    settled = {request_key(r) for r in book if r["settled"]}
     out: list[Violation] = []
     seen: set[tuple[Any, ...]] = set()
-    for r in _rows(feedback, *REQUEST_KEY, "seller", "reputation"):
-        req = _request_key(r)
+    for r in ledger_rows(feedback, *REQUEST_KEY, "seller", "reputation"):
+        req = request_key(r)
         key = (*req, r["seller"])
         subject = f"rating of {r['seller']} by {r['buyer']}#{r['nonce']} on {r['chain']!r}"
         if key in seen:
