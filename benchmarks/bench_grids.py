@@ -10,6 +10,9 @@ Every run is its own process (nothing warm in memory, its own peak RSS):
   1-LV-urban6--0-sw (the packaged scenario lv_urban6_year.toml), 1-MVLV-urban-6.305-0-sw and
   1-MVLV-semiurb-all-0-sw (Scenario defaults): wall, set-up, chain_s, opf_s and its share of
   wall, transactions, agents, users, LETB areas, trades, peak RSS.
+* opf: the operator's OPF alone for the 24 hours of 2016-06-01 on 1-MVLV-semiurb-all (its
+  loads and generators at their profiles) and on `synthetic_feeder(9000)`: CPU, Clarabel
+  iterations per hour, problem size, peak RSS.
 * year: 1-LV-urban6 over the whole year (`--year-days 0`) or over windows of `--year-days`
   days starting at each of `--year-starts`: per-day wall and CPU, and, for windows, the year
   extrapolated as set-up + 366 x the median day (stated as an extrapolation in the JSON).
@@ -44,6 +47,7 @@ OUT = Path(__file__).parent / "results" / "grids.json"
 LV = "1-LV-urban6--0-sw"
 LOAD_GRIDS = (LV, "1-MVLV-urban-6.305-0-sw", "1-MVLV-semiurb-all-0-sw", "1-MVLV-urban-all-0-sw")
 DAY_GRIDS = LOAD_GRIDS[:3]
+OPF_GRIDS = ("synthetic9000", "1-MVLV-semiurb-all-0-sw")
 DAY_START = "2016-06-01"
 YEAR_DAYS = 366  # 2016: the profiles' (leap) year, 8,784 hours
 TARGETS = {"year_lv_s": 900.0, "day_semiurb_s": 300.0, "opf_share": 0.05}
@@ -98,6 +102,58 @@ def run_hours(code: str, start: str, hours: int) -> dict[str, Any]:
     row["day_wall_s"], row["day_cpu_s"] = _per_day(wall), _per_day(cpu)
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row["load_avg_at_end"] = os.getloadavg()
+    return row
+
+
+def run_opf(code: str, start: str) -> dict[str, Any]:
+    """The operator's OPF alone on grid `code` (or "synthetic9000"), the 24 hours from
+    `start`: loads and generators at their measured profiles as net loads, 100 $/MWh at the
+    substation; the day-ahead path of `solve_opf` (one compiled hour re-solved per hour)."""
+    import numpy as np
+
+    from gridledger.network import HourlyOPF
+
+    row: dict[str, Any] = {"grid": code, "start": start, "load_avg_at_start": os.getloadavg()}
+    if code == "synthetic9000":
+        from gridledger.network import default_day
+        from gridledger.network.feeder import synthetic_feeder
+
+        feeder = synthetic_feeder(9000, load_kw=0.5, branching=300)
+        shape = default_day(0).load
+        p = np.outer(shape, feeder.buses.p_kw)
+        q = np.outer(shape, feeder.buses.q_kvar)
+    else:
+        import pandas as pd
+
+        from gridledger.network import load_simbench
+
+        grid = load_simbench(code)
+        feeder = grid.feeder
+        prof = grid.profiles.loc[pd.date_range(start, periods=24, freq="h")]
+        p = np.zeros((24, feeder.n_buses))
+        q = np.zeros((24, feeder.n_buses))
+        loads, gens = grid.loads, grid.generators
+        at = feeder.topology.positions(loads["bus"])
+        for col, out, kind in (("p_kw", p, "_pload"), ("q_kvar", q, "_qload")):
+            kw = prof[[f"{x}{kind}" for x in loads["profile"]]].to_numpy() * loads[col].to_numpy()
+            np.add.at(out.T, at, kw.T)
+        gen_kw = prof[list(gens["profile"])].to_numpy() * gens["p_kw"].to_numpy()
+        np.add.at(p.T, feeder.topology.positions(gens["bus"]), -gen_kw.T)
+    c0, t0 = time.process_time(), time.perf_counter()
+    opf = HourlyOPF(feeder, include_pv=False)
+    cpu, its, statuses = [], [], []
+    for t in range(24):
+        c = time.process_time()
+        res = opf.solve(p[t], q[t], 100.0, hour=t)
+        cpu.append(time.process_time() - c)
+        its.append(int(opf.engine.sol.iterations))
+        statuses.append(res.status)
+    row.update(buses=feeder.n_buses, constraints=int(opf.engine.A.shape[0]),
+               variables=int(opf.engine.A.shape[1]), nnz_a=int(opf.engine.A.nnz),
+               day_wall_s=time.perf_counter() - t0, day_cpu_s=time.process_time() - c0,
+               hour_cpu_s_median=statistics.median(cpu), iterations=its,
+               statuses={s: statuses.count(s) for s in set(statuses)},
+               peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # fmt: skip
     return row
 
 
@@ -187,7 +243,7 @@ def _line(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--parts", default="load,day,year", help="load,day,year (default all)")
+    p.add_argument("--parts", default="load,day,opf,year", help="load,day,opf,year (default all)")
     p.add_argument("--grids", default=None, help="comma-separated SimBench codes (load, day)")
     p.add_argument("--repeats", type=int, default=3, help="cached loads per grid")
     p.add_argument("--year-days", type=int, default=0, help="0: the whole year; N: windows")
@@ -199,10 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.one:
         code, start, hours = args.one
-        print(json.dumps(run_hours(code, start, int(hours))))
+        row = run_opf(code, start) if hours == "opf" else run_hours(code, start, int(hours))
+        print(json.dumps(row))
         return 0
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
-    if bad := set(parts) - {"load", "day", "year"}:
+    if bad := set(parts) - {"load", "day", "year", "opf"}:
         p.error(f"--parts: unknown {sorted(bad)}")
     pick = args.grids.split(",") if args.grids else None
     out: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
@@ -212,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         out["load"] = bench_load(pick or list(LOAD_GRIDS), args.repeats)
     if "day" in parts:
         out["day"] = bench_days(pick or list(DAY_GRIDS), args.timeout)
+    if "opf" in parts:
+        out["opf"] = [child([g, DAY_START, "opf"], args.timeout) for g in OPF_GRIDS]
+        for r in out["opf"]:
+            print(f"OPF {r.get('grid')}: {r.get('day_cpu_s', 0):.1f} s CPU a day, iterations "
+                  f"{r.get('iterations')}, {r.get('error', '')}", flush=True)  # fmt: skip
     if "year" in parts:
         starts = [s.strip() for s in args.year_starts.split(",") if s.strip()]
         out["year"] = bench_year(args.year_days, starts, args.timeout)
