@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="first days of the windows (--year-days N)")  # fmt: skip
     p.add_argument("--timeout", type=float, default=7200.0, help="seconds per run")
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--code", default="", help="what code ran (branch, commit), kept per part")
     p.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
@@ -265,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
     out["targets"] = TARGETS
     t0 = time.perf_counter()
+    out.setdefault("code", {}).update(dict.fromkeys(parts, args.code))
     if "load" in parts:
         out["load"] = bench_load(pick or list(LOAD_GRIDS), args.repeats)
     if "day" in parts:
