@@ -213,7 +213,7 @@ class EnergyMarketModel(mesa.Model):
     # --- results so far (day/kpis.py)
     hourly_rows: list[dict[str, Any]]  # one per hour
     trade_rows: list[dict[str, Any]]  # one per fill
-    agent_rows: list[dict[str, Any]]  # one per agent and hour
+    agent_rows: list[tuple[Any, ...]]  # one per agent and hour, AGENT_COLUMNS order
     datacollector: mesa.DataCollector  # Mesa's record of the same hours
 
     def __init__(
@@ -249,7 +249,7 @@ class EnergyMarketModel(mesa.Model):
         self.ledger = Ledger()
         self.ledger.t = -1  # set-up transactions (deploy, funding, registration) have t = -1
         self.ledger.phase = Phase.SETUP.value
-        self.agent_rows: list[dict[str, Any]] = []
+        self.agent_rows: list[tuple[Any, ...]] = []
         self.last_opf: OPFResult | None = None
         self.last_power_flow: PowerFlowResult | None = None
         self.last_power_flow_baseline: PowerFlowResult | None = None

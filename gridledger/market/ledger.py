@@ -49,7 +49,7 @@ class Ledger:
     def __init__(self) -> None:
         self.t: int | None = None
         self.phase: str = ""
-        self._tx_rows: list[dict[str, Any]] = []
+        self._tx_rows: list[tuple[Any, ...]] = []  # GAS_COLUMNS order
         self._event_rows: list[dict[str, Any]] = []
         self._contracts: dict[tuple[str, str], DeployedContract] = {}
         self._chains: list[ChainBackend] = []
@@ -78,24 +78,24 @@ class Ledger:
         for r in results:
             if r.block_number < 0:
                 continue
-            self._tx_rows.append(
-                {
-                    "chain": r.chain,
-                    "contract": r.contract or "native",
-                    "operation": r.function,
-                    "sender": r.sender,
-                    "agent": r.agent,
-                    "gas_used": r.gas_used,
-                    "block": r.block_number,
-                    "block_hash": r.block_hash,
-                    "tx_hash": r.tx_hash,
-                    "t": self.t,
-                    "phase": self.phase,
-                    "status": r.status,
-                    "nonce": r.nonce,
-                    "gas_limit": r.gas_limit,
-                    "to": r.contract_address or "",
-                }
+            self._tx_rows.append(  # a tuple in GAS_COLUMNS order: a third of a dict's memory
+                (
+                    r.chain,
+                    r.contract or "native",
+                    r.function,
+                    r.sender,
+                    r.agent,
+                    r.gas_used,
+                    r.block_number,
+                    r.block_hash,
+                    r.tx_hash,
+                    self.t,
+                    self.phase,
+                    r.status,
+                    r.nonce,
+                    r.gas_limit,
+                    r.contract_address or "",
+                )
             )
             for contract in {self._contracts.get((r.chain, lg.address)) for lg in r.logs} - {None}:
                 assert contract is not None

@@ -51,8 +51,11 @@ def ledger_rows(df: pd.DataFrame | None, *cols: str) -> list[dict[str, Any]]:
     if missing:
         raise ValueError(f"frame lacks columns {missing} (has {list(df.columns)})")
     names = list(df.columns)
+    rows = df.itertuples(index=False, name=None)
+    if df.columns.is_unique:  # the usual frame: nothing to merge
+        return [dict(zip(names, values, strict=True)) for values in rows]
     out = []
-    for values in df.itertuples(index=False, name=None):
+    for values in rows:
         row: dict[str, Any] = {}
         for k, v in zip(names, values, strict=True):
             if k not in row or _missing(row[k]):
