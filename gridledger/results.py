@@ -55,7 +55,7 @@ class ResultsError(RuntimeError):
 
 @dataclass
 class Results:
-    """Tidy outputs of a run (see DESIGN.md "Public API").
+    """Tidy outputs of a run (README "What a run writes").
 
     hourly: one row per market hour t (scheme metrics beside `*_baseline` ones).
     trades: one row per trade (chain, area, buyer, seller, e_wh, price, delivered_wh, feedback).

@@ -1,8 +1,9 @@
 """Scenario: every parameter of one simulated market day, validated; default = the paper's day.
 
 A `Scenario` is a frozen dataclass. `Scenario()` is the seed paper's default day on the SCE 56-bus
-feeder (DESIGN.md "Default scenario"); `Scenario.from_toml(path)` loads a TOML file whose keys are
-field names (unknown keys are refused by name); `Scenario.replace(**kw)` returns a validated copy.
+feeder (README "The default day and its choices"); `Scenario.from_toml(path)` loads a TOML file
+whose keys are field names (unknown keys are refused by name); `Scenario.replace(**kw)` returns a
+validated copy.
 Every invalid value raises `ScenarioError` naming the field, the value and the reason (the range
 checks live in gridledger/scenario_checks.py).
 

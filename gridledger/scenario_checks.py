@@ -34,7 +34,7 @@ GERMAN_HOLIDAYS_2016 = (
 LOAD_PROFILES = ("synthetic", "simbench")
 
 REPUTATION_MAX = 1000
-"""On-chain reputation scale: integer 0..REPUTATION_MAX (interfaces.md)."""
+"""On-chain reputation scale: integer 0..REPUTATION_MAX (gridledger/contracts/README.md)."""
 
 PRODUCER_STRATEGIES = ("evening_night", "price_peak", "greedy")
 BATTERY_STARTS = ("cyclic", "initial")

@@ -77,7 +77,7 @@ class Calls:
 
 
 def gas_limit(function: str) -> int:
-    """The gas limit a call of `function` is sent with (day/chains.py, market/contracts.py);
+    """The gas limit a call of `function` is sent with (market/contracts.py `GAS_LIMITS`);
     for SETTLE_MANY_ITEM the share of one item in a settle_many call's limit."""
     if function == SETTLE_MANY_ITEM:
         return SETTLE_ITEM_GAS_LIMIT + SETTLE_FILL_GAS_LIMIT * MAX_FILLS_PER_REQUEST
@@ -91,7 +91,7 @@ def role_calls(model: EnergyMarketModel, chain: str) -> dict[str, Calls]:
     Sellers are local producers (LETB) or REPs (RETB); sybil identities count as sellers. The
     TDNO settles every user's LETB request / RETB trade of the hour in settle_many calls (an
     item each) and, per market, at most one lone request as a plain `settle`
-    (market/contracts.py sends a one-item batch that way).
+    (markets/letb.py `LETB.settle_many` sends a one-item batch that way).
     """
     sc = model.params
     n_users = len(model.users)

@@ -1,14 +1,13 @@
 """Every hour of every run: the invariants of gridledger/market/invariants.py (issue 7).
 
-After feedback (phase 7) the model checks, over the chains' state and the hour's ledger rows:
-token supply change per chain = incentives minted (IncentiveMinted events, read independently of
-the model's own count), every settled request delivered <= scheduled and paid + refunded = value,
-settled once, no local request (LETB request, auction bid) with more fills than
-`Scenario.letb_max_fills_per_request`,
-at most one rating per trade and only after settlement, every reputation within
-[0, REP_MAX], and each user's demand = local + renewable + grid. A violation raises
-`InvariantError` naming the hour and each broken invariant. (Escrow balances are checked by
-day/conservation.py.)
+After feedback, in the `Phase.CHECKS` step, the model checks, over the chains' state and the
+hour's ledger rows: token supply change per chain = incentives minted (IncentiveMinted events,
+read independently of the model's own count), every settled request delivered <= scheduled and
+paid + refunded = value, settled once, no local request (LETB request, auction bid) with more
+fills than `Scenario.letb_max_fills_per_request`, at most one rating per trade and only after
+settlement, every reputation within [0, REP_MAX], and each user's demand = local + renewable +
+grid. A violation raises `InvariantError` naming the hour and each broken invariant. (Escrow
+balances are checked by day/conservation.py.)
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Hour t (0..hours-1) stands for the interval [t, t+1) h. Shapes are per-unit multipliers
 (load: 1.0 = peak load of the feeder table; PV: 1.0 = nameplate); prices in $/MWh.
-The Scenario passes its own values; the defaults here are the paper's day as DESIGN.md says:
-two load peaks (08:00 and 20:00), a clear-sky PV bell with seeded cloud variability, a
-time-of-use retail tariff, a flat feed-in tariff and a wholesale price following the load.
+The Scenario passes its own values; the defaults here are the paper's day (README "The default
+day and its choices"): two load peaks (08:00 and 20:00), a clear-sky PV bell with seeded cloud
+variability, a time-of-use retail tariff, a flat feed-in tariff and a wholesale price following
+the load.
 """
 
 from __future__ import annotations
