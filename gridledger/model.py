@@ -98,7 +98,7 @@ if TYPE_CHECKING:
     from gridledger.agents.user import UserAgent
     from gridledger.chain import Signer
     from gridledger.checkpoint import ResultsJournal
-    from gridledger.market.contracts import LETB, RETB, EnergyToken
+    from gridledger.market.contracts import DeployedContract, EnergyToken
     from gridledger.market.invariants import TokenState
     from gridledger.network import HourlyOPF
     from gridledger.network.devices import ZIPLoad
@@ -139,7 +139,7 @@ class EnergyMarketModel(mesa.Model):
     resumed_from: Checkpoint | None  # the checkpoint a resumed run re-executes
     resume_info: dict[str, Any]  # what the resume found: chains' re-mined hours
     # --- the markets of the scenario's mechanism (gridledger/markets/), in hour order
-    markets: list[Market]  # the plug-ins; `letb` / `retb` find the paper's two by class
+    markets: list[Market]  # the plug-ins; `local_contracts`, `letb`, `retb` find contracts
     act_random: random.Random  # shuffles order-free acts, apart from Mesa's `random`
     # --- the world (day/world.py: World = random streams, Network, Profiles, Population)
     rngs: dict[str, np.random.Generator]  # one independent stream per part (world.STREAMS)
@@ -405,10 +405,17 @@ class EnergyMarketModel(mesa.Model):
         return next((m for m in self.markets if isinstance(m, cls)), None)
 
     @property
-    def letb(self) -> list[LETB]:
-        """The LETB contracts, one per area ([] if the mechanism has no LETB market)."""
+    def local_contracts(self) -> list[DeployedContract]:
+        """The local market's contract per area, whatever its mechanism (LETB under "paper",
+        DoubleAuction under "double_auction"); [] if the mechanism has no local market."""
         m = self.market(LocalBook)
         return list(m.contracts()) if m is not None else []
+
+    @property
+    def letb(self) -> list[LETB]:
+        """The paper's LETB contracts, one per area; [] if the mechanism's local market is
+        another (the double auction's contracts: `local_contracts`)."""
+        return [c for c in self.local_contracts if isinstance(c, LETB)]
 
     @property
     def retb(self) -> RETB | None:
