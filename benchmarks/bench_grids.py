@@ -98,7 +98,7 @@ def run_hours(code: str, start: str, hours: int) -> dict[str, Any]:
     row["trades"] = len(results.trades)
     row["agents"] = len(model.agents)
     row["users"] = len(model.users)
-    row["letb_areas"] = len(model.letb)
+    row["letb_areas"] = model.n_areas
     row["day_wall_s"], row["day_cpu_s"] = _per_day(wall), _per_day(cpu)
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row["load_avg_at_end"] = os.getloadavg()

@@ -4,17 +4,19 @@ Set-up builds the world from a Scenario (day/world.py: feeder, profiles, the age
 the day (day/pricing.py: OPF -> DLMP per bus and hour) and sets up the two chains (day/chains.py:
 keys, gas, an EnergyToken per chain, then each market's contracts and registrations).
 
-Each step is one market hour, `_hour` (docs/markets.md): at each step of `markets.Phase` it asks
-every market of the scenario's mechanism (gridledger/markets/) for the transactions its agents
-decide and sign and sends them as one block per chain; then the checks (day/conservation.py,
-day/invariant_checks.py), the hour's row and the DataCollector (day/kpis.py).
+Each step is one market hour, `_hour` (docs/markets.md; the loop: gridledger/markets/hour.py):
+at each step of `markets.Phase` it asks every market of the scenario's mechanism
+(gridledger/markets/) for the transactions its agents decide and sign and sends them as one
+block per chain; then the checks (day/conservation.py, day/invariant_checks.py), the hour's row
+and the DataCollector (day/kpis.py).
 
 Node down mid-run (issue 7, scenario 8): a chain's node that stops answering raises
 `NodeDownError` naming the chain, its URL, the interrupted hour and phase and the last completed
 hour. With `checkpoint_dir` the model saves the results of every completed hour and a checkpoint
-(gridledger/checkpoint.py); `EnergyMarketModel.resume(dir)` / `run_scenario(resume=dir)` rebuild
-the model from it and re-execute the run against the surviving chains, serving every transaction
-the chains already hold instead of sending it again (gridledger/chain/replay.py).
+(gridledger/checkpoint.py; the model's side: gridledger/resume.py);
+`EnergyMarketModel.resume(dir)` / `run_scenario(resume=dir)` rebuild the model from it and
+re-execute the run against the surviving chains, serving every transaction the chains already
+hold instead of sending it again (gridledger/chain/replay.py).
 
 The baseline of the same scenario (no trading: users' metered demand all from the grid at the
 tariff; rooftop PV self-consumed behind the meter, its surplus exported; batteries idle; REP output
@@ -26,13 +28,12 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mesa
 import pandas as pd
-from mesa.agentset import AgentSet
 
 from gridledger.agents.user import UserAgent
 from gridledger.chain import (
@@ -40,8 +41,6 @@ from gridledger.chain import (
     ChainConnectionError,
     NodeDownError,
     ResumeConflictError,
-    RpcChain,
-    TxResult,
     make_chains,
 )
 from gridledger.checkpoint import (
@@ -50,10 +49,7 @@ from gridledger.checkpoint import (
     block_ref,
     chain_spec_of,
     check_replayed_hour,
-    load_checkpoint,
-    prepare_resume,
     remove_checkpoint,
-    results_journal,
     write_checkpoint,
 )
 from gridledger.day import attacks
@@ -61,13 +57,10 @@ from gridledger.day.chains import (
     assign_accounts,
     deploy_and_register,
     preflight_chains,
-    send_phase,
-    split_results,
 )
 from gridledger.day.conservation import ConservationError
 from gridledger.day.invariant_checks import (
     InvariantError,
-    check_hour_invariants,
     start_invariants,
 )
 from gridledger.day.kpis import (
@@ -77,19 +70,19 @@ from gridledger.day.kpis import (
     RunTotals,
     hour_value,
     record_agents,
-    record_hour,
     summary,
 )
 from gridledger.day.pricing import price_day
 from gridledger.day.world import MarketSetupError, build_world
 from gridledger.market.ledger import Ledger
-from gridledger.markets import Delivery, Fill, Market, MarketHour, Phase, markets_of
-from gridledger.markets.base import SignedTx, trade_row
+from gridledger.markets import Market, Phase, markets_of
+from gridledger.markets.hour import run_hour
 from gridledger.markets.letb import LETB, LocalBook
 from gridledger.markets.retb import RETB, RenewableZone
 from gridledger.network import OPFResult
 from gridledger.network.powerflow import PowerFlowResult
 from gridledger.results import Results, hourly_frame
+from gridledger.resume import finish_replay, node_down, resume_model, resume_summary, save_hour
 from gridledger.scenario import Scenario
 from gridledger.timeline import hour_label
 
@@ -105,7 +98,7 @@ if TYPE_CHECKING:
     from gridledger.agents.user import UserAgent
     from gridledger.chain import Signer
     from gridledger.checkpoint import ResultsJournal
-    from gridledger.market.contracts import LETB, RETB, EnergyToken
+    from gridledger.market.contracts import DeployedContract, EnergyToken
     from gridledger.market.invariants import TokenState
     from gridledger.network import HourlyOPF
     from gridledger.network.devices import ZIPLoad
@@ -146,7 +139,7 @@ class EnergyMarketModel(mesa.Model):
     resumed_from: Checkpoint | None  # the checkpoint a resumed run re-executes
     resume_info: dict[str, Any]  # what the resume found: chains' re-mined hours
     # --- the markets of the scenario's mechanism (gridledger/markets/), in hour order
-    markets: list[Market]  # the plug-ins; `letb` / `retb` find the paper's two by class
+    markets: list[Market]  # the plug-ins; `local_contracts`, `letb`, `retb` find contracts
     act_random: random.Random  # shuffles order-free acts, apart from Mesa's `random`
     # --- the world (day/world.py: World = random streams, Network, Profiles, Population)
     rngs: dict[str, np.random.Generator]  # one independent stream per part (world.STREAMS)
@@ -269,7 +262,8 @@ class EnergyMarketModel(mesa.Model):
             cls(self) for cls in markets_of(getattr(sc, "market_mechanism", "paper"))
         ]
         self.act_random = random.Random(f"gridledger/act-order/{sc.seed}")
-        """Shuffles the agents of order-free acts (`_any_order`), apart from `self.random`."""
+        """Shuffles the agents of order-free acts (markets/hour.py: `any_order`), apart from
+        `self.random`."""
         world = build_world(self)  # day/world.py
         self.rngs, self.seqs = world.rngs, world.seqs
         net, prof, pop = world.network, world.profiles, world.population
@@ -336,7 +330,7 @@ class EnergyMarketModel(mesa.Model):
             self.invariant_events_from = self.ledger.n_events  # the hourly checks read from here
             self.chain_setup = {c: block_ref(ch) for c, ch in self.chains.items()}
         except ChainConnectionError as exc:
-            raise self._node_down(exc, None) from exc
+            raise node_down(self, exc, None) from exc
         except Exception:
             if started:  # not resumable: leave no checkpoint that `report`/`--resume` refuse
                 remove_checkpoint(self.checkpoint_dir)
@@ -355,7 +349,7 @@ class EnergyMarketModel(mesa.Model):
         )
         self.running = sc.hours > 0
         if self.checkpoint_dir is not None and _resume is None:
-            self._checkpoint()
+            save_hour(self)
 
     @classmethod
     def resume(cls, folder: str | Path, *, chain: str | None = None) -> EnergyMarketModel:
@@ -366,53 +360,8 @@ class EnergyMarketModel(mesa.Model):
         mined transactions served, not sent (no nonce is used twice); `run()` then continues
         from the interrupted hour and keeps checkpointing into `folder`. Raises CheckpointError
         (no usable checkpoint), ResumeConflictError (a chain contradicts the checkpoint),
-        NodeDownError (a node is still down)."""
-        ckpt = load_checkpoint(folder)
-        try:
-            chains = prepare_resume(ckpt, chain)
-        except ChainConnectionError as exc:
-            raise NodeDownError(
-                chain=exc.chain,
-                url=exc.url,
-                t=ckpt.last_completed_hour + 1 if not ckpt.complete else None,
-                phase=str(Phase.RESUME),
-                last_completed_hour=ckpt.last_completed_hour,
-                checkpoint_dir=str(folder),
-                cause=exc.reason,
-            ) from exc
-        t0 = time.perf_counter()
-        model = cls(ckpt.scenario, chain=chains, checkpoint_dir=folder, _resume=ckpt)
-        model.timing["resume_setup_s"] += time.perf_counter() - t0
-        return model
-
-    def _node_down(self, exc: ChainConnectionError, t: int | None) -> NodeDownError:
-        ckpt = self.checkpoint_dir
-        saved = self.t - 1 if t is not None else -1
-        if self.resumed_from is not None:
-            saved = max(saved, self.resumed_from.last_completed_hour)
-        return NodeDownError(
-            chain=exc.chain,
-            url=exc.url,
-            t=t,
-            phase=str(self.stage),
-            last_completed_hour=saved,
-            checkpoint_dir=str(ckpt) if ckpt is not None else "",
-            cause=exc.reason,
-        )
-
-    def _checkpoint(self) -> None:
-        """Results so far + checkpoint.json (skipped for hours a resume re-executes: the
-        folder already holds them, rewriting fewer hours would only lose some)."""
-        r = self.resumed_from
-        if self.checkpoint_dir is None:
-            return
-        if r is not None and self.t - 1 <= r.last_completed_hour:
-            results_journal(self, self.checkpoint_dir).skip(self)
-            return
-        t0 = time.perf_counter()
-        write_checkpoint(self, self.checkpoint_dir)
-        self.timing["checkpoint_s"] += time.perf_counter() - t0
-        self.checkpoint_times_s.append(time.perf_counter() - t0)
+        NodeDownError (a node is still down). The glue: gridledger/resume.py."""
+        return resume_model(cls, folder, chain)
 
     # ======================================================================================
     def step(self) -> None:
@@ -431,7 +380,7 @@ class EnergyMarketModel(mesa.Model):
         try:
             row = self._hour(t)
         except ChainConnectionError as exc:
-            raise self._node_down(exc, t) from exc
+            raise node_down(self, exc, t) from exc
         self.t += 1
         self.timing["python_s"] += (
             (time.perf_counter() - t_start)
@@ -443,127 +392,36 @@ class EnergyMarketModel(mesa.Model):
         record_agents(self, t)
         if self.t >= sc.hours:
             self.running = False
-            self._finish_replay()
-        self._checkpoint()
+            finish_replay(self)
+        save_hour(self)
 
     def _hour(self, t: int) -> dict[str, Any]:
-        """One market hour (docs/markets.md): each step asks the agents, through the scenario's
-        markets, and sends what they sign as one block per chain; `self.stage` names the step
-        running (for NodeDownError)."""
-        sc = self.params
-        self.stage = Phase.OPEN_HOUR
-        caps = self.operator.price_hour(t)
-        self._any_order(self.users, "plan_hour", t, sc.dt_h)
-        order = list(self.users)
-        self.random.shuffle(order)  # the hour's seeded request order (MarketHour.buyers)
-        hour = MarketHour(t, caps, float(self.tariff[t]), self.fit, sc.dt_h, tuple(order))
-        self._send(Phase.OPEN_HOUR, [m.open_hour(hour) for m in self.markets])
-        self.stage = Phase.POST_OFFER
-        sellers = {s.unique_id: s for m in self.markets for s in m.sellers()}
-        self._any_order(sellers.values(), "decide_offer", hour)
-        self._post_offers(hour)
-        users = {u.unique_id: u for u in self.users}
-        fills: list[list[Fill]] = []
-        for m in self.markets:  # in mechanism order: a shortage goes on to the next market
-            self.stage = m.request_phase
-            (results,) = self._send(m.request_phase, [m.requests(hour)])
-            fills.append(m.fills(hour, results))
-            for f in fills[-1]:
-                users[f.buyer_id].bought(m.kind, f.e_wh)
-        self.stage = Phase.GRID
-        for u in self.users:
-            u.buy_rest(self.grid, t, hour.tariff_usd_per_mwh)
-        self.stage = Phase.SETTLE
-        deliveries = [
-            self.tdno.meter(t, f, m.sellers()) for m, f in zip(self.markets, fills, strict=True)
-        ]
-        settled = self._send(
-            Phase.SETTLE,
-            [m.settle(hour, d) for m, d in zip(self.markets, deliveries, strict=True)],
-        )
-        for m, res in zip(self.markets, settled, strict=True):
-            self.tdno.settle_buyers(t, m.kind, m.settled(hour, res), users, self.grid)
-        for m in self.markets:
-            for seller in m.sellers():
-                seller.export_to(self.grid, self.fit)
-        self.tdno.meter_grid(t)
-        self.last_power_flow = self.tdno.last_power_flow
-        self.last_power_flow_baseline = self.tdno.last_power_flow_baseline
-        self.stage = Phase.FEEDBACK
-        minted = self._feedback(hour, deliveries, users)
-        self.stage = Phase.CHECKS
-        attacks.record_hour(self, t)
-        check_hour_invariants(self, t)
-        columns = {k: v for m in self.markets for k, v in m.hour_columns().items()}
-        row = record_hour(self, t, columns, minted)
-        if self.checkpoint_dir is not None or self.resumed_from is not None:
-            self.hour_blocks.append({c: block_ref(ch) for c, ch in self.chains.items()})
-        if self.resumed_from is not None and t <= self.resumed_from.last_completed_hour:
-            check_replayed_hour(self, t, self.resumed_from)
-        return row
-
-    def _any_order(self, agents: Iterable[mesa.Agent], method: str, *args: Any) -> None:
-        """Ask agents to act where their order cannot matter (each acts on its own state):
-        Mesa's `shuffle_do`, shuffled by `act_random` so that the model's own stream (the
-        hour's request order) stays the same whatever acts this way."""
-        AgentSet(agents, random=self.act_random).shuffle_do(method, *args)
-
-    def _send(self, phase: Phase, parts: list[list[SignedTx]]) -> list[list[TxResult]]:
-        """The markets' transactions of one step as one block per chain; each market's
-        results back in its own list."""
-        results = send_phase(self, phase, [x for part in parts for x in part])
-        return split_results(parts, results)
-
-    def _post_offers(self, hour: MarketHour) -> None:
-        """Stage 1: every market's offer rounds; round r of all markets shares block r."""
-        rounds = [m.offers(hour) for m in self.markets]
-        self.offer_blocks = max((len(r) for r in rounds), default=0)
-        for r in range(max(self.offer_blocks, 1)):
-            self._send(Phase.POST_OFFER, [mr[r] if r < len(mr) else [] for mr in rounds])
-
-    def _feedback(
-        self, hour: MarketHour, deliveries: list[list[Delivery]], users: dict[int, UserAgent]
-    ) -> dict[str, int]:
-        """Stage 4: each user rates its trades; returns the incentives minted per chain (token
-        base units) and records every rated trade as a row of Results.trades."""
-        tol = self.params.feedback_tolerance
-        ratings = [
-            [users[d.fill.buyer_id].rate(d.fill, d.delivered_wh, tol) for d in ds]
-            for ds in deliveries
-        ]
-        results = self._send(
-            Phase.FEEDBACK,
-            [m.feedback(hour, r) for m, r in zip(self.markets, ratings, strict=True)],
-        )
-        minted = {c: 0 for c in self.chains}
-        for m, rs, res in zip(self.markets, ratings, results, strict=True):
-            incentives = m.rated(hour, res)
-            minted[m.chain] += sum(incentives)
-            for rating, units in zip(rs, incentives, strict=True):
-                self.trade_rows.append(trade_row(hour.t, rating, units))
-        return minted
+        """One market hour (docs/markets.md): the generic loop over the scenario's markets,
+        gridledger/markets/hour.py; `self.stage` names the step running (NodeDownError)."""
+        return run_hour(self, t)
 
     def market(self, cls: type[Market]) -> Market | None:
         """The running market of class `cls` (or a subclass), None if the mechanism has none."""
         return next((m for m in self.markets if isinstance(m, cls)), None)
 
     @property
-    def letb(self) -> list[LETB]:
-        """The LETB contracts, one per area ([] if the mechanism has no LETB market)."""
+    def local_contracts(self) -> list[DeployedContract]:
+        """The local market's contract per area, whatever its mechanism (LETB under "paper",
+        DoubleAuction under "double_auction"); [] if the mechanism has no local market."""
         m = self.market(LocalBook)
         return list(m.contracts()) if m is not None else []
+
+    @property
+    def letb(self) -> list[LETB]:
+        """The paper's LETB contracts, one per area; [] if the mechanism's local market is
+        another (the double auction's contracts: `local_contracts`)."""
+        return [c for c in self.local_contracts if isinstance(c, LETB)]
 
     @property
     def retb(self) -> RETB | None:
         """The RETB zone contract (None if the mechanism has no RETB market)."""
         m = self.market(RenewableZone)
         return m.contracts()[0] if m is not None else None
-
-    def _finish_replay(self) -> None:
-        """End of a resumed run: every transaction the chains held must have been served."""
-        for c in self.chains.values():
-            if isinstance(c, RpcChain) and c.replaying:
-                c.replay.finish(None)
 
     def run(self, progress: Callable[[dict[str, Any]], None] | None = None) -> Results:
         while self.running:
@@ -596,22 +454,8 @@ class EnergyMarketModel(mesa.Model):
         kpis["hours_planned"] = self.params.hours
         kpis["complete"] = totals.hours >= self.params.hours
         if self.resumed_from is not None:
-            kpis["resumed"] = self._resume_summary()
+            kpis["resumed"] = resume_summary(self)
         return kpis
-
-    def _resume_summary(self) -> dict[str, Any]:
-        """What a resume found: hours restored, transactions served vs sent, re-mined hours."""
-        r = self.resumed_from
-        assert r is not None
-        served = {
-            name: (c.replay.served if isinstance(c, RpcChain) and c.replay else 0)
-            for name, c in self.chains.items()
-        }
-        return {
-            "from_hour": r.last_completed_hour + 1,
-            "tx_served_from_chain": served,
-            "remined_hours": {k: list(v) for k, v in self.resume_info["remined_hours"].items()},
-        }
 
     @property
     def gas_rows(self) -> pd.DataFrame:

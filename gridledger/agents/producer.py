@@ -49,8 +49,10 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Offer:
-    """A local offer for one market hour (energy in Wh, price in $/MWh)."""
+class OfferPlan:
+    """What a producer decides to offer on its local market for one market hour (energy in Wh,
+    price in $/MWh); its market posts it on chain (markets/letb.py, markets/double_auction.py).
+    A posted offer, as a market records it, is a `markets.base.Offer`."""
 
     e_wh: int
     price_usd_per_mwh: float
@@ -128,7 +130,7 @@ class LocalProducer(mesa.Agent):
         self.horizon_end = np.zeros(0, dtype=int)  # exclusive end of each hour's planning horizon
         # per-hour state
         self.charge_kwh = 0.0
-        self.offer: Offer | None = None
+        self.offer: OfferPlan | None = None
         self.sold_wh = 0
         self.delivered_wh = 0
         self.exported_kwh = 0.0
@@ -223,7 +225,7 @@ class LocalProducer(mesa.Agent):
         self.charge_kwh = charge_kwh
         return surplus_kwh - charge_kwh
 
-    def decide_offer(self, hour: MarketHour) -> Offer | None:
+    def decide_offer(self, hour: MarketHour) -> OfferPlan | None:
         """Stage 1 of `hour`: charge, then the offer `make_offer` makes at this bus's cap with
         the scenario's `producer_price_fraction` (the local market posts `self.offer`)."""
         return self.make_offer(
@@ -244,7 +246,7 @@ class LocalProducer(mesa.Agent):
         fit_usd_per_mwh: float,
         fraction: float,
         dt_h: float,
-    ) -> Offer | None:
+    ) -> OfferPlan | None:
         """Stage 1: charge from PV, then decide (es_p, v_p) for hour t (None = no offer)."""
         self.sold_wh = self.delivered_wh = 0
         self.exported_kwh = self.discharge_kwh = 0.0
@@ -259,7 +261,7 @@ class LocalProducer(mesa.Agent):
         if price is None or e_wh <= 0:
             self.offer = None
         else:
-            self.offer = Offer(e_wh=e_wh, price_usd_per_mwh=price, from_pv_wh=pv_wh)
+            self.offer = OfferPlan(e_wh=e_wh, price_usd_per_mwh=price, from_pv_wh=pv_wh)
         return self.offer
 
     def metered_wh(self, t: int, sold_wh: int, fault_fraction: float | None, dt_h: float) -> int:

@@ -66,6 +66,11 @@ def register_sybils(model: EnergyMarketModel) -> tuple[list[dict[str, Any]], dic
     sc = model.params
     if not sc.sybil_identities:
         return [], {}
+    if not model.letb:  # scenario_checks refuses this; a model built otherwise stops here
+        raise AttackSetupError(
+            f"scenario field 'sybil_identities' = {sc.sybil_identities}: the sybil attack "
+            f"registers on the paper's LETB, market_mechanism = {sc.market_mechanism!r} has none"
+        )
     owner = model.cheaters[0]
     ch, tok, market = model.chains["letb"], model.tokens["letb"], model.letb[owner.area]
     bond = usd_to_base_units(sc.registration_bond_usd)

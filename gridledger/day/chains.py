@@ -24,7 +24,7 @@ from gridledger.chain import (
 from gridledger.chain.accounts import derive_account
 from gridledger.chain.preflight import check_node
 from gridledger.day.conservation import ConservationError
-from gridledger.day.funding import chain_budgets, check_faucets
+from gridledger.day.funding import chain_budgets, check_faucets, user_grant_units
 from gridledger.market.contracts import (
     DeployedContract,
     EnergyToken,
@@ -120,10 +120,11 @@ def deploy_and_register(model: EnergyMarketModel) -> None:
     markets = model.markets
     for ch_name, ch in model.chains.items():
         ch.fund(list(budgets[ch_name]), list(budgets[ch_name].values()))
-    user_units = usd_to_base_units(sc.user_initial_usd)
+    user_units = user_grant_units(model)  # by need: at least user_initial_usd (day/funding.py)
     bond = usd_to_base_units(sc.registration_bond_usd)
     n_participants = len(model.users) + len(model.producers) + len(model.reps)
-    supply = (user_units + bond * 2) * (n_participants + 1) + usd_to_base_units(10.0)
+    most = max(user_units, default=0)
+    supply = (most + bond * 2) * (n_participants + 1) + usd_to_base_units(10.0)
     admin = {c: model.signers[("admin", c)] for c in model.chains}
     res = send_many([(admin[c], EnergyToken.deploy_request(supply)) for c in model.chains])
     model.tokens = {
@@ -140,9 +141,9 @@ def deploy_and_register(model: EnergyMarketModel) -> None:
         for c in m.contracts()
     ]
     reqs += [x for m in markets for x in m.grants()]
-    for u in model.users:
+    for u, units in zip(model.users, user_units, strict=True):
         for c in model.chains:
-            reqs.append((admin[c], model.tokens[c].transfer(u.account.address, user_units + bond)))
+            reqs.append((admin[c], model.tokens[c].transfer(u.account.address, units + bond)))
     reqs += [x for m in markets for x in m.seller_grants()]
     send_many(reqs)
     send_many([x for m in markets for x in m.approvals()])  # each participant signs its own

@@ -9,6 +9,10 @@ upper bound. `role_calls` is the one table to update when a phase changes what a
 The faucet of each chain is checked against the chain's total before any set-up transaction
 (`check_faucets`, `FaucetTooSmallError`). The budgets are constants of the scenario, not of the
 node's current base fee, so a resumed run re-signs the same funding transactions.
+
+Users' tokens are granted by need the same way (`user_grant_units`): at least
+`Scenario.user_initial_usd`, more if the run's demand can cost more (`user_token_need_usd`), so a
+run of weeks does not stop when the one-day grant is spent.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from gridledger.chain import DEFAULT_GAS_LIMIT, ChainBackend, PreflightError
 from gridledger.market.contracts import (
     DEPLOY_GAS_LIMIT,
     GAS_LIMITS,
     SETTLE_FILL_GAS_LIMIT,
     SETTLE_ITEM_GAS_LIMIT,
+    usd_to_base_units,
 )
 
 if TYPE_CHECKING:
@@ -35,12 +42,15 @@ __all__ = [
     "EXTRA_HOURS",
     "FUND_GAS",
     "GAS_BUDGET_MARGIN",
+    "TOKEN_GRANT_MARGIN",
     "Calls",
     "FaucetTooSmallError",
     "budget_wei",
     "chain_budgets",
     "check_faucets",
     "role_calls",
+    "user_grant_units",
+    "user_token_need_usd",
 ]
 
 BUDGET_MAX_FEE_WEI = 3 * 10**9
@@ -57,6 +67,8 @@ SETTLE_MANY_ITEM = "settle_many_item"
 """Budget name of one item of a settle_many call (its gas limit grows with the items)."""
 FUND_GAS = 21_000
 """Gas of one funding transfer (the faucet pays it on top of the budgets)."""
+TOKEN_GRANT_MARGIN = 1.25
+"""Safety factor on a user's token need (price rounding to base units, the refusal probe)."""
 
 
 class FaucetTooSmallError(PreflightError):
@@ -165,4 +177,34 @@ def check_faucets(
                 "GRIDLEDGER_FAUCET_KEY to a prefunded account holding that much",
             )
         out[name] = (have, need)
+    return out
+
+
+def user_token_need_usd(
+    demand_wh: np.ndarray,
+    tariff_usd_per_mwh: np.ndarray,
+    fit_usd_per_mwh: float,
+    margin: float = TOKEN_GRANT_MARGIN,
+) -> float:
+    """Most tokens (USD) one user can pay the markets over the run, times `margin`.
+
+    In hour t the markets fill at most the user's metered demand `demand_wh[t]` (LETB requests
+    it, RETB the shortage left), each Wh at a price of at most max(tariff_t, FiT): sellers price
+    within [FiT, min(tariff, cap)] (agents/pricing.py) and a double-auction bid's limit is at
+    most the tariff. A market pulls only what it fills (refunds come back as credit or tokens),
+    so the sum bounds what leaves the user's balance on each chain."""
+    demand = np.asarray(demand_wh, dtype=float)
+    price = np.maximum(np.asarray(tariff_usd_per_mwh, dtype=float)[: len(demand)], fit_usd_per_mwh)
+    return margin * float(np.dot(demand, price)) / 1e6
+
+
+def user_grant_units(model: EnergyMarketModel) -> list[int]:
+    """Token base units each user (in `model.users` order) is granted on every chain at set-up:
+    `Scenario.user_initial_usd`, or its need over the run if larger (`user_token_need_usd`)."""
+    sc = model.params
+    out = []
+    for u in model.users:
+        demand_wh = np.round(u.demand_kw[: sc.hours] * sc.dt_h * 1000.0)
+        need = user_token_need_usd(demand_wh, model.tariff, model.fit)
+        out.append(usd_to_base_units(max(sc.user_initial_usd, need)))
     return out

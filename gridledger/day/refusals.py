@@ -40,9 +40,11 @@ def probe_refusals(model: EnergyMarketModel) -> list[dict[str, Any]]:
     """Try each forbidden action once on the live chains; one row per attempt (see module)."""
     if model.running:
         raise ProbeSetupError("probe_refusals: the run is not finished (model.running is True)")
-    mechanism = model.params.market_mechanism
-    if mechanism != "paper":  # the probes are LETB's own rules (post_offer, request, settle)
-        raise ProbeSetupError(f"probe_refusals: probes LETB, the run's mechanism is {mechanism!r}")
+    if not model.letb:  # the probes are LETB's own rules (post_offer, request, settle)
+        mechanism = model.params.market_mechanism
+        raise ProbeSetupError(
+            f"probe_refusals: probes the paper's LETB, market_mechanism = {mechanism!r} has none"
+        )
     cheaters = {id(p) for p in model.cheaters}
     producer = users = None
     for p in model.producers:

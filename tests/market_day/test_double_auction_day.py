@@ -106,3 +106,23 @@ def test_the_shipped_scenario_is_the_default_day_with_the_auction() -> None:
 
     shipped = Path(gridledger.__file__).parent / "scenarios" / "double_auction.toml"
     assert Scenario.from_toml(shipped) == AUCTION
+
+
+def test_letb_only_steps_refuse_the_auction_by_name() -> None:
+    """Under the auction `model.letb` is empty and `local_contracts` holds the auction's
+    contracts; the refusal probes and the sybil set-up, which act on LETB, stop by name."""
+    from gridledger.day.attacks import AttackSetupError, register_sybils
+    from gridledger.day.refusals import ProbeSetupError, probe_refusals
+    from gridledger.markets.double_auction import DoubleAuction
+
+    model = EnergyMarketModel(AUCTION.replace(hours=1))
+    assert model.letb == []
+    assert len(model.local_contracts) == AUCTION.letb_areas
+    assert all(isinstance(c, DoubleAuction) for c in model.local_contracts)
+    model.run()
+    with pytest.raises(ProbeSetupError, match="market_mechanism = 'double_auction'"):
+        probe_refusals(model)
+    # a Scenario that skipped its own checks (they refuse sybils under the auction)
+    object.__setattr__(model.params, "sybil_identities", 1)
+    with pytest.raises(AttackSetupError, match=r"sybil_identities.*'double_auction'"):
+        register_sybils(model)

@@ -127,7 +127,7 @@ def final_state(model: EnergyMarketModel) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for c, tok in model.tokens.items():
         addrs = sorted({s.address for (_, ch), s in model.signers.items() if ch == c})
-        addrs += [m.address for m in (model.letb if c == "letb" else [model.retb])]
+        addrs += [m.address for m in (model.local_contracts if c == "letb" else [model.retb])]
         balances = [int(b) for b in tok.call("balances_of", addrs)]
         out[c] = {"supply": tok.total_supply(), "balances": dict(zip(addrs, balances, strict=True))}
     return out
