@@ -34,7 +34,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 
 # everything tests need (Python side)
 $(VENV)/.test: $(VENV)/.core
-	$(BIN)/pip install -q -c constraints.txt -e '.[viz,dist,test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[viz,dist,test,simbench]'
 	@touch $@
 
 venv: $(VENV)/.core

@@ -29,6 +29,7 @@ from mesa.visualization.user_param import Slider
 from mesa.visualization.utils import update_counter
 
 from gridledger import EnergyMarketModel, Scenario
+from gridledger.markets import MECHANISMS
 from gridledger.report import time_axis
 
 # the page's data functions, also imported from here by tests and notebooks
@@ -70,15 +71,24 @@ def _slider(label: str, value: float, lo: float, hi: float, step: float) -> Slid
     return Slider(label, value, min(lo, value), max(hi, value), step)
 
 
+def _select(label: str, value: str, values: list[str]) -> dict[str, Any]:
+    """A drop-down control (mesa's user-input dict of type "Select")."""
+    return {"type": "Select", "label": label, "value": value, "values": values}
+
+
 def model_params(defaults: Scenario | None = None) -> dict[str, Any]:
-    """Sidebar controls (sliders) plus the fixed fields in which ``defaults`` differs from the
-    paper's day; all are keyword overrides of EnergyMarketModel, so Reset keeps them.
+    """Sidebar controls (sliders, the market mechanism's drop-down) plus the fixed fields in
+    which ``defaults`` differs from the paper's day; all are keyword overrides of
+    EnergyMarketModel, so Reset keeps them.
 
     With the default scenario, slider ranges keep every combination valid (the feed-in tariff
     stays below every tariff).
     """
     sc = page_scenario() if defaults is None else defaults
     controls = {
+        "market_mechanism": _select(
+            "Market mechanism", sc.market_mechanism, sorted(MECHANISMS, key=lambda m: m != "paper")
+        ),
         "prosumer_share": _slider("Share of prosumers", sc.prosumer_share, 0.0, 1.0, 0.05),
         "reliability_threshold": _slider(
             "Reliability threshold rt (0..1000)", sc.reliability_threshold, 0, 1000, 50
@@ -106,8 +116,17 @@ def model_params(defaults: Scenario | None = None) -> dict[str, Any]:
 
 
 def initial_values(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword overrides of a new model: the sliders' values and the fixed fields."""
-    return {k: p.value if isinstance(p, Slider) else p for k, p in params.items()}
+    """Keyword overrides of a new model: the controls' values and the fixed fields."""
+    return {k: _value(p) for k, p in params.items()}
+
+
+def _value(param: Any) -> Any:
+    """A control's starting value (a Slider's, a drop-down's), or a fixed field's value."""
+    if isinstance(param, Slider):
+        return param.value
+    if isinstance(param, dict) and param.get("type") == "Select":
+        return param["value"]
+    return param
 
 
 def new_model(params: Mapping[str, Any] | None = None) -> EnergyMarketModel:
@@ -325,7 +344,7 @@ def TotalsView(model: mesa.Model) -> None:
         ("hours", "Market hours done", f"{model_hours_done(model)} of {model_hours(model)}"),
         ("prosumers", "Prosumers / users", f"{len(who['prosumer'])} / {len(who['user'])}"),
         ("demand", "Demand", f"{s['demand_kwh']:.0f} kWh"),
-        ("local", "Bought locally (LETB)", f"{s['local_kwh']:.0f} kWh"),
+        ("local", "Bought locally (LETB or auction)", f"{s['local_kwh']:.0f} kWh"),
         ("renewable", "Bought from PV plants (RETB)", f"{s['renewable_kwh']:.0f} kWh"),
         ("grid", "Grid import (baseline)",
          f"{s['grid_import_kwh']:.0f} ({s['grid_import_kwh_baseline']:.0f}) kWh"),
@@ -337,6 +356,7 @@ def TotalsView(model: mesa.Model) -> None:
     ]  # fmt: skip
     sc = model.params
     setting = [
+        ("mechanism", "Market mechanism", sc.market_mechanism),
         ("share", "Share of prosumers", f"{sc.prosumer_share:.2f}"),
         ("rt", "Reliability threshold rt", f"{sc.reliability_threshold}"),
         ("faults", "Producer fault rate", f"{sc.fault_rate:.2f}"),

@@ -41,7 +41,7 @@ from gridledger.chain import (
     make_chains,
 )
 from gridledger.chain.replay import ReplayLog, check_history
-from gridledger.day.kpis import AGENT_COLUMNS, TRADE_COLUMNS
+from gridledger.day.kpis import AGENT_COLUMNS, TRADE_COLUMNS, RunTotals
 from gridledger.results import (
     APPENDED_FRAMES,
     PARTS_DIR,
@@ -194,21 +194,14 @@ def checkpoint_of(model: EnergyMarketModel) -> Checkpoint:
     )
 
 
-SUMMARY_INPUTS: dict[str, list[str] | None] = {
-    "hourly": None,
-    "trades": None,
-    "gas": ["t", "contract", "operation", "gas_used"],
-}
-"""Frames (and columns; None: all) `gridledger.day.kpis.summary` reads."""
-
-
 class ResultsJournal:
     """A checkpointing run's results on disk, appended per hour, not rewritten.
 
     Checkpoint n (0: after set-up, t + 1: after hour t) writes only the rows the hourly, trades,
     gas and agents frames gained since checkpoint n - 1 as part n (`results.part_path`), then
-    the summary (with `parts` = n + 1) and checkpoint.json: the cost of a checkpoint follows
-    the hour's rows, not the run's. `Results.load` reads such a folder from
+    the summary (with `parts` = n + 1, its KPIs from running totals, `RunTotals`, extended by
+    the new rows) and checkpoint.json: the cost of a checkpoint follows the hour's rows, not
+    the run's. `Results.load` reads such a folder from
     its parts; `Results.save` (e.g. `gridledger run` at the end) writes whole frames and removes
     the parts. The run id stays the folder's across a resume.
     """
@@ -218,7 +211,7 @@ class ResultsJournal:
         self.run_id = (resume and _folder_parts_run_id(folder)) or uuid.uuid4().hex
         self.done = dict.fromkeys(APPENDED_FRAMES, 0)
         """Rows of each frame already in the parts."""
-        self.frames: dict[str, pd.DataFrame] | None = None
+        self.totals: RunTotals | None = None
         """What the summary reads of the frames so far (built once, then extended per part)."""
         self.wrote_scenario = False
 
@@ -240,42 +233,30 @@ class ResultsJournal:
         )
         return pd.DataFrame(rows[start:stop], columns=cols)
 
-    @staticmethod
-    def _summary_input(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-        cols = SUMMARY_INPUTS[name]
-        return frame if cols is None or frame.empty else frame[cols]
-
     def skip(self, model: EnergyMarketModel) -> None:
         """A resume re-executed a checkpointed hour: its rows are in the parts already."""
         self.done = self._rows(model)
-        self.frames = None
+        self.totals = None
 
     def append(self, model: EnergyMarketModel) -> None:
         """Checkpoint number model.t: the new rows as parts, hourly, scenario, summary."""
         rows = self._rows(model)
-        if self.frames is None:
-            self.frames = {
-                n: self._summary_input(n, self._frame(model, n, 0, self.done[n]))
-                for n in SUMMARY_INPUTS
-            }
+        if self.totals is None:  # the rows before this part (a resume's re-executed hours)
+            done = {n: self._frame(model, n, 0, self.done[n]) for n in ("hourly", "gas")}
+            self.totals = RunTotals.of(done["hourly"], done["gas"])
+        new = {}
         for name in APPENDED_FRAMES:
-            new = self._frame(model, name, self.done[name], rows[name])
+            new[name] = self._frame(model, name, self.done[name], rows[name])
             path = part_path(self.folder, name, model.t)
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_parquet(new, path, self.run_id)
-            if name not in SUMMARY_INPUTS or not len(new):
-                continue
-            new, old = self._summary_input(name, new), self.frames[name]
-            # hourly keeps its index (t)
-            both = pd.concat([old, new], ignore_index=name != "hourly") if len(old) else new
-            self.frames[name] = both
+            write_parquet(new[name], path, self.run_id)
+        self.totals.add(new["hourly"], new["gas"])
         self.done = rows
         if not self.wrote_scenario:
             text = f"# run_id = {self.run_id}\n" + model.params.to_toml()
             _atomic_write(self.folder / SCENARIO_FILE, lambda p: p.write_text(text))
             self.wrote_scenario = True
-        f = self.frames
-        kpis = model.summary_kpis(f["hourly"], f["gas"], f["trades"])
+        kpis = model.summary_kpis(self.totals)
         summary = {"run_id": self.run_id, "parts": model.t + 1, **_jsonable(kpis)}
         text = json.dumps(summary, indent=2, sort_keys=True, allow_nan=False)
         # replaced atomically, not fsynced: a partial folder is for reading while the run goes

@@ -74,14 +74,21 @@ def add_figure_format_argument(p: argparse.ArgumentParser) -> None:
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
-    """`--format` and `--figure-format`: what is written beside the Parquet files."""
+    """`--format`, `--figure-format` and `--day`: what is written beside the Parquet files."""
     p.add_argument(
         "--format",
         choices=("parquet", "csv"),
         default="parquet",
-        help="'csv': also write each frame as <frame>.csv beside its Parquet file",
+        help="'csv': also write each frame and the daily table as <name>.csv beside its "
+        "Parquet file",
     )
     add_figure_format_argument(p)
+    p.add_argument(
+        "--day",
+        metavar="N|YYYY-MM-DD",
+        help="the day Fig. 4-7 draw: a day number (1 = the first day) or, for a run with a start "
+        "date, the date (default: day 1 of a run longer than a day; all hours of a shorter run)",
+    )
 
 
 def write_outputs(
@@ -92,14 +99,16 @@ def write_outputs(
     `new_run`: `out` was just saved by a new run, so CSV and figure files not written now
     belong to an older run and are removed (an overwritten folder never mixes two runs)."""
     from gridledger.report import FIGURE_FORMATS, FIGURES, write_figures
+    from gridledger.report_periods import PERIOD_FIGURE_NAMES
     from gridledger.results import FRAMES, export_csv
 
-    paths = write_figures(results, out / "figures", formats=args.figure_format)
+    paths = write_figures(results, out / "figures", formats=args.figure_format, day=args.day)
     if args.format == "csv":
         paths += export_csv(results, out)
     if new_run:
-        stale = [out / f"{name}.csv" for name in FRAMES]
-        stale += [out / "figures" / f"{n}.{f}" for n in FIGURES for f in FIGURE_FORMATS]
+        stale = [out / f"{name}.csv" for name in (*FRAMES, "daily")]
+        names = (*FIGURES, *PERIOD_FIGURE_NAMES)
+        stale += [out / "figures" / f"{n}.{f}" for n in names for f in FIGURE_FORMATS]
         for path in set(stale) - set(paths):
             path.unlink(missing_ok=True)
     return paths
@@ -288,6 +297,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             return EXIT_BAD_INPUT
         ckpt = load_checkpoint(args.resume)
+        check_day_option(args.day, ckpt.scenario)
         if ckpt.complete:
             print(f"nothing to resume: all {ckpt.hours_planned} hours in {args.resume} are done")
             return 0
@@ -300,6 +310,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         chain = args.chain or "embedded"
         out = args.out or DEFAULT_OUT
         scenario = _load_scenario(args)
+        check_day_option(args.day, scenario)
         check_output_folder(out, scenario, force=args.force)  # before the run, not after it
         from gridledger.chain import IN_PROCESS_SPECS
 
@@ -318,7 +329,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     csv = ", CSV" if args.format == "csv" else ""
     figs = sum(p.parent.name == "figures" for p in written)
     print(f"wrote {out}/{{{frames}}}.parquet{csv}, summary.json, {figs} figure files")
+    print(period_tables_line(results))
     return 0
+
+
+def check_day_option(day: str | None, scenario: Any) -> None:
+    """`--day` of `gridledger run` checked against the scenario's days before the run
+    (DayError naming the option and the run's days)."""
+    if day is None:
+        return
+    import numpy as np
+
+    from gridledger.timeline import parse_day, run_days
+
+    parse_day(day, scenario, run_days(scenario, np.arange(scenario.hours)))
+
+
+def period_tables_line(results: Any) -> str:
+    """What `gridledger run` says of the daily and monthly tables it wrote."""
+    daily, monthly = results.period_tables().values()
+    line = f"daily.parquet: {len(daily)} day(s)"
+    if monthly is None:
+        return line + "; no monthly tables: the scenario has no start date (no months to sum)"
+    return line + f"; monthly.parquet and monthly.csv: {len(monthly)} month(s)"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -344,14 +377,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gridledger.day.attacks import AttackSetupError
     from gridledger.day.world import MarketSetupError
     from gridledger.network.feeder import FeederDataError
+    from gridledger.network.grid_data import GridSourceError
+    from gridledger.network.pandapower_grid import GridModelError, GridTopologyError
     from gridledger.outdir import OutputFolderError
     from gridledger.results import ResultsError
     from gridledger.scenario import ScenarioError
+    from gridledger.timeline import DayError
 
     bad_input = (
+        DayError,
         ScenarioError,
         ResultsError,
         FeederDataError,
+        GridSourceError,
+        GridTopologyError,
+        GridModelError,
         MarketSetupError,
         AttackSetupError,
         CheckpointError,

@@ -1,17 +1,13 @@
 """EnergyMarketModel: the market day as a Mesa model; one step = one market hour.
 
-Set-up builds the world from a Scenario (gridledger/day/world.py: feeder, profiles, users, local
-producers, REPs, grid, network operator, TDNO), prices the day (day/pricing.py: OPF -> DLMP per
-bus and hour) and sets up the two chains (day/chains.py: EnergyToken per chain, one LETB per
-area, one RETB; every agent's key, gas, tokens, approvals and registrations).
+Set-up builds the world from a Scenario (day/world.py: feeder, profiles, the agents), prices
+the day (day/pricing.py: OPF -> DLMP per bus and hour) and sets up the two chains (day/chains.py:
+keys, gas, an EnergyToken per chain, then each market's contracts and registrations).
 
-Each step runs the phases of DESIGN.md "One market hour" in order, each phase one block per
-chain (agents sign their own transactions; the model batches a phase with `send_many`):
-1 operator opens the hour with the DLMP caps, 2 producers and REPs post offers, 3 users request on
-LETB, 4 shortages go to RETB with the operator's ranking hint, 5 the grid covers the rest
-(day/phases.py); 6 TDNO meters (faults, forecast error, AC power flow) and settles, 7 users rate
-their trades (reputation, incentives) (day/settlement.py); 8 conservation checks
-(day/conservation.py), the hour's row and the DataCollector (day/kpis.py).
+Each step is one market hour, `_hour` (docs/markets.md): at each step of `markets.Phase` it asks
+every market of the scenario's mechanism (gridledger/markets/) for the transactions its agents
+decide and sign and sends them as one block per chain; then the checks (day/conservation.py,
+day/invariant_checks.py), the hour's row and the DataCollector (day/kpis.py).
 
 Node down mid-run (issue 7, scenario 8): a chain's node that stops answering raises
 `NodeDownError` naming the chain, its URL, the interrupted hour and phase and the last completed
@@ -27,21 +23,25 @@ exported) is computed beside it every hour, so every "before/after" sits in one 
 
 from __future__ import annotations
 
+import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mesa
 import pandas as pd
+from mesa.agentset import AgentSet
 
+from gridledger.agents.user import UserAgent
 from gridledger.chain import (
     ChainBackend,
     ChainConnectionError,
     NodeDownError,
     ResumeConflictError,
     RpcChain,
+    TxResult,
     make_chains,
 )
 from gridledger.checkpoint import (
@@ -57,7 +57,13 @@ from gridledger.checkpoint import (
     write_checkpoint,
 )
 from gridledger.day import attacks
-from gridledger.day.chains import assign_accounts, deploy_and_register, preflight_chains
+from gridledger.day.chains import (
+    assign_accounts,
+    deploy_and_register,
+    preflight_chains,
+    send_phase,
+    split_results,
+)
 from gridledger.day.conservation import ConservationError
 from gridledger.day.invariant_checks import (
     InvariantError,
@@ -68,26 +74,24 @@ from gridledger.day.kpis import (
     AGENT_COLUMNS,
     MODEL_VARS,
     TRADE_COLUMNS,
+    RunTotals,
     hour_value,
     record_agents,
     record_hour,
     summary,
 )
-from gridledger.day.phases import (
-    phase1_operator,
-    phase2_offers,
-    phase3_letb,
-    phase4_retb,
-    phase5_grid,
-)
 from gridledger.day.pricing import price_day
-from gridledger.day.settlement import phase6_tdno, phase7_feedback
 from gridledger.day.world import MarketSetupError, build_world
 from gridledger.market.ledger import Ledger
+from gridledger.markets import Delivery, Fill, Market, MarketHour, Phase, markets_of
+from gridledger.markets.base import SignedTx, trade_row
+from gridledger.markets.letb import LETB, LocalBook
+from gridledger.markets.retb import RETB, RenewableZone
 from gridledger.network import OPFResult
 from gridledger.network.powerflow import PowerFlowResult
 from gridledger.results import Results, hourly_frame
 from gridledger.scenario import Scenario
+from gridledger.timeline import hour_label
 
 if TYPE_CHECKING:
     import numpy as np
@@ -106,6 +110,7 @@ if TYPE_CHECKING:
     from gridledger.network import HourlyOPF
     from gridledger.network.devices import ZIPLoad
     from gridledger.network.feeder import Feeder
+    from gridledger.network.grid_data import GridData
 
 __all__ = [
     "ConservationError",
@@ -133,13 +138,16 @@ class EnergyMarketModel(mesa.Model):
     # --- the run
     params: Scenario  # every parameter of the run (Mesa's name for them)
     t: int  # next market hour to run, 0..params.hours
-    stage: str  # phase running now ("setup", "open_hour", ... "checks"), for NodeDownError
+    stage: Phase  # step running now (markets/phases.py), for NodeDownError
     timing: dict[str, float]  # wall seconds by part: python_s, chain_s, opf_s, checkpoint_s, ...
     checkpoint_dir: Path | None  # results + checkpoint.json after set-up and every hour
     checkpoint_times_s: list[float]  # wall seconds of each checkpoint written
     results_journal: ResultsJournal | None  # appends result parts there (checkpoint.py)
     resumed_from: Checkpoint | None  # the checkpoint a resumed run re-executes
     resume_info: dict[str, Any]  # what the resume found: chains' re-mined hours
+    # --- the markets of the scenario's mechanism (gridledger/markets/), in hour order
+    markets: list[Market]  # the plug-ins; `letb` / `retb` find the paper's two by class
+    act_random: random.Random  # shuffles order-free acts, apart from Mesa's `random`
     # --- the world (day/world.py: World = random streams, Network, Profiles, Population)
     rngs: dict[str, np.random.Generator]  # one independent stream per part (world.STREAMS)
     seqs: dict[str, np.random.SeedSequence]  # their seed sequences
@@ -147,6 +155,8 @@ class EnergyMarketModel(mesa.Model):
     area_of_bus: dict[int, int]  # bus -> LETB area
     n_areas: int  # LETB areas, one LETB contract each
     zip: ZIPLoad  # households' ZIP load model (power flow)
+    grid_data: GridData | None  # a real grid's converted tables (None on a bundled feeder)
+    hour_index: pd.DatetimeIndex | None  # calendar time of each market hour (Scenario.start)
     clock_hours: np.ndarray  # clock hour of each market hour
     pv_shape: np.ndarray  # PV output per kW nameplate, per market hour
     tariff: np.ndarray  # retail ToU tariff per market hour, USD/MWh
@@ -188,19 +198,16 @@ class EnergyMarketModel(mesa.Model):
     gas_budgets: dict[str, dict[str, int]]  # chain -> address -> wei funded at set-up
     preflight: list[str]  # one line per chain: node checks and faucet
     tokens: dict[str, EnergyToken]  # chain -> token
-    letb: list[LETB]  # one local market per area
-    retb: RETB  # the renewable zone's market
     token_supply: dict[str, int]  # chain -> token supply at the last conservation check
     invariant_state: dict[str, TokenState]  # chain -> token state at the last invariant check
+    invariant_events_from: int  # ledger event count at that check: the next reads only newer
     letb_credit_units: dict[str, int]  # user address -> refund credit held in its LETB
     ledger: Ledger  # every mined transaction and decoded event
-    # --- the current hour (day/phases.py, day/settlement.py)
+    # --- the current hour (the loop in `_hour`, markets/)
     hour: dict[str, Any]  # the last completed hour's row
     hour_gas: dict[str, int]  # chain -> gas used this hour
     hour_tx: int  # transactions sent this hour
-    offer_blocks: int  # LETB blocks of this hour's offers
-    areas_with_offers: set[int]  # LETB areas with an offer this hour
-    user_order: list[UserAgent]  # users requesting on LETB this hour, in request order
+    offer_blocks: int  # blocks of this hour's offers (offer rounds)
     last_power_flow: PowerFlowResult | None  # this hour's AC power flow with trading
     last_power_flow_baseline: PowerFlowResult | None  # ... without trading
     # --- results so far (day/kpis.py)
@@ -229,7 +236,8 @@ class EnergyMarketModel(mesa.Model):
         super().__init__(rng=sc.seed)
         self.params = sc
         self.t = 0
-        self.stage = "setup"
+        self.stage: Phase = Phase.SETUP
+        """The step running (NodeDownError names it)."""
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.resumed_from = _resume
         self.resume_info: dict[str, Any] = {"remined_hours": {}}
@@ -240,19 +248,28 @@ class EnergyMarketModel(mesa.Model):
         self.trade_rows: list[dict[str, Any]] = []
         self.ledger = Ledger()
         self.ledger.t = -1  # set-up transactions (deploy, funding, registration) have t = -1
-        self.ledger.phase = "setup"
+        self.ledger.phase = Phase.SETUP.value
         self.agent_rows: list[tuple[Any, ...]] = []
         self.last_opf: OPFResult | None = None
         self.last_power_flow: PowerFlowResult | None = None
+        self.last_power_flow_baseline: PowerFlowResult | None = None
         self.hour: dict[str, Any] = {}
         self.hour_gas: dict[str, int] = {}
         self.hour_tx = 0
-        self.offer_blocks = 0  # LETB blocks of the current hour's offers (day/phases.py)
-        self.areas_with_offers = set()
-        self.user_order = []
         self.last_power_flow_baseline = None
         self.results_journal = None
         self.refusal_rows = []
+        self.offer_blocks = 0  # blocks of the current hour's offers (offer rounds)
+        self.letb_credit_units: dict[str, int] = {}
+        """Each LETB user's refund credit inside its area's contract (address -> base units):
+        settle credits undelivered value, the next request spends it (markets/letb.py)."""
+        # the scenario's market mechanism: its markets, in the order the hour runs them (an
+        # unknown mechanism is refused here, before any work)
+        self.markets: list[Market] = [
+            cls(self) for cls in markets_of(getattr(sc, "market_mechanism", "paper"))
+        ]
+        self.act_random = random.Random(f"gridledger/act-order/{sc.seed}")
+        """Shuffles the agents of order-free acts (`_any_order`), apart from `self.random`."""
         world = build_world(self)  # day/world.py
         self.rngs, self.seqs = world.rngs, world.seqs
         net, prof, pop = world.network, world.profiles, world.population
@@ -260,6 +277,8 @@ class EnergyMarketModel(mesa.Model):
         self.area_of_bus = net.area_of_bus
         self.n_areas = net.n_areas
         self.zip = net.zip
+        self.grid_data = net.grid_data
+        self.hour_index = prof.hour_index
         self.clock_hours = prof.clock_hours
         self.pv_shape = prof.pv_shape
         self.tariff = prof.tariff
@@ -296,9 +315,6 @@ class EnergyMarketModel(mesa.Model):
         self.chain_setup: dict[str, BlockRef] = {}  # filled when set-up is complete
         self.hour_blocks: list[dict[str, BlockRef]] = []
         self.chains = chains
-        # each LETB user's refund credit (token base units, user address -> units): LETB.settle
-        # credits undelivered value inside the contract, the next request spends it first
-        self.letb_credit_units = {}
         # keys, budgets and the preflight (chain ids were checked at connect): a node that
         # cannot run the day is refused here, before any transaction and any file
         accounts = assign_accounts(self, chains)
@@ -317,6 +333,7 @@ class EnergyMarketModel(mesa.Model):
             self.sybils, self.extra_registrations = attacks.register_sybils(self)
             self.cheater_main, self.cheater_balance0 = attacks.start_balances(self)
             self.invariant_state = start_invariants(self)
+            self.invariant_events_from = self.ledger.n_events  # the hourly checks read from here
             self.chain_setup = {c: block_ref(ch) for c, ch in self.chains.items()}
         except ChainConnectionError as exc:
             raise self._node_down(exc, None) from exc
@@ -358,7 +375,7 @@ class EnergyMarketModel(mesa.Model):
                 chain=exc.chain,
                 url=exc.url,
                 t=ckpt.last_completed_hour + 1 if not ckpt.complete else None,
-                phase="resume: connect",
+                phase=str(Phase.RESUME),
                 last_completed_hour=ckpt.last_completed_hour,
                 checkpoint_dir=str(folder),
                 cause=exc.reason,
@@ -377,7 +394,7 @@ class EnergyMarketModel(mesa.Model):
             chain=exc.chain,
             url=exc.url,
             t=t,
-            phase=self.stage,
+            phase=str(self.stage),
             last_completed_hour=saved,
             checkpoint_dir=str(ckpt) if ckpt is not None else "",
             cause=exc.reason,
@@ -430,30 +447,117 @@ class EnergyMarketModel(mesa.Model):
         self._checkpoint()
 
     def _hour(self, t: int) -> dict[str, Any]:
-        """Phases 1-8 of hour t (`self.stage` names the one running, for NodeDownError)."""
-        self.stage = "open_hour"
-        caps = phase1_operator(self, t)
-        self.stage = "post_offer"
-        offers = phase2_offers(self, t, caps)
-        self.stage = "letb_request"
-        letb_req = phase3_letb(self, t)
-        self.stage = "retb_request"
-        retb_trades = phase4_retb(self, t)
-        self.stage = "grid"
-        phase5_grid(self, t)
-        self.stage = "settle"
-        metered = phase6_tdno(self, t, letb_req, retb_trades)
-        self.stage = "feedback"
-        minted = phase7_feedback(self, t, letb_req, retb_trades, metered)
-        self.stage = "checks"
+        """One market hour (docs/markets.md): each step asks the agents, through the scenario's
+        markets, and sends what they sign as one block per chain; `self.stage` names the step
+        running (for NodeDownError)."""
+        sc = self.params
+        self.stage = Phase.OPEN_HOUR
+        caps = self.operator.price_hour(t)
+        self._any_order(self.users, "plan_hour", t, sc.dt_h)
+        order = list(self.users)
+        self.random.shuffle(order)  # the hour's seeded request order (MarketHour.buyers)
+        hour = MarketHour(t, caps, float(self.tariff[t]), self.fit, sc.dt_h, tuple(order))
+        self._send(Phase.OPEN_HOUR, [m.open_hour(hour) for m in self.markets])
+        self.stage = Phase.POST_OFFER
+        sellers = {s.unique_id: s for m in self.markets for s in m.sellers()}
+        self._any_order(sellers.values(), "decide_offer", hour)
+        self._post_offers(hour)
+        users = {u.unique_id: u for u in self.users}
+        fills: list[list[Fill]] = []
+        for m in self.markets:  # in mechanism order: a shortage goes on to the next market
+            self.stage = m.request_phase
+            (results,) = self._send(m.request_phase, [m.requests(hour)])
+            fills.append(m.fills(hour, results))
+            for f in fills[-1]:
+                users[f.buyer_id].bought(m.kind, f.e_wh)
+        self.stage = Phase.GRID
+        for u in self.users:
+            u.buy_rest(self.grid, t, hour.tariff_usd_per_mwh)
+        self.stage = Phase.SETTLE
+        deliveries = [
+            self.tdno.meter(t, f, m.sellers()) for m, f in zip(self.markets, fills, strict=True)
+        ]
+        settled = self._send(
+            Phase.SETTLE,
+            [m.settle(hour, d) for m, d in zip(self.markets, deliveries, strict=True)],
+        )
+        for m, res in zip(self.markets, settled, strict=True):
+            self.tdno.settle_buyers(t, m.kind, m.settled(hour, res), users, self.grid)
+        for m in self.markets:
+            for seller in m.sellers():
+                seller.export_to(self.grid, self.fit)
+        self.tdno.meter_grid(t)
+        self.last_power_flow = self.tdno.last_power_flow
+        self.last_power_flow_baseline = self.tdno.last_power_flow_baseline
+        self.stage = Phase.FEEDBACK
+        minted = self._feedback(hour, deliveries, users)
+        self.stage = Phase.CHECKS
         attacks.record_hour(self, t)
         check_hour_invariants(self, t)
-        row = record_hour(self, t, offers, minted)
+        columns = {k: v for m in self.markets for k, v in m.hour_columns().items()}
+        row = record_hour(self, t, columns, minted)
         if self.checkpoint_dir is not None or self.resumed_from is not None:
             self.hour_blocks.append({c: block_ref(ch) for c, ch in self.chains.items()})
         if self.resumed_from is not None and t <= self.resumed_from.last_completed_hour:
             check_replayed_hour(self, t, self.resumed_from)
         return row
+
+    def _any_order(self, agents: Iterable[mesa.Agent], method: str, *args: Any) -> None:
+        """Ask agents to act where their order cannot matter (each acts on its own state):
+        Mesa's `shuffle_do`, shuffled by `act_random` so that the model's own stream (the
+        hour's request order) stays the same whatever acts this way."""
+        AgentSet(agents, random=self.act_random).shuffle_do(method, *args)
+
+    def _send(self, phase: Phase, parts: list[list[SignedTx]]) -> list[list[TxResult]]:
+        """The markets' transactions of one step as one block per chain; each market's
+        results back in its own list."""
+        results = send_phase(self, phase, [x for part in parts for x in part])
+        return split_results(parts, results)
+
+    def _post_offers(self, hour: MarketHour) -> None:
+        """Stage 1: every market's offer rounds; round r of all markets shares block r."""
+        rounds = [m.offers(hour) for m in self.markets]
+        self.offer_blocks = max((len(r) for r in rounds), default=0)
+        for r in range(max(self.offer_blocks, 1)):
+            self._send(Phase.POST_OFFER, [mr[r] if r < len(mr) else [] for mr in rounds])
+
+    def _feedback(
+        self, hour: MarketHour, deliveries: list[list[Delivery]], users: dict[int, UserAgent]
+    ) -> dict[str, int]:
+        """Stage 4: each user rates its trades; returns the incentives minted per chain (token
+        base units) and records every rated trade as a row of Results.trades."""
+        tol = self.params.feedback_tolerance
+        ratings = [
+            [users[d.fill.buyer_id].rate(d.fill, d.delivered_wh, tol) for d in ds]
+            for ds in deliveries
+        ]
+        results = self._send(
+            Phase.FEEDBACK,
+            [m.feedback(hour, r) for m, r in zip(self.markets, ratings, strict=True)],
+        )
+        minted = {c: 0 for c in self.chains}
+        for m, rs, res in zip(self.markets, ratings, results, strict=True):
+            incentives = m.rated(hour, res)
+            minted[m.chain] += sum(incentives)
+            for rating, units in zip(rs, incentives, strict=True):
+                self.trade_rows.append(trade_row(hour.t, rating, units))
+        return minted
+
+    def market(self, cls: type[Market]) -> Market | None:
+        """The running market of class `cls` (or a subclass), None if the mechanism has none."""
+        return next((m for m in self.markets if isinstance(m, cls)), None)
+
+    @property
+    def letb(self) -> list[LETB]:
+        """The LETB contracts, one per area ([] if the mechanism has no LETB market)."""
+        m = self.market(LocalBook)
+        return list(m.contracts()) if m is not None else []
+
+    @property
+    def retb(self) -> RETB | None:
+        """The RETB zone contract (None if the mechanism has no RETB market)."""
+        m = self.market(RenewableZone)
+        return m.contracts()[0] if m is not None else None
 
     def _finish_replay(self) -> None:
         """End of a resumed run: every transaction the chains held must have been served."""
@@ -479,20 +583,18 @@ class EnergyMarketModel(mesa.Model):
             trades=trades,
             gas=gas,
             agents=agents,
-            summary=self.summary_kpis(hourly, gas, trades),
+            summary=self.summary_kpis(RunTotals.of(hourly, gas), trades),
             scenario=self.params,
         )
 
-    def summary_kpis(
-        self, hourly: pd.DataFrame, gas: pd.DataFrame, trades: pd.DataFrame
-    ) -> dict[str, Any]:
-        """The summary KPIs of the hours run so far (frames as `results()` builds them)."""
+    def summary_kpis(self, totals: RunTotals, trades: pd.DataFrame | None = None) -> dict[str, Any]:
+        """The summary KPIs of the hours run so far (`totals` of the hourly and gas frames)."""
         self.timing["wall_s"] = time.perf_counter() - self._wall_t0  # set-up + hours so far
-        kpis = summary(self, hourly, gas, trades)
+        kpis = summary(self, totals, trades)
         # a checkpoint's results are partial: say how many of the planned hours they hold
-        kpis["hours"] = len(hourly)
+        kpis["hours"] = totals.hours
         kpis["hours_planned"] = self.params.hours
-        kpis["complete"] = len(hourly) >= self.params.hours
+        kpis["complete"] = totals.hours >= self.params.hours
         if self.resumed_from is not None:
             kpis["resumed"] = self._resume_summary()
         return kpis
@@ -553,15 +655,19 @@ def run_scenario(
         return model.run()
     from tqdm import tqdm
 
-    with tqdm(total=model.params.hours, unit="h", desc="market day") as bar:
+    sc = model.params
+    # the description is the simulated time of the hour being run ("2016-06-01 07:00" or
+    # "day 1 07:00"), the last hour's once the run is done
+    with tqdm(total=sc.hours, unit="h", desc=hour_label(sc, model.t)) as bar:
         sent = [0, time.perf_counter()]  # market-hour transactions so far, start of the hours
 
         def tick(row: dict[str, Any]) -> None:
             sent[0] += row["tx_count"]
             rate = sent[0] / max(time.perf_counter() - sent[1], 1e-9)
-            bar.set_postfix(
+            bar.update(1)
+            bar.set_description(hour_label(sc, min(model.t, sc.hours - 1)), refresh=False)
+            bar.set_postfix(  # refreshes the bar: count, simulated time and figures together
                 tx=row["tx_count"], tx_s=f"{rate:.0f}", grid_kwh=f"{row['grid_import_kwh']:.0f}"
             )
-            bar.update(1)
 
         return model.run(tick)

@@ -6,13 +6,19 @@ fig5_pv_deficit: renewable (REP) PV production against the users' power deficien
 fig6_grid:       users' total grid demand before/after trading, the reduction shaded
 fig7_price:      users' average price before/after trading
 
+Fig. 3 covers the whole run; Fig. 4-7 one day of it (`write_figures(..., day=N)`, `--day`; the
+first day of a run longer than a day by default, the title saying which), as the paper draws one
+day. A run longer than a day also gets the period figures of gridledger/report_periods.py
+(savings per month or day, grid-import duration curve).
+
 `write_figures(results, folder, formats=("png", "svg"))` writes them (PNG, PDF or SVG) and
 returns the paths.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import matplotlib
@@ -25,7 +31,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gridledger.contracts.gas_bounds import BATCHED, GAS_BOUNDS, MAX_BATCH, OTHER_BOUND, bound_of
+from gridledger.periods import calendar_of, day_results, hour_index
 from gridledger.results import Results
+from gridledger.timeline import day_label, parse_day, run_days
 
 BEFORE = "#7f7f7f"
 AFTER = "#1f77b4"
@@ -272,7 +280,8 @@ def fig6_grid(results: Results) -> Figure:
     ax.text(
         0.99,
         0.02,
-        f"grid energy saved over the run: {saved:,.0f} kWh ({saved / max(before.sum(), 1e-9):.0%})",
+        f"grid energy saved in these hours: {saved:,.0f} kWh "
+        f"({saved / max(before.sum(), 1e-9):.0%})",
         ha="right",
         va="bottom",
         transform=ax.transAxes,
@@ -319,6 +328,8 @@ def fig7_price(results: Results) -> Figure:
     return fig
 
 
+WHOLE_RUN_FIGURES = ("fig3_gas_per_operation",)
+"""Figures of FIGURES drawn over the whole run; the others draw one day."""
 FIGURES: dict[str, Callable[[Results], Figure]] = {
     "fig3_gas_per_operation": fig3_gas,
     "fig4_battery_and_load": fig4_battery,
@@ -358,13 +369,51 @@ def save_figure(
     return paths
 
 
+def figure_day(results: Results, day: str | int | None, *, option: str = "--day") -> int | None:
+    """The day Fig. 4-7 draw: `day` (a day number or ISO date; DayError naming `option` and
+    the run's days if it is not in the run), else day 1 of a run longer than a day, else None
+    (a run of one day or less: all its hours, as the paper draws them)."""
+    days = run_days(calendar_of(results), hour_index(results.hourly))
+    if day is not None:
+        return parse_day(day, calendar_of(results), days, option=option)
+    return int(days[0]) if len(days) > 1 else None
+
+
+def draw_figures(results: Results, day: str | int | None = None) -> Iterator[tuple[str, Figure]]:
+    """(file stem, figure) of every figure of `results`, one at a time (each closed by the
+    caller): FIGURES (Fig. 4-7 on the day `figure_day` picks, checked before any drawing), then
+    for a run longer than a day the period figures (gridledger/report_periods.py)."""
+    from gridledger.report_periods import period_figures
+
+    shown = figure_day(results, day)
+    calendar = calendar_of(results)
+    one_day = results if shown is None else day_results(results, shown)
+    for name, draw in FIGURES.items():
+        fig = draw(results if name in WHOLE_RUN_FIGURES else one_day)
+        if shown is not None and name not in WHOLE_RUN_FIGURES:
+            ax = fig.axes[0]
+            ax.set_title(f"{ax.get_title()}\n{day_label(calendar, shown)}")
+        yield name, fig
+    if len(run_days(calendar, hour_index(results.hourly))) > 1:
+        for name, draw in period_figures(results).items():
+            yield name, draw(results)
+
+
 def write_figures(
-    results: Results, folder: str | Path, *, dpi: int = 120, formats: tuple[str, ...] = ("png",)
+    results: Results,
+    folder: str | Path,
+    *,
+    dpi: int = 120,
+    formats: tuple[str, ...] = ("png",),
+    day: str | int | None = None,
 ) -> list[Path]:
-    """Draw every figure into `folder` in each of `formats` (png, pdf, svg); return the paths."""
+    """Draw every figure (`draw_figures`) into `folder` in each of `formats` (png, pdf, svg);
+    return the paths. `day` (a day number or ISO date): the day Fig. 4-7 draw."""
+    figures = draw_figures(results, day)
+    first = next(figures)  # a bad `day` fails here, before the folder is made
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, draw in FIGURES.items():
-        paths += save_figure(draw(results), folder, name, formats, dpi)
+    for name, fig in itertools.chain([first], figures):
+        paths += save_figure(fig, folder, name, formats, dpi)
     return paths

@@ -1,7 +1,10 @@
 """Results of one run: tidy DataFrames (hourly, trades, gas, agents) and a summary, saved safely.
 
 `Results.save(folder)` writes `hourly.parquet`, `trades.parquet`, `gas.parquet`, `agents.parquet`,
-`attacks.parquet`, `scenario.toml` and `summary.json` (`export_csv` adds `<frame>.csv`). Each
+`attacks.parquet`, the period tables `daily.parquet` (one row per simulated day) and, when the run
+has dates, `monthly.parquet` and `monthly.csv` (gridledger/periods.py), `scenario.toml` and
+`summary.json` (`export_csv` adds `<frame>.csv` and `daily.csv`). The period tables are derived
+from the hourly and trades frames: `Results.load` recomputes them rather than reading them. Each
 file is first written to a temporary name in the same folder (mode 0666 minus the umask) and then
 moved into place with `os.replace` (atomic on POSIX), so a crash
 never leaves a half-written file under a final name. Every file carries the same run id (Parquet
@@ -29,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gridledger.day.attack_table import attacks_frame
+from gridledger.periods import daily_of, monthly_frame
 from gridledger.scenario import Scenario
 
 FRAMES = ("hourly", "trades", "gas", "agents", "attacks")
@@ -37,6 +41,8 @@ APPENDED_FRAMES = ("hourly", "trades", "gas", "agents")
 """Frames a checkpoint appends per hour as parts (PARTS_DIR/<frame>/<n>.parquet) instead of
 rewriting them (gridledger/checkpoint.py); summary.json's `parts` says how many are valid."""
 PARTS_DIR = "parts"
+PERIOD_TABLES = ("daily", "monthly")
+"""Tables derived from the frames, written beside them by `save` (monthly only with dates)."""
 """Frames a folder saved by an older version may lack (rebuilt from its summary on load)."""
 SUMMARY_FILE = "summary.json"
 SCENARIO_FILE = "scenario.toml"
@@ -76,6 +82,21 @@ class Results:
     def frames(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in FRAMES}
 
+    @property
+    def daily(self) -> pd.DataFrame:
+        """One row per simulated day (gridledger/periods.py `daily_frame`)."""
+        return daily_of(self)
+
+    @property
+    def monthly(self) -> pd.DataFrame | None:
+        """One row per calendar month, or None when the run has no dates (no `start`)."""
+        return monthly_frame(self.daily)
+
+    def period_tables(self) -> dict[str, pd.DataFrame | None]:
+        """PERIOD_TABLES by name (monthly None without dates)."""
+        daily = self.daily
+        return {"daily": daily, "monthly": monthly_frame(daily)}
+
     # --- save -----------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
         """Write every frame, the scenario and the summary into `folder` (created if needed)."""
@@ -86,6 +107,15 @@ class Results:
             _atomic_write(
                 folder / f"{name}.parquet", lambda p, f=frame: _write_parquet(f, p, run_id)
             )
+        for name, table in self.period_tables().items():
+            path = folder / f"{name}.parquet"
+            if table is None:  # no months without dates: no stale table of an earlier run either
+                path.unlink(missing_ok=True)
+                path.with_suffix(".csv").unlink(missing_ok=True)
+                continue
+            _atomic_write(path, lambda p, f=table: _write_parquet(f, p, run_id))
+            if name == "monthly":  # the months as a small table for a spreadsheet
+                _atomic_write(path.with_suffix(".csv"), lambda p, f=table: f.to_csv(p, index=False))
         if self.scenario is not None:
             text = f"# run_id = {run_id}\n" + self.scenario.to_toml()
             _atomic_write(folder / SCENARIO_FILE, lambda p: p.write_text(text))
@@ -216,13 +246,14 @@ def _atomic_write(path: Path, write: Callable[[Path], None], *, durable: bool = 
 
 
 def export_csv(results: Results, folder: str | Path) -> list[Path]:
-    """Write each frame as `<frame>.csv` beside its Parquet file (for spreadsheets and R).
+    """Write each frame and the daily table as `<name>.csv` beside its Parquet file (for
+    spreadsheets and R).
 
     The Parquet files stay the source `Results.load` reads; CSV is an export. Returns the paths.
     """
     folder = Path(folder)
     paths = []
-    for name, frame in results.frames().items():
+    for name, frame in {**results.frames(), "daily": results.daily}.items():
         path = folder / f"{name}.csv"
         _atomic_write(path, lambda p, f=frame: f.to_csv(p, index=True))
         paths.append(path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,15 @@ from typing import Any
 from gridledger.scenario_checks import (
     BATTERY_STARTS,
     DLMP_REFERENCES,
+    GERMAN_HOLIDAYS_2016,
+    HOURS_IN_PROFILE_YEAR,
+    LOAD_PROFILES,
     OPF_MODES,
     PRODUCER_STRATEGIES,
+    PROFILE_YEAR,
     REPUTATION_MAX,
     ScenarioError,
+    start_hour_of_year,
     validate,
 )
 
@@ -45,7 +51,8 @@ class Scenario:
 
     # --- time and randomness
     feeder: str = "sce56"
-    """Feeder name for `load_feeder` ("sce56", "sce47") or a folder path."""
+    """Feeder for `load_feeder`: "sce56", "sce47", a folder path, "simbench:<code>" or a
+    pandapower net .json file (docs/real-grids.md; agents from its loads, day/world_grid.py)."""
     hours: int = 24
     """Number of market hours simulated (model steps)."""
     start_hour: int = 0
@@ -54,6 +61,13 @@ class Scenario:
     """Length of one market hour in hours."""
     seed: int = 42
     """One seed drives every generator: profiles, faults, agent keys."""
+    start: str | None = None
+    """Measured time (day/measured.py): ISO date in PROFILE_YEAR of market hour 0's day (at clock
+    hour `start_hour`); profiles, weekdays and tariff days follow the calendar. None = the
+    synthetic day(s). A real grid (`feeder` = "simbench:<code>" or a .json net) needs it."""
+    load_profiles: str = "synthetic"
+    """Households' load on a bundled feeder: "synthetic" (two-peak shape) or "simbench" (SimBench
+    H0 profiles scaled to each bus's peak; needs `start`). Real grids always use their own."""
 
     # --- physical network
     include_feeder_pv: bool = False
@@ -79,6 +93,12 @@ class Scenario:
     """Fills one LETB request may make at most (LETB deployment parameter, 1..LETB_MAX_FILLS);
     the rest of the demand goes to RETB and the grid. Settlement costs ~9k gas per fill, so 3
     keeps LETB.settle under 75k gas (half the paper's figure for non-matching operations)."""
+    market_mechanism: str = "paper"
+    """The markets of the day (gridledger/markets/__init__.py MECHANISMS): "paper" = the
+    reference paper's LETB book per area, then RETB for the shortages; "double_auction" = a
+    uniform-price double auction per area (contracts/DoubleAuction.vy; bids capped by the DLMP
+    of the buyer's bus, asks floored by the feed-in tariff), then RETB. The fill cap above
+    applies to its bids too."""
 
     # --- households, prosumers, devices
     households_per_bus: int = 1
@@ -134,6 +154,13 @@ class Scenario:
     tariff_onpeak_periods: tuple[tuple[int, ...], ...] = ((17, 22),)
     tariff_midpeak_periods: tuple[tuple[int, ...], ...] = ((7, 17),)
     """Retail time-of-use tariff (grid = supplier of last resort); periods are [start, end)."""
+    tariff_weekends_offpeak: bool = True
+    """With `start`: weekends and `tariff_holidays` are off-peak all day, as in SCE's
+    time-of-use schedules (on- and mid-peak apply on weekdays except holidays); false = the
+    weekday periods every day."""
+    tariff_holidays: tuple[str, ...] = GERMAN_HOLIDAYS_2016
+    """Public holidays (ISO dates in PROFILE_YEAR) of the profiles' calendar: the SimBench data is
+    German, its load treats these days like Sundays."""
     feed_in_tariff_usd_per_mwh: float = 40.0
     """Price the grid pays for exported energy; floor of every local offer."""
     wholesale_base_usd_per_mwh: float = 35.0
@@ -259,6 +286,8 @@ class Scenario:
             if key == "rep_plants":
                 plants = value
                 continue
+            if value is None:  # TOML has no null: a missing key reads back as the default None
+                continue
             lines.append(f"{key} = {_toml_value(value)}")
         for p in plants:
             lines += ["", "[[rep_plants]]", f"bus = {p['bus']}", f"p_kw = {_toml_value(p['p_kw'])}"]
@@ -290,6 +319,9 @@ def _toml_value(v: Any) -> str:
 def _coerce(name: str, hint: Any, value: Any) -> Any:
     """Check a plain value against the field's type hint; lists become tuples."""
     origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):  # `X | None`: None or an X
+        inner = next(a for a in typing.get_args(hint) if a is not type(None))
+        return None if value is None else _coerce(name, inner, value)
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ScenarioError(name, value, "expected a list")
@@ -327,11 +359,16 @@ SCENARIO_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Scen
 __all__ = [
     "BATTERY_STARTS",
     "DLMP_REFERENCES",
+    "GERMAN_HOLIDAYS_2016",
+    "HOURS_IN_PROFILE_YEAR",
+    "LOAD_PROFILES",
     "OPF_MODES",
     "PRODUCER_STRATEGIES",
+    "PROFILE_YEAR",
     "REPUTATION_MAX",
     "SCENARIO_FIELDS",
     "RepPlant",
     "Scenario",
     "ScenarioError",
+    "start_hour_of_year",
 ]

@@ -8,12 +8,30 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from gridledger.market.clearing import MAX_FILLS as LETB_MAX_FILLS
 
 if TYPE_CHECKING:
     from gridledger.scenario import Scenario
+
+PROFILE_YEAR = 2016
+"""Calendar year of the measured (SimBench) profiles: `Scenario.start` lies in it."""
+HOURS_IN_PROFILE_YEAR = 8784
+GERMAN_HOLIDAYS_2016 = (
+    "2016-01-01",
+    "2016-03-25",
+    "2016-03-28",
+    "2016-05-01",
+    "2016-05-05",
+    "2016-05-16",
+    "2016-10-03",
+    "2016-12-25",
+    "2016-12-26",
+)
+"""Nationwide public holidays of Germany in 2016 (the SimBench profiles' country and year)."""
+LOAD_PROFILES = ("synthetic", "simbench")
 
 REPUTATION_MAX = 1000
 """On-chain reputation scale: integer 0..REPUTATION_MAX (interfaces.md)."""
@@ -39,6 +57,17 @@ def _check(cond: bool, name: str, value: Any, reason: str) -> None:
         raise ScenarioError(name, value, reason)
 
 
+def _check_grid_spec(feeder: str) -> None:
+    """A real-grid feeder ("simbench:<code>", a pandapower .json) is checked without loading."""
+    from gridledger.network.grid_data import GridSourceError, check_grid_spec, is_grid_spec
+
+    if is_grid_spec(feeder):
+        try:
+            check_grid_spec(feeder)
+        except GridSourceError as exc:
+            raise ScenarioError("feeder", feeder, str(exc)) from exc
+
+
 def validate(s: Scenario) -> None:
     """Type and range checks for every field; raises ScenarioError on the first problem."""
     for f in dataclasses.fields(s):
@@ -49,8 +78,10 @@ def validate(s: Scenario) -> None:
                 _check(math.isfinite(x), f.name, v, "must be finite")
 
     _check(bool(s.feeder), "feeder", s.feeder, "must name a feeder or a folder")
+    _check_grid_spec(s.feeder)
     _check(1 <= s.hours <= 24 * 366, "hours", s.hours, "must be between 1 and 8784")
     _check(0 <= s.start_hour < 24, "start_hour", s.start_hour, "must be a clock hour 0..23")
+    _validate_calendar(s)
     _check(s.dt_h == 1.0, "dt_h", s.dt_h, "only hourly markets (1.0) are supported")
     _check(0 <= s.seed < 2**63, "seed", s.seed, "must be a non-negative 63-bit integer")
     buses = [p.bus for p in s.rep_plants]
@@ -261,4 +292,75 @@ def validate(s: Scenario) -> None:
         "chain_block_period_s",
         s.chain_block_period_s,
         "must be positive",
+    )
+    from gridledger.markets import MECHANISMS  # the registry (imports the market modules)
+
+    _check(
+        s.market_mechanism in MECHANISMS,
+        "market_mechanism",
+        s.market_mechanism,
+        f"must be one of {sorted(MECHANISMS)}",
+    )
+    _check(
+        s.sybil_identities == 0 or s.market_mechanism == "paper",
+        "sybil_identities",
+        s.sybil_identities,
+        "the sybil attack registers on LETB: needs market_mechanism = 'paper'",
+    )
+
+
+def _profile_date(name: str, value: Any, text: str) -> date:
+    """`text` as an ISO date inside PROFILE_YEAR, or ScenarioError naming the field."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ScenarioError(name, value, "not an ISO date (YYYY-MM-DD)") from None
+    _check(day.year == PROFILE_YEAR, name, value, f"must lie in the profiles' year {PROFILE_YEAR}")
+    return day
+
+
+def start_hour_of_year(s: Scenario) -> int:
+    """Hour of PROFILE_YEAR (0..8783) of market hour 0 (needs `start`)."""
+    assert s.start is not None
+    day = _profile_date("start", s.start, s.start)
+    return (day - date(PROFILE_YEAR, 1, 1)).days * 24 + s.start_hour
+
+
+def _validate_calendar(s: Scenario) -> None:
+    """`start`, `load_profiles` and `tariff_holidays`: dates in the profiles' year, the run
+    inside it; measured profiles only with a calendar."""
+    for h in s.tariff_holidays:
+        _profile_date("tariff_holidays", s.tariff_holidays, h)
+    _check(
+        s.load_profiles in LOAD_PROFILES,
+        "load_profiles",
+        s.load_profiles,
+        f"must be one of {LOAD_PROFILES}",
+    )
+    if s.start is None:
+        from gridledger.network.grid_data import is_grid_spec
+
+        _check(
+            s.load_profiles == "synthetic",
+            "load_profiles",
+            s.load_profiles,
+            "measured profiles need a calendar: set start (a date in 2016)",
+        )
+        _check(
+            not is_grid_spec(s.feeder),
+            "start",
+            s.start,
+            f"a real grid ({s.feeder}) runs on its measured profiles: set start (a date in "
+            f"{PROFILE_YEAR})",
+        )
+        return
+    h0 = start_hour_of_year(s)
+    last = datetime(PROFILE_YEAR, 1, 1) + timedelta(hours=h0 + s.hours - 1)
+    _check(
+        h0 + s.hours <= HOURS_IN_PROFILE_YEAR,
+        "start",
+        s.start,
+        f"start + hours ({s.hours}) runs past the end of the profiles' year {PROFILE_YEAR} "
+        f"(its last hour would be {last:%Y-%m-%d %H:00}; "
+        f"{HOURS_IN_PROFILE_YEAR - h0} hours are left)",
     )

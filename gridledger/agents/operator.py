@@ -13,12 +13,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import mesa
 import numpy as np
 import pandas as pd
 
+from gridledger.day.pricing import price_hour
+from gridledger.market.contracts import price_to_base_units_per_wh as to_chain
 from gridledger.network.feeder import Feeder
 
 
@@ -132,6 +135,23 @@ class NetworkOperator(mesa.Agent):
             for idx, bus, price in posts
         ]
         return [idx for _, idx in sorted(keyed)]
+
+    def price_hour(self, t: int) -> dict[int, float]:
+        """Stage 1: price hour t (the day-ahead OPF, or this hour's re-solve: day/pricing.py)
+        and return every bus's DLMP cap ($/MWh); the model keeps the OPF as `last_opf`."""
+        model: Any = self.model
+        model.last_opf = price_hour(model, t)
+        return self.caps(t)
+
+    def open_caps(
+        self, seller_buses: Iterable[int], caps: Mapping[int, float], fit_usd_per_mwh: float
+    ) -> tuple[list[int], list[int]]:
+        """The buses a market opens this hour and their caps in base units per Wh: the sellers'
+        buses, sorted, without those whose cap is below the feed-in floor (nobody can sell
+        there: the contract would refuse every price)."""
+        fit = to_chain(fit_usd_per_mwh)
+        buses = [b for b in sorted(set(seller_buses)) if to_chain(caps[b]) >= fit]
+        return buses, [to_chain(caps[b]) for b in buses]
 
     def caps(self, t: int) -> dict[int, float]:
         """DLMP cap of every bus in hour t ($/MWh), by bus number."""

@@ -35,12 +35,17 @@ exported to the grid at the feed-in tariff (off-chain, paid by the grid agent).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
 
 from gridledger.agents.pricing import split_gain_price
 from gridledger.network.devices import Storage
+
+if TYPE_CHECKING:
+    from gridledger.agents.grid import GridAgent
+    from gridledger.markets.base import MarketHour
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,18 @@ class LocalProducer(mesa.Agent):
         self.charge_kwh = charge_kwh
         return surplus_kwh - charge_kwh
 
+    def decide_offer(self, hour: MarketHour) -> Offer | None:
+        """Stage 1 of `hour`: charge, then the offer `make_offer` makes at this bus's cap with
+        the scenario's `producer_price_fraction` (the local market posts `self.offer`)."""
+        return self.make_offer(
+            hour.t,
+            cap_usd_per_mwh=hour.caps_usd_per_mwh[self.bus],
+            tariff_usd_per_mwh=hour.tariff_usd_per_mwh,
+            fit_usd_per_mwh=hour.fit_usd_per_mwh,
+            fraction=self.model.params.producer_price_fraction,  # type: ignore[attr-defined]
+            dt_h=hour.dt_h,
+        )
+
     def make_offer(
         self,
         t: int,
@@ -245,20 +262,27 @@ class LocalProducer(mesa.Agent):
             self.offer = Offer(e_wh=e_wh, price_usd_per_mwh=price, from_pv_wh=pv_wh)
         return self.offer
 
-    def deliverable_wh(self, fault_fraction: float | None) -> int:
-        """Wh this producer can physically deliver against what it sold (a fault cuts it; an
-        adversary delivers only its `cheat_fraction` of what it sold, on purpose)."""
-        deliverable = self.sold_wh
+    def metered_wh(self, t: int, sold_wh: int, fault_fraction: float | None, dt_h: float) -> int:
+        """The TDNO meters hour t: this producer sold `sold_wh`; returns what it can physically
+        deliver: a fault cuts it; an adversary delivers only its `cheat_fraction` of what it
+        sold, on purpose. Sellers of every market implement this, `settle_delivery` and
+        `export_to` (agents/tdno.py)."""
+        self.sold_wh = sold_wh
+        deliverable = sold_wh
         if fault_fraction is not None:
             self.faulty = True
-            deliverable = int(self.sold_wh * fault_fraction)
+            deliverable = int(sold_wh * fault_fraction)
         if self.cheat_fraction is not None:
-            deliverable = min(deliverable, int(self.sold_wh * self.cheat_fraction))
+            deliverable = min(deliverable, int(sold_wh * self.cheat_fraction))
         return deliverable
 
-    def settle(self, delivered_wh: int, dt_h: float) -> None:
-        """After metering: battery discharges what was delivered beyond the PV surplus; the PV
-        surplus not sold (or not delivered) is exported to the grid at the feed-in tariff."""
+    def export_to(self, grid: GridAgent, fit_usd_per_mwh: float) -> None:
+        """PV surplus neither sold nor stored goes to the grid at the feed-in tariff."""
+        self.revenue_hour_usd = grid.buy_export(self.exported_kwh, fit_usd_per_mwh)
+
+    def settle_delivery(self, t: int, delivered_wh: int, dt_h: float) -> None:
+        """After metering hour t: battery discharges what was delivered beyond the PV surplus;
+        the PV surplus not sold (or not delivered) is exported to the grid at the feed-in tariff."""
         self.delivered_wh = delivered_wh
         pv_used_kwh = min(self.pv_left_kwh, delivered_wh / 1000.0)
         from_batt_kwh = delivered_wh / 1000.0 - pv_used_kwh

@@ -16,11 +16,16 @@ grid at the feed-in tariff.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
 
 from gridledger.agents.pricing import split_gain_price
+
+if TYPE_CHECKING:
+    from gridledger.agents.grid import GridAgent
+    from gridledger.markets.base import MarketHour
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,18 @@ class RepAgent(mesa.Agent):
     def in_window(self, t: int) -> bool:
         return bool(self.windows[t, 0] <= t < self.windows[t, 1])
 
+    def decide_offer(self, hour: MarketHour) -> RepPost | None:
+        """Stage 1 of `hour`: the post `make_post` makes at this bus's cap with the scenario's
+        `rep_price_fraction` (the renewable market posts `self.post`)."""
+        return self.make_post(
+            hour.t,
+            cap_usd_per_mwh=hour.caps_usd_per_mwh[self.bus],
+            tariff_usd_per_mwh=hour.tariff_usd_per_mwh,
+            fit_usd_per_mwh=hour.fit_usd_per_mwh,
+            fraction=self.model.params.rep_price_fraction,  # type: ignore[attr-defined]
+            dt_h=hour.dt_h,
+        )
+
     def make_post(
         self,
         t: int,
@@ -127,7 +144,20 @@ class RepAgent(mesa.Agent):
     def produced_wh(self, t: int, dt_h: float) -> int:
         return int(self.actual_kw[t] * dt_h * 1000.0)
 
-    def settle(self, t: int, delivered_wh: int, dt_h: float) -> None:
+    def metered_wh(self, t: int, sold_wh: int, fault_fraction: float | None, dt_h: float) -> int:
+        """The TDNO meters hour t: what the plant sold, capped by its real output (forecast
+        error) and cut by a fault (`fault_fraction` of it delivered)."""
+        self.sold_wh = sold_wh
+        deliverable = min(sold_wh, self.produced_wh(t, dt_h))
+        if fault_fraction is not None:
+            deliverable = int(deliverable * fault_fraction)
+        return deliverable
+
+    def export_to(self, grid: GridAgent, fit_usd_per_mwh: float) -> None:
+        """Output not delivered to buyers goes to the grid at the feed-in tariff."""
+        grid.buy_export(self.exported_kwh, fit_usd_per_mwh)
+
+    def settle_delivery(self, t: int, delivered_wh: int, dt_h: float) -> None:
         """After metering: the rest of the real output is exported; a fully delivered window
         hour adds to the cumulative stable time t_d."""
         self.delivered_wh = delivered_wh

@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-CONTRACT_NAMES = ("EnergyToken", "LETB", "RETB")
+CONTRACT_NAMES = ("DoubleAuction", "EnergyToken", "LETB", "RETB")
 EVM_VERSION = "shanghai"
 """The EVM fork every backend runs and the contracts are compiled for (Vyper's `evm_version`).
 

@@ -29,8 +29,25 @@ OTHER_BOUND = PAPER_OTHER_GAS // 2
 feedback, withdrawal, token transfers): 75k."""
 
 
-BATCHED: dict[str, str] = {"LETB.settle_many": "LETB.settle", "RETB.settle_many": "RETB.settle"}
+GAS_BOUNDS["DoubleAuction.post_bid"] = GAS_BOUNDS["LETB.request"]
+"""A bid is the buyer's request of the hour: it escrows e_wh * limit as LETB.request escrows
+its payment (a buyer's first bid also pays its order slot's first write, 20k)."""
+
+GAS_BOUNDS["DoubleAuction.open_hour"] = 100_000
+"""Above the 75k target: the auction caps bids too, so the operator posts the DLMP cap of every
+member's bus (the default scenario's largest area: 25 buses, 82k gas; LETB posts its sellers'
+9). market_base.open_hour costs ≈ 21k + 5k per group of four buses + 0.8k per bus."""
+
+BATCHED: dict[str, str] = {
+    "LETB.settle_many": "LETB.settle",
+    "RETB.settle_many": "RETB.settle",
+    "DoubleAuction.settle_many": "DoubleAuction.settle",
+    "DoubleAuction.clear": "DoubleAuction.clear_bid",
+}
 """Batched operation -> the single-item operation whose bound each of its items keeps."""
+GAS_BOUNDS["DoubleAuction.clear_bid"] = GAS_BOUNDS["LETB.request"]
+"""One bid filled by DoubleAuction.clear (no transaction of its own): the matching LETB.request
+does per request (the first clear call of an hour also walks the books for the price)."""
 GAS_BOUNDS.update({op: MAX_BATCH * OTHER_BOUND for op in BATCHED})
 
 

@@ -1,14 +1,14 @@
 """The market's chains: set-up (accounts, deployments, funding, registration) and sending phases.
 
-Two chains (LETB consortium chain, RETB chain), each with its EnergyToken; one LETB per area and
-one RETB, all through the typed wrappers of `gridledger.market.contracts`; every mined
-transaction goes to the model's `Ledger` (gas frame = Results.gas).
+Two chains (the 'letb' consortium chain, the 'retb' chain), each with its EnergyToken; the
+scenario's markets (markets/: the paper's LETB per area and RETB zone) deploy and register on
+them; every mined transaction goes to the model's `Ledger` (gas frame = Results.gas).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +26,6 @@ from gridledger.chain.preflight import check_node
 from gridledger.day.conservation import ConservationError
 from gridledger.day.funding import chain_budgets, check_faucets
 from gridledger.market.contracts import (
-    LETB,
-    RETB,
     DeployedContract,
     EnergyToken,
     usd_to_base_units,
@@ -36,6 +34,7 @@ from gridledger.market.contracts import (
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from gridledger.markets.base import Market
     from gridledger.model import EnergyMarketModel
 
 
@@ -113,19 +112,14 @@ def preflight_chains(model: EnergyMarketModel) -> list[str]:
 
 def deploy_and_register(model: EnergyMarketModel) -> None:
     """Set-up transactions on the model's chains (after `assign_accounts` and the preflight):
-    gas funding, deployments, grants, approvals, registrations."""
+    gas funding, the tokens, then each market's deployments, grants, approvals and
+    registrations (markets/base.py), one block per chain per step, markets in hour order."""
     sc = model.params
-    seed = sc.seed
     t0 = time.perf_counter()
     budgets = model.gas_budgets
-    acct = {
-        "admin": model.admin_account,
-        "operator": model.operator.account,
-        "tdno": model.tdno.account,
-    }
+    markets = model.markets
     for ch_name, ch in model.chains.items():
         ch.fund(list(budgets[ch_name]), list(budgets[ch_name].values()))
-    # deploy: token per chain, LETB per area, RETB zone
     user_units = usd_to_base_units(sc.user_initial_usd)
     bond = usd_to_base_units(sc.registration_bond_usd)
     n_participants = len(model.users) + len(model.producers) + len(model.reps)
@@ -135,119 +129,57 @@ def deploy_and_register(model: EnergyMarketModel) -> None:
     model.tokens = {
         c: EnergyToken.at_result(model.chains[c], r) for c, r in zip(model.chains, res, strict=True)
     }
-    op, td = acct["operator"].address, acct["tdno"].address
+    _send_split(markets, "deploy", "deployed")
+    # minter rights, markets' grants (escrow seeds), users' tokens on every chain, sellers'
+    # bonds and SELLER_SEED_UNITS, so a seller's token balance slot is already open when the market
+    # first pays it (the zero -> non-zero SSTORE, 22.1k gas, is paid here, not by settle)
     reqs = [
-        (
-            admin["letb"],
-            LETB.deploy_request(
-                model.tokens["letb"].address,
-                a,
-                op,
-                td,
-                sc.initial_reputation,
-                bond,
-                sc.letb_max_fills_per_request,
-            ),
-        )
-        for a in range(model.n_areas)
+        (admin[m.chain], model.tokens[m.chain].set_minter(c.address, True))
+        for m in markets
+        if m.mints_incentives
+        for c in m.contracts()
     ]
-    reqs.append(
-        (
-            admin["retb"],
-            RETB.deploy_request(
-                model.tokens["retb"].address,
-                0,
-                op,
-                td,
-                sc.initial_reputation,
-                bond,
-                sc.incentive_log_base,
-                round(sc.incentive_scale_kwh * 1000),
-                sc.incentive_stable_ref_hours,
-            ),
-        )
-    )
-    res = send_many(reqs)
-    model.letb = [LETB.at_result(model.chains["letb"], r) for r in res[:-1]]
-    model.retb = RETB.at_result(model.chains["retb"], res[-1])
-    # minter, escrow seeds, token grants; every seller also gets SELLER_SEED_UNITS beside
-    # its bond, so its token balance slot is already open when the market first pays it (the
-    # zero -> non-zero SSTORE, 22.1k gas, is paid here, not by LETB/RETB.settle)
-    reqs = [(admin["retb"], model.tokens["retb"].set_minter(model.retb.address, True))]
-    reqs += [(admin["letb"], model.tokens["letb"].transfer(m.address, 1)) for m in model.letb]
-    reqs.append((admin["retb"], model.tokens["retb"].transfer(model.retb.address, 1)))
+    reqs += [x for m in markets for x in m.grants()]
     for u in model.users:
         for c in model.chains:
             reqs.append((admin[c], model.tokens[c].transfer(u.account.address, user_units + bond)))
-    grant = bond + SELLER_SEED_UNITS
-    for p in model.producers:
-        reqs.append((admin["letb"], model.tokens["letb"].transfer(p.account.address, grant)))
-    for r in model.reps:
-        reqs.append((admin["retb"], model.tokens["retb"].transfer(r.account.address, grant)))
+    reqs += [x for m in markets for x in m.seller_grants()]
     send_many(reqs)
-    # approvals (each participant signs its own)
-    reqs = []
-    for u in model.users:
-        reqs.append(
-            (
-                u.letb_signer,
-                model.tokens["letb"].approve(model.letb[u.area].address),
-            )
-        )
-        reqs.append((u.retb_signer, model.tokens["retb"].approve(model.retb.address)))
-    if bond:
-        for p in model.producers:
-            reqs.append(
-                (
-                    p.signer,
-                    model.tokens["letb"].approve(model.letb[p.area].address),
-                )
-            )
-        for r in model.reps:
-            reqs.append((r.signer, model.tokens["retb"].approve(model.retb.address)))
-    send_many(reqs)
+    send_many([x for m in markets for x in m.approvals()])  # each participant signs its own
     # registration by the operator (it knows each meter's bus)
-    ops = {c: model.signers[("operator", c)] for c in model.chains}
-    reqs = []
-    for p in model.producers:
-        reqs.append(
-            (
-                ops["letb"],
-                model.letb[p.area].register(
-                    p.account.address,
-                    commitment(seed, "producer", p.index),
-                    p.bus,
-                    1,
-                ),
-            )
-        )
-    for r in model.reps:
-        reqs.append(
-            (
-                ops["retb"],
-                model.retb.register(r.account.address, commitment(seed, "rep", r.index), r.bus, 1),
-            )
-        )
-    for u in model.users:
-        com = commitment(seed, "user", u.index)
-        reqs.append((ops["letb"], model.letb[u.area].register(u.account.address, com, u.bus, 2)))
-        reqs.append((ops["retb"], model.retb.register(u.account.address, com, u.bus, 2)))
-    res = send_many(reqs)
-    for p, r in zip(model.producers, res[: len(model.producers)], strict=True):
-        ev = one_event(model.letb[p.area], r, "Registered")
-        p.producer_id = int(ev["producer_id"])
-        p.reputation = sc.initial_reputation
-    for r in model.reps:
-        r.reputation = sc.initial_reputation
+    _send_split(markets, "registrations", "registered")
     model.token_supply = {c: model.tokens[c].total_supply() for c in model.chains}
     model.timing["chain_s"] += time.perf_counter() - t0
+
+
+def _send_split(markets: Sequence[Market], build: str, done: str) -> None:
+    """One set-up step: every market's transactions in one batch (one block per chain), each
+    market's results handed back to it."""
+    parts = [getattr(m, build)() for m in markets]
+    results = send_many([x for p in parts for x in p])
+    for m, res in zip(markets, split_results(parts, results), strict=True):
+        getattr(m, done)(res)
+
+
+def split_results(
+    parts: Sequence[Sequence[Any]], results: Sequence[TxResult]
+) -> list[list[TxResult]]:
+    """The results of one batch cut back into the parts it was built from (same order)."""
+    out, start = [], 0
+    for part in parts:
+        out.append(list(results[start : start + len(part)]))
+        start += len(part)
+    if start != len(results):
+        raise ValueError(f"split_results: {len(results)} results for {start} transactions")
+    return out
 
 
 def send_phase(
     model: EnergyMarketModel, phase: str, items: list[tuple[Signer, TxRequest]]
 ) -> list[TxResult]:
-    """One phase = one batch = one block per chain involved (reverts raise, named)."""
-    model.ledger.phase = phase
+    """One phase = one batch = one block per chain involved (reverts raise, named); `phase`
+    (a markets.Phase) labels the transactions in the gas frame."""
+    model.ledger.phase = str(phase)
     t0 = time.perf_counter()
     out = send_many(items) if items else []
     model.timing["chain_s"] += time.perf_counter() - t0

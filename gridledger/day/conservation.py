@@ -2,8 +2,9 @@
 
 Issue 5: every hour demand = local + renewable + grid (Wh, per user), and the token supply of each
 chain changes only by the incentives RETB minted (none on the LETB chain); after settlement every
-market's escrow holds exactly its seed (1 base unit) plus the registration bonds it keeps, plus
-(LETB) the refund credits of its users: LETB.settle credits undelivered value to the buyer inside
+market's escrow holds exactly what the market expects (markets/base.py `expected_escrow`): its
+seed (1 base unit) plus the registration bonds it keeps, plus (LETB) the refund credits of its
+users: LETB.settle credits undelivered value to the buyer inside
 the contract (a pull payment the user's next request spends first, or `withdraw()` pays out). The
 model tracks each user's credit from the Credited / CreditUsed events. A violation stops the run
 with `ConservationError` naming the hour and the party.
@@ -12,9 +13,8 @@ with `ConservationError` naming the hour and the party.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
-
-from gridledger.market.contracts import MarketContract, usd_to_base_units
 
 if TYPE_CHECKING:
     from gridledger.agents.user import UserAgent
@@ -35,57 +35,42 @@ def check_user_energy(t: int, users: list[UserAgent]) -> None:
             )
 
 
-def registrations(model: EnergyMarketModel, market: MarketContract) -> int:
-    """Participants registered on `market` (each one has paid the bond into its escrow)."""
-    if market is model.retb:
-        return len(model.reps) + len(model.users)
-    a = model.letb.index(market)
-    return (
-        sum(1 for p in model.producers if p.area == a)
-        + sum(1 for u in model.users if u.area == a)
-        + model.extra_registrations.get(a, 0)  # sybil identities (day/attacks.py)
-    )
+def check_tokens(model: EnergyMarketModel, t: int, minted_by_chain: Mapping[str, int]) -> None:
+    """Token supply change per chain == the incentives its markets minted; every market's
+    contracts hold what the market expects after settlement (`Market.expected_escrow`: seed +
+    bonds, + LETB users' refund credits).
 
-
-def letb_credits(model: EnergyMarketModel, area: int) -> int:
-    """Σ of the refund credits (token base units) the users of LETB `area` hold in it."""
-    credit = model.letb_credit_units
-    return sum(credit.get(u.account.address, 0) for u in model.users if u.area == area)
-
-
-def check_tokens(model: EnergyMarketModel, t: int, minted_units: int) -> None:
-    """Token supply change == minted incentives; every escrow back to seed + bonds (+ LETB
-    users' refund credits).
-
-    Reads the chains' state (totalSupply, escrow balances): the one place the model checks the
-    contracts' bookkeeping against its own."""
+    Reads the chains' state (totalSupply, escrow balances: one batch view per chain): the one
+    place the model checks the contracts' bookkeeping against its own."""
     t0 = time.perf_counter()
     supply = {c: model.tokens[c].total_supply() for c in model.chains}
-    # one batch view (EnergyToken.balances_of) for the LETB escrows
-    escrow = [
-        int(b) for b in model.tokens["letb"].call("balances_of", [m.address for m in model.letb])
-    ]
-    escrow.append(model.tokens["retb"].balance_of(model.retb.address))
+    expected: dict[str, dict[str, int]] = {c: {} for c in model.chains}
+    for m in model.markets:
+        expected[m.chain].update(m.expected_escrow())
+    escrow = {
+        c: [int(b) for b in model.tokens[c].call("balances_of", list(want))] if want else []
+        for c, want in expected.items()
+    }
     model.timing["chain_s"] += time.perf_counter() - t0
-    if supply["letb"] != model.token_supply["letb"]:
-        raise ConservationError(
-            f"hour {t}: LETB-chain token supply changed by "
-            f"{supply['letb'] - model.token_supply['letb']} base units (no minting allowed there)"
-        )
-    d_supply = supply["retb"] - model.token_supply["retb"]
-    if d_supply != minted_units:
-        raise ConservationError(
-            f"hour {t}: RETB-chain token supply changed by {d_supply} base units but "
-            f"{minted_units} were minted as incentives"
-        )
+    for c in model.chains:
+        d_supply = supply[c] - model.token_supply[c]
+        if d_supply != minted_by_chain.get(c, 0):
+            raise ConservationError(
+                f"hour {t}: {c}-chain token supply changed by {d_supply} base units but "
+                f"{minted_by_chain.get(c, 0)} were minted as incentives"
+            )
     model.token_supply = supply
-    bond_units = usd_to_base_units(model.params.registration_bond_usd)
-    seeds = [1 + bond_units * registrations(model, m) for m in (*model.letb, model.retb)]
-    for a in range(len(model.letb)):
-        seeds[a] += letb_credits(model, a)
-    bad = [i for i, (e, s) in enumerate(zip(escrow, seeds, strict=True)) if e != s]
-    if bad:
-        raise ConservationError(
-            f"hour {t}: escrow of market(s) {bad} holds {[escrow[i] for i in bad]} base "
-            f"units after settlement, expected {[seeds[i] for i in bad]} (seed + bonds + credits)"
-        )
+    for c, want in expected.items():
+        bad = [
+            (a, have, need)
+            for (a, need), have in zip(want.items(), escrow[c], strict=True)
+            if have != need
+        ]
+        if bad:
+            raise ConservationError(
+                f"hour {t}: escrow of {c}-chain market contract(s) "
+                + ", ".join(
+                    f"{a} holds {have} base units, expected {need}" for a, have, need in bad
+                )
+                + " after settlement (seed + bonds + credits)"
+            )

@@ -3,7 +3,8 @@
 After feedback (phase 7) the model checks, over the chains' state and the hour's ledger rows:
 token supply change per chain = incentives minted (IncentiveMinted events, read independently of
 the model's own count), every settled request delivered <= scheduled and paid + refunded = value,
-settled once, no LETB request with more fills than `Scenario.letb_max_fills_per_request`,
+settled once, no local request (LETB request, auction bid) with more fills than
+`Scenario.letb_max_fills_per_request`,
 at most one rating per trade and only after settlement, every reputation within
 [0, REP_MAX], and each user's demand = local + renewable + grid. A violation raises
 `InvariantError` naming the hour and each broken invariant. (Escrow balances are checked by
@@ -34,7 +35,7 @@ def start_invariants(model: EnergyMarketModel) -> dict[str, inv.TokenState]:
     """Token supply per chain after set-up: the zero point of the hourly supply check (the
     model's `invariant_state`); from now on the ledger decodes the markets' events (Trade,
     Settled, Rated, IncentiveMinted)."""
-    model.ledger.watch(*model.letb, model.retb)
+    model.ledger.watch(*(c for m in model.markets for c in m.contracts()))
     return _token_states(model)
 
 
@@ -47,18 +48,23 @@ def check_hour_invariants(model: EnergyMarketModel, t: int) -> None:
     t0 = time.perf_counter()
     found: list[inv.Violation] = []
     now = _token_states(model)
-    incentives = model.ledger.incentives()
+    led = model.ledger
+    since = model.invariant_events_from  # the events of this hour only: linear in run length
+    incentives = led.incentives(since)
     for c, after in now.items():
         before = model.invariant_state[c]
         minted = inv.minted_between(incentives, after.chain, before.block + 1, after.block)
         found += inv.check_supply(before, after, minted)
     model.invariant_state = now
-    led = model.ledger
-    requests = inv.request_book(_hour_rows(led.trades(), t), _hour_rows(led.settlements(), t))
+    model.invariant_events_from = led.n_events
+    requests = inv.request_book(
+        _hour_rows(led.trades(since), t), _hour_rows(led.settlements(since), t)
+    )
     found += inv.check_settlements(requests)
     cap = model.params.letb_max_fills_per_request
-    found += inv.check_fill_counts(requests, {(m.chain.name, m.address): cap for m in model.letb})
-    found += inv.check_feedback(_hour_rows(led.feedback(), t), requests)
+    local = [c for m in model.markets if m.kind == "local" for c in m.contracts()]
+    found += inv.check_fill_counts(requests, {(c.chain.name, c.address): cap for c in local})
+    found += inv.check_feedback(_hour_rows(led.feedback(since), t), requests)
     reps = {
         f"seller {a.account.address}": a.reputation
         for a in (*model.producers, *model.reps)

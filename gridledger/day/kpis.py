@@ -1,13 +1,14 @@
 """The hour's record and the day's KPIs: Results.hourly rows, Results.agents rows, summary.
 
-`record_hour` (phase 8) runs the conservation checks, bills every user for the hour in the trading
-scheme and in the no-trading baseline (all metered demand at the tariff) and returns the hour's
-row; `summary` turns the hourly and gas frames into the KPIs of `Results.summary`.
+`record_hour` (Phase.CHECKS) runs the conservation checks, bills every user for the hour in the
+trading scheme and in the no-trading baseline (all metered demand at the tariff) and returns the
+hour's row; `summary` turns the hourly and gas frames into the KPIs of `Results.summary`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,9 +24,13 @@ if TYPE_CHECKING:
 
 
 def record_hour(
-    model: EnergyMarketModel, t: int, offers: dict[str, float], minted_units: int
+    model: EnergyMarketModel,
+    t: int,
+    market_columns: dict[str, float],
+    minted_by_chain: dict[str, int],
 ) -> dict[str, Any]:
-    """Phase 8: conservation checks, users' bills (scheme and baseline), the hour's row."""
+    """Phase.CHECKS: conservation checks, users' bills (scheme and baseline), the hour's row
+    (`market_columns`: the markets' own columns, `Market.hour_columns`)."""
     sc = model.params
     tariff = float(model.tariff[t])
     demand = local = ren = grid = 0
@@ -42,7 +47,7 @@ def record_hour(
         grid += u.grid_wh
         cost += u.hour_cost_usd
         cost_b += u.hour_cost_usd_baseline
-    check_tokens(model, t, minted_units)
+    check_tokens(model, t, minted_by_chain)
     pf, pfb = model.last_power_flow, model.last_power_flow_baseline
     charge = sum(p.charge_kwh for p in model.producers)
     discharge = sum(p.discharge_kwh for p in model.producers)
@@ -78,8 +83,8 @@ def record_hour(
         "battery_power_kw": (discharge - charge) / sc.dt_h,
         "battery_energy_kwh": float(sum(p.e_kwh for p in model.producers)),
         "exported_kwh": model.grid.hour_bought_kwh,
-        **offers,
-        "incentives_usd": usd_from_base_units(minted_units),
+        **market_columns,
+        "incentives_usd": usd_from_base_units(sum(minted_by_chain.values())),
         "p_substation_kw": pf.p_substation_kw,
         "p_substation_kw_baseline": pfb.p_substation_kw,
         "loss_kw": pf.loss_kw,
@@ -123,45 +128,106 @@ def record_agents(model: EnergyMarketModel, t: int) -> None:
         )
 
 
+HOURLY_SUMS = (
+    "demand_kwh",
+    "local_kwh",
+    "renewable_kwh",
+    "grid_import_kwh",
+    "grid_import_kwh_baseline",
+    "user_cost_usd",
+    "user_cost_usd_baseline",
+    "incentives_usd",
+)
+HOURLY_MAXIMA = (
+    "gas_used_letb",
+    "gas_used_retb",
+    "opf_max_relaxation_gap",
+    "opf_max_v_error_pu",
+    "v_max_pu",
+)
+HOURLY_MINIMA = ("v_min_pu",)
+
+
+def _nan_merge(pick: Callable[[float, float], float], a: float | None, b: float) -> float:
+    """`pick(a, b)` skipping NaN (as pandas' max/min skip it); `a` None: nothing yet."""
+    if a is None or np.isnan(a):
+        return b
+    return a if np.isnan(b) else pick(a, b)
+
+
+@dataclass
+class RunTotals:
+    """What the summary KPIs need of the hourly and gas frames: sums, extremes and counts,
+    extended hour by hour with `add`, so a checkpoint's summary costs the hour's rows, not the
+    run's (gridledger/checkpoint.py ResultsJournal). `RunTotals.of(whole frames)` gives the KPIs
+    of a finished run exactly as summing the whole columns does."""
+
+    hours: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    maxima: dict[str, float] = field(default_factory=dict)
+    minima: dict[str, float] = field(default_factory=dict)
+    tx_total: int = 0
+    """Transactions, set-up included."""
+    ops: dict[tuple[str, str], tuple[int, int, int]] = field(default_factory=dict)
+    """(contract, operation) -> (count, gas sum, gas max) of the market hours' transactions."""
+
+    @classmethod
+    def of(cls, hourly: pd.DataFrame, gas: pd.DataFrame) -> RunTotals:
+        totals = cls()
+        totals.add(hourly, gas)
+        return totals
+
+    def add(self, hourly: pd.DataFrame, gas: pd.DataFrame) -> None:
+        """Take in more hourly rows and transactions (frames as `EnergyMarketModel.results()`
+        builds them)."""
+        if len(hourly):
+            self.hours += len(hourly)
+            for c in HOURLY_SUMS:
+                self.sums[c] = self.sums.get(c, 0.0) + float(hourly[c].sum())
+            for c in HOURLY_MAXIMA:
+                self.maxima[c] = _nan_merge(max, self.maxima.get(c), float(hourly[c].max()))
+            for c in HOURLY_MINIMA:
+                self.minima[c] = _nan_merge(min, self.minima.get(c), float(hourly[c].min()))
+        self.tx_total += len(gas)
+        if not len(gas):
+            return
+        ops = gas[gas["t"] >= 0]
+        for (c, o), g in ops.groupby(["contract", "operation"])["gas_used"]:
+            n, total, top = self.ops.get((c, o), (0, 0, 0))
+            self.ops[(c, o)] = (n + len(g), total + int(g.sum()), max(top, int(g.max())))
+
+
 def summary(
-    model: EnergyMarketModel,
-    hourly: pd.DataFrame,
-    gas: pd.DataFrame,
-    trades: pd.DataFrame | None = None,
+    model: EnergyMarketModel, totals: RunTotals, trades: pd.DataFrame | None = None
 ) -> dict[str, Any]:
     """KPIs of the hours run: energy, cost saving, gas per operation, chain capacity, OPF
-    (`trades`: the trades frame if already built, else built from model.trade_rows)."""
+    (`totals` of the hourly and gas frames; `trades`: the trades frame if already built, else
+    built from model.trade_rows when an attack summary needs it)."""
     sc = model.params
-    if hourly.empty:
+    if totals.hours == 0:
         return {"hours": 0}
-    cost = float(hourly["user_cost_usd"].sum())
-    cost_b = float(hourly["user_cost_usd_baseline"].sum())
-    grid = float(hourly["grid_import_kwh"].sum())
-    grid_b = float(hourly["grid_import_kwh_baseline"].sum())
-    ops = gas[gas["t"] >= 0]
+    s, mx = totals.sums, totals.maxima
+    cost, cost_b = s["user_cost_usd"], s["user_cost_usd_baseline"]
+    grid, grid_b = s["grid_import_kwh"], s["grid_import_kwh_baseline"]
     by_op = {
-        f"{c}.{o}": {
-            "count": len(g),
-            "mean": float(g["gas_used"].mean()),
-            "max": int(g["gas_used"].max()),
-        }
-        for (c, o), g in ops.groupby(["contract", "operation"])
+        f"{c}.{o}": {"count": n, "mean": total / n, "max": top}
+        for (c, o), (n, total, top) in sorted(totals.ops.items())
     }
     budget_per_hour = sc.chain_block_gas_limit * 3600.0 / sc.chain_block_period_s
-    cap_used = {
-        c: float(hourly[f"gas_used_{c}"].max() / budget_per_hour * 100.0) for c in ("letb", "retb")
-    }
+    cap_used = {c: mx[f"gas_used_{c}"] / budget_per_hour * 100.0 for c in ("letb", "retb")}
+    if trades is None and getattr(model, "cheaters", None):  # only attack rows read trades
+        trades = pd.DataFrame(model.trade_rows, columns=TRADE_COLUMNS)
     return {
-        "hours": len(hourly),
+        "hours": totals.hours,
         "seed": sc.seed,
         "chain": model.chain_spec,
         "users": len(model.users),
         "producers": len(model.producers),
         "reps": len(model.reps),
         "letb_areas": model.n_areas,
-        "demand_kwh": float(hourly["demand_kwh"].sum()),
-        "local_kwh": float(hourly["local_kwh"].sum()),
-        "renewable_kwh": float(hourly["renewable_kwh"].sum()),
+        "demand_kwh": s["demand_kwh"],
+        "local_kwh": s["local_kwh"],
+        "renewable_kwh": s["renewable_kwh"],
         "grid_import_kwh": grid,
         "grid_import_kwh_baseline": grid_b,
         "grid_energy_saved_kwh": grid_b - grid,
@@ -170,7 +236,7 @@ def summary(
         "user_cost_usd_baseline": cost_b,
         "cost_saving_usd": cost_b - cost,
         "cost_saving_pct": 100.0 * (cost_b - cost) / cost_b if cost_b else 0.0,
-        "incentives_usd": float(hourly["incentives_usd"].sum()),
+        "incentives_usd": s["incentives_usd"],
         # refunds LETB holds for its users at the end (the users' money, not a cost: the next
         # request would spend it, withdraw() pays it out)
         "letb_credits_usd": usd_from_base_units(sum(model.letb_credit_units.values())),
@@ -178,9 +244,9 @@ def summary(
         # scale: every agent signs its own transactions (operator and TDNO included); tx/s is
         # tx_total / timing_s["wall_s"] (wall-clock figures stay under timing_s)
         "agents": len(model.users) + len(model.producers) + len(model.reps) + 2,
-        "tx_total": len(gas),
-        "tx_count": len(ops),
-        "total_gas": int(ops["gas_used"].sum()),
+        "tx_total": totals.tx_total,
+        "tx_count": sum(n for n, _, _ in totals.ops.values()),
+        "total_gas": sum(total for _, total, _ in totals.ops.values()),
         "gas_by_operation": by_op,
         "chain_capacity_used_pct": cap_used,
         "chain_budget": {
@@ -193,15 +259,12 @@ def summary(
             {k: (None if v is None else v if isinstance(v, str) else int(v)) for k, v in f.items()}
             for f in model.opf_failures
         ],
-        "opf_max_relaxation_gap": float(hourly["opf_max_relaxation_gap"].max()),
-        "opf_max_v_error_pu": float(hourly["opf_max_v_error_pu"].max()),
-        "v_min_pu": float(hourly["v_min_pu"].min()),
-        "v_max_pu": float(hourly["v_max_pu"].max()),
+        "opf_max_relaxation_gap": mx["opf_max_relaxation_gap"],
+        "opf_max_v_error_pu": mx["opf_max_v_error_pu"],
+        "v_min_pu": totals.minima["v_min_pu"],
+        "v_max_pu": mx["v_max_pu"],
         "timing_s": {k: float(v) for k, v in model.timing.items()},
-        "attacks": attack_summary(
-            model,
-            pd.DataFrame(model.trade_rows, columns=TRADE_COLUMNS) if trades is None else trades,
-        ),
+        "attacks": attack_summary(model, trades),
     }
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from gridledger.chain import ChainIdMismatchError, Signer, TransactionReverted, TxRequest
 from gridledger.day.chains import events
+from gridledger.markets.phases import Phase
 
 if TYPE_CHECKING:
     from gridledger.model import EnergyMarketModel
@@ -39,6 +40,9 @@ def probe_refusals(model: EnergyMarketModel) -> list[dict[str, Any]]:
     """Try each forbidden action once on the live chains; one row per attempt (see module)."""
     if model.running:
         raise ProbeSetupError("probe_refusals: the run is not finished (model.running is True)")
+    mechanism = model.params.market_mechanism
+    if mechanism != "paper":  # the probes are LETB's own rules (post_offer, request, settle)
+        raise ProbeSetupError(f"probe_refusals: probes LETB, the run's mechanism is {mechanism!r}")
     cheaters = {id(p) for p in model.cheaters}
     producer = users = None
     for p in model.producers:
@@ -56,7 +60,7 @@ def probe_refusals(model: EnergyMarketModel) -> list[dict[str, Any]]:
     watched += [market.address, ops.address, tdno.address]
     rows: list[dict[str, Any]] = []
     ledger_t, ledger_phase = model.ledger.t, model.ledger.phase
-    model.ledger.t, model.ledger.phase = PROBE_T, "probe"
+    model.ledger.t, model.ledger.phase = PROBE_T, Phase.PROBE.value
 
     def balances() -> list[int]:
         return [token.balance_of(a) for a in watched]

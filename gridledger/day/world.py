@@ -13,11 +13,13 @@ one part of a scenario does not reshuffle the random draws of another.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from gridledger.agents.grid import GridAgent
 from gridledger.agents.operator import NetworkOperator, derive_letb_areas
@@ -25,9 +27,11 @@ from gridledger.agents.producer import LocalProducer, day_starts
 from gridledger.agents.rep import RepAgent
 from gridledger.agents.tdno import TDNO
 from gridledger.agents.user import UserAgent, ev_profile_kw
+from gridledger.day import measured, world_grid
 from gridledger.network import profiles
 from gridledger.network.devices import Storage, ZIPLoad
 from gridledger.network.feeder import BUNDLED_FEEDERS, Feeder, load_feeder
+from gridledger.network.grid_data import GridData, is_grid_spec
 from gridledger.scenario import ScenarioError
 
 if TYPE_CHECKING:
@@ -49,6 +53,7 @@ class Network:
     area_of_bus: dict[int, int]  # bus -> LETB area (0..n_areas-1)
     n_areas: int  # number of LETB areas (one LETB contract each)
     zip: ZIPLoad  # ZIP load model of every household (Scenario.zip_*)
+    grid_data: GridData | None = None  # a real grid's converted tables (day/world_grid.py)
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,11 +62,12 @@ class Profiles:
 
     clock_hours: np.ndarray  # clock hour (0..23) of each market hour
     feeder_load_shape: np.ndarray  # the feeder's load multiplier (no household noise)
-    load_shape_args: tuple[int, slice, dict[str, Any]]  # (clock hours built, run slice, shape)
+    load_shape_args: tuple[int, slice, dict[str, Any]] | None  # (hours built, run slice, shape)
     pv_shape: np.ndarray  # PV output per kW of nameplate (clear sky x seeded clearness)
     tariff: np.ndarray  # retail ToU tariff, USD/MWh
     wholesale: np.ndarray  # wholesale price at the substation, USD/MWh
     fit: float  # feed-in tariff, USD/MWh (the floor of every local offer)
+    hour_index: pd.DatetimeIndex | None = None  # calendar time of each hour (Scenario.start)
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,19 +104,39 @@ def seed_streams(
 
 
 def build_world(model: EnergyMarketModel) -> World:
-    """Network, profiles and agents of `model.params` (the agents join `model`)."""
+    """Network, profiles and agents of `model.params` (the agents join `model`): a bundled or
+    CSV feeder's households here, a real grid's own loads in day/world_grid.py."""
     sc = model.params
     rngs, seqs = seed_streams(sc.seed)
-    net = build_network(sc)
-    prof = build_profiles(sc, rngs)
-    users, producers, reps = build_agents(model, net, prof, rngs, seqs)
+    if is_grid_spec(sc.feeder):
+        gw = world_grid.build_grid_world(model, sc, rngs)
+        net = Network(gw.feeder, gw.area_of_bus, gw.n_areas, gw.zip, grid_data=gw.grid_data)
+        users, producers, reps = gw.users, gw.producers, gw.reps
+        prof = Profiles(
+            clock_hours=gw.clock_hours,
+            feeder_load_shape=np.ones(sc.hours),  # replaced by the residual load below
+            load_shape_args=None,
+            pv_shape=gw.pv_shape,
+            tariff=gw.tariff,
+            wholesale=np.zeros(sc.hours),  # priced from the residual load below
+            fit=gw.fit,
+            hour_index=gw.hour_index,
+        )
+    else:
+        net = build_network(sc)
+        prof = build_profiles(sc, rngs)
+        users, producers, reps = build_agents(model, net, prof, rngs, seqs)
+    if sc.start is not None:  # measured time: price from the residual load (day/measured.py)
+        wholesale, load_shape = measured.residual_wholesale(sc, rngs["price"], users, reps)
+        prof = dataclasses.replace(prof, wholesale=wholesale, feeder_load_shape=load_shape)
     pop = build_parties(model, net, rngs, users, producers, reps)
     return World(rngs, seqs, net, prof, pop)
 
 
 def build_network(sc: Scenario) -> Network:
     """Feeder (without its own PV unless asked), REP buses checked, LETB areas, ZIP load."""
-    if sc.feeder not in BUNDLED_FEEDERS and not Path(sc.feeder).is_dir():  # before any work
+    spec_ok = sc.feeder in BUNDLED_FEEDERS or Path(sc.feeder).is_dir() or is_grid_spec(sc.feeder)
+    if not spec_ok:  # before any work (grid specs are checked by the Scenario)
         reason = f"not a bundled feeder {BUNDLED_FEEDERS} nor an existing folder"
         raise ScenarioError("feeder", sc.feeder, reason)
     feeder = load_feeder(sc.feeder)
@@ -167,6 +193,10 @@ def build_profiles(sc: Scenario, rngs: dict[str, np.random.Generator]) -> Profil
         slope_usd_per_mwh=sc.wholesale_slope_usd_per_mwh,
         noise_usd_per_mwh=sc.wholesale_noise_usd_per_mwh,
     )[sl]
+    hour_index = None
+    if sc.start is not None:  # measured time: calendar PV and tariff (day/measured.py)
+        cal = measured.on_calendar(sc)
+        hour_index, pv_shape, tariff = cal.hour_index, cal.pv_shape, cal.tariff
     return Profiles(
         clock_hours=clock_hours,
         feeder_load_shape=feeder_load_shape,
@@ -175,6 +205,7 @@ def build_profiles(sc: Scenario, rngs: dict[str, np.random.Generator]) -> Profil
         tariff=tariff,
         wholesale=wholesale,
         fit=float(sc.feed_in_tariff_usd_per_mwh),
+        hour_index=hour_index,
     )
 
 
@@ -188,7 +219,9 @@ def build_agents(
     """Users (one per household), prosumers' producers and REPs of a bundled feeder (they join
     `model`, Mesa)."""
     sc = model.params
+    assert prof.load_shape_args is not None  # a bundled or CSV feeder's profiles
     n, sl, shape_kw = prof.load_shape_args
+    shapes = measured.household_shapes(sc) if sc.load_profiles == "simbench" else None
     buses = net.feeder.buses
     load_buses = [int(b) for b in buses.index if buses.at[b, "p_kw"] > 0]
     households = [(b, k) for b in load_buses for k in range(sc.households_per_bus)]
@@ -216,12 +249,16 @@ def build_agents(
     for i, (bus, _k) in enumerate(households):
         peak_p = float(buses.at[bus, "p_kw"]) / sc.households_per_bus
         peak_q = float(buses.at[bus, "q_kvar"]) / sc.households_per_bus
-        shape = profiles.load_shape(
-            n,
-            rng=np.random.default_rng(hh_seqs[i]),
-            noise=sc.load_variability,
-            **shape_kw,
-        )[sl]
+        shape = (
+            measured.household_shape(shapes, i)
+            if shapes is not None
+            else profiles.load_shape(
+                n,
+                rng=np.random.default_rng(hh_seqs[i]),
+                noise=sc.load_variability,
+                **shape_kw,
+            )[sl]
+        )
         pv_kw = (
             sc.rooftop_pv_kw_per_peak_kw * peak_p * prof.pv_shape
             if i in pros

@@ -130,11 +130,19 @@ class Ledger:
         df = pd.DataFrame(self._tx_rows[start:stop], columns=GAS_COLUMNS)
         return df.astype({"gas_used": "int64", "block": "int64", "status": "int64"})
 
-    def events(self, name: str | None = None, contract: str | None = None) -> pd.DataFrame:
-        """Decoded events, optionally of one event name and/or contract label."""
+    @property
+    def n_events(self) -> int:
+        """Decoded events recorded so far (a `start` for the frames of later events)."""
+        return len(self._event_rows)
+
+    def events(
+        self, name: str | None = None, contract: str | None = None, *, start: int = 0
+    ) -> pd.DataFrame:
+        """Decoded events (from the `start`-th on), optionally of one event name and/or contract
+        label. A long run's hourly checks pass `start` so each hour reads only its own events."""
         rows = [
             r
-            for r in self._event_rows
+            for r in self._event_rows[start:]
             if (name is None or r["event"] == name)
             and (contract is None or r["contract"] == contract)
         ]
@@ -142,8 +150,10 @@ class Ledger:
             return pd.DataFrame(columns=EVENT_BASE_COLUMNS)
         return pd.DataFrame(rows)
 
-    def _named(self, name: str, rename: Mapping[str, str] | None = None) -> pd.DataFrame:
-        df = self.events(name)
+    def _named(
+        self, name: str, rename: Mapping[str, str] | None = None, start: int = 0
+    ) -> pd.DataFrame:
+        df = self.events(name, start=start)
         for old, new in (rename or {}).items():
             if old not in df.columns:
                 continue
@@ -152,15 +162,15 @@ class Ledger:
             df[new] = df.pop(old) if new not in df.columns else df[new].combine_first(df.pop(old))
         return df.reset_index(drop=True)
 
-    def trades(self) -> pd.DataFrame:
+    def trades(self, start: int = 0) -> pd.DataFrame:
         """Trade events of LETB (seller) and RETB (rep -> seller): buyer, seller, e_wh, price."""
-        return self._named("Trade", {"rep": "seller"})
+        return self._named("Trade", {"rep": "seller"}, start)
 
-    def settlements(self) -> pd.DataFrame:
-        return self._named("Settled", {"rep": "seller"})
+    def settlements(self, start: int = 0) -> pd.DataFrame:
+        return self._named("Settled", {"rep": "seller"}, start)
 
-    def feedback(self) -> pd.DataFrame:
-        return self._named("Rated", {"rep": "seller"})
+    def feedback(self, start: int = 0) -> pd.DataFrame:
+        return self._named("Rated", {"rep": "seller"}, start)
 
     def reputations(self) -> pd.DataFrame:
         """Reputation of each seller after each rating: chain, contract, seller, t, reputation."""
@@ -170,8 +180,8 @@ class Ledger:
             return pd.DataFrame(columns=cols)
         return df[cols].reset_index(drop=True)
 
-    def incentives(self) -> pd.DataFrame:
-        return self._named("IncentiveMinted", {"rep": "seller"})
+    def incentives(self, start: int = 0) -> pd.DataFrame:
+        return self._named("IncentiveMinted", {"rep": "seller"}, start)
 
     def funding(self) -> pd.DataFrame:
         """Set-up funding transactions (gas coin and tokens) recorded as such."""

@@ -15,6 +15,13 @@ from gridledger.network.feeder import (
     load_feeder,
     synthetic_feeder,
 )
+from gridledger.network.grid_data import (
+    GridData,
+    GridSourceError,
+    SimbenchMissingError,
+    UnknownGridError,
+    grid_source,
+)
 from gridledger.network.opf.horizon import solve_opf
 from gridledger.network.opf.hourly import HourlyOPF
 from gridledger.network.opf.result import (
@@ -24,6 +31,11 @@ from gridledger.network.opf.result import (
     OPFInfeasibleError,
     OPFResult,
     delivery_charge_usd_per_mwh,
+)
+from gridledger.network.pandapower_grid import (
+    GridModelError,
+    GridTopologyError,
+    grid_from_pandapower,
 )
 from gridledger.network.powerflow import PowerFlowDivergedError, PowerFlowResult, run_power_flow
 from gridledger.network.profiles import (
@@ -35,6 +47,7 @@ from gridledger.network.profiles import (
     tou_tariff,
     wholesale_price,
 )
+from gridledger.network.simbench_grid import load_simbench
 
 __all__ = [
     "BUNDLED_FEEDERS",
@@ -43,6 +56,10 @@ __all__ = [
     "EVCharger",
     "Feeder",
     "FeederDataError",
+    "GridData",
+    "GridModelError",
+    "GridSourceError",
+    "GridTopologyError",
     "HourlyOPF",
     "OPFError",
     "OPFExactness",
@@ -53,13 +70,18 @@ __all__ = [
     "PowerFlowDivergedError",
     "PowerFlowResult",
     "RegulatedPlant",
+    "SimbenchMissingError",
     "Storage",
+    "UnknownGridError",
     "ZIPLoad",
     "default_day",
     "delivery_charge_usd_per_mwh",
     "feed_in_tariff",
+    "grid_from_pandapower",
+    "grid_source",
     "load_feeder",
     "load_shape",
+    "load_simbench",
     "pv_shape",
     "run_power_flow",
     "solve_opf",

@@ -2,8 +2,9 @@
 
 Per sweep: bus currents I = conj(S(V)/V) -> branch currents J = A·I (A = ancestor matrix,
 one sparse product sums every subtree) -> voltages V = V0 - Aᵀ·(z∘J) (sums the drops along every
-path). Loads are ZIP with the exact voltage dependence (devices.ZIPLoad), capacitors are constant
-impedance (Q = shunt_kvar·|V|²), PV is a constant-power injection.
+path). Loads are ZIP with the exact voltage dependence (devices.ZIPLoad), shunts are constant
+impedance (Q injected = shunt_kvar·|V|², P drawn = shunt_kw·|V|²), PV is a constant-power
+injection.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ import pandas as pd
 from gridledger.network.devices import ZIPLoad
 from gridledger.network.feeder import Feeder
 
-__all__ = ["PowerFlowDivergedError", "PowerFlowResult", "bus_vector", "run_power_flow"]
+__all__ = [
+    "PowerFlowDivergedError",
+    "PowerFlowResult",
+    "bus_vector",
+    "run_power_flow",
+    "shunt_admittance",
+]
 
 
 class PowerFlowDivergedError(RuntimeError):
@@ -66,6 +73,14 @@ def bus_vector(
     if len(bad):
         raise ValueError(f"{name}: non-finite value at bus {feeder.bus_ids[bad[0]]}")
     return out
+
+
+def shunt_admittance(feeder: Feeder, include: bool = True) -> np.ndarray:
+    """Shunt admittance per bus in p.u., g + jb (conductance draws P, susceptance injects Q)."""
+    if not include:
+        return np.zeros(feeder.n_buses, dtype=complex)
+    kva = feeder.base_mva * 1e3
+    return (feeder.buses.shunt_kw.to_numpy() + 1j * feeder.buses.shunt_kvar.to_numpy()) / kva
 
 
 def zip_arrays(feeder: Feeder, zip: ZIPLoad | Mapping[int, ZIPLoad] | None) -> np.ndarray:
@@ -116,9 +131,10 @@ def sweep(
 ) -> tuple[np.ndarray, int]:
     """Backward/forward sweep on per-unit arrays in bus order; complex voltages, sweeps.
 
-    p0/q0: ZIP loads at 1 p.u. (coefficients zc, 6 × n); shunt: capacitor susceptance;
-    pv/qg: constant-power injections."""
+    p0/q0: ZIP loads at 1 p.u. (coefficients zc, 6 × n); shunt: shunt admittance g + jb
+    (`shunt_admittance`); pv/qg: constant-power injections."""
     z_bus, a, at = _sweep_matrices(feeder)
+    y_conj = np.conj(np.asarray(shunt, dtype=complex))
     v = np.full(len(p0), complex(v0_pu))
     err = np.inf
     it = 0
@@ -128,7 +144,8 @@ def sweep(
         s = (
             p0 * (zc[0] * vm2 + zc[1] * vm + zc[2])
             - pv
-            + 1j * (q0 * (zc[3] * vm2 + zc[4] * vm + zc[5]) - shunt * vm2 - qg)
+            + 1j * (q0 * (zc[3] * vm2 + zc[4] * vm + zc[5]) - qg)
+            + y_conj * vm2
         )
         i_bus = np.conj(s / v)
         j = a @ i_bus
@@ -160,7 +177,7 @@ def run_power_flow(
     zip: ZIPLoad | Mapping[int, ZIPLoad] | None = None,
     p_gen_kw: pd.Series | np.ndarray | None = None,
     q_gen_kvar: pd.Series | np.ndarray | None = None,
-    v0_pu: float = 1.0,
+    v0_pu: float | None = None,
     tol_pu: float = 1e-10,
     max_iter: int = 100,
 ) -> PowerFlowResult:
@@ -168,7 +185,8 @@ def run_power_flow(
 
     p_kw, q_kvar: net load per bus (consumption positive, generation negative); None = the
         feeder's table values (`feeder.buses.p_kw` / `q_kvar`). ZIP coefficients apply to them.
-    include_shunts: capacitors `feeder.buses.shunt_kvar` as constant impedance.
+    include_shunts: shunts (`feeder.buses.shunt_kvar`, `shunt_kw`) as constant impedance.
+    v0_pu: substation voltage; None = `feeder.v0_pu`.
     include_pv: subtract PV output, `pv_kw` (per bus) or the feeder's nameplate `pv_kw` if None.
     p_gen_kw, q_gen_kvar: further constant-power injections per bus (generators, storage),
         not subject to ZIP.
@@ -180,7 +198,8 @@ def run_power_flow(
     q = bus_vector(feeder, feeder.buses.q_kvar.to_numpy() if q_kvar is None else q_kvar, "q_kvar")
     p0, q0 = p / base_kva, q / base_kva
     zc = zip_arrays(feeder, zip)
-    shunt = feeder.buses.shunt_kvar.to_numpy() / base_kva if include_shunts else np.zeros(len(p))
+    shunt = shunt_admittance(feeder, include_shunts)
+    v0_pu = feeder.v0_pu if v0_pu is None else float(v0_pu)
     if include_pv:
         pv = bus_vector(feeder, feeder.buses.pv_kw.to_numpy() if pv_kw is None else pv_kw, "pv_kw")
         pv = pv / base_kva
@@ -192,8 +211,8 @@ def run_power_flow(
     a = topo.ancestor
     vm = np.abs(v)
     vm2 = vm * vm
-    p_drawn = p0 * (zc[0] * vm2 + zc[1] * vm + zc[2]) - pv
-    q_drawn = q0 * (zc[3] * vm2 + zc[4] * vm + zc[5]) - shunt * vm2 - qg
+    p_drawn = p0 * (zc[0] * vm2 + zc[1] * vm + zc[2]) - pv + shunt.real * vm2
+    q_drawn = q0 * (zc[3] * vm2 + zc[4] * vm + zc[5]) - shunt.imag * vm2 - qg
     # final currents consistent with the final voltages
     j = a @ np.conj((p_drawn + 1j * q_drawn) / v)
     s_sub = v0_pu * np.conj(j[topo.root])

@@ -7,7 +7,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
-from gridledger.market.contracts import _decode_static, _decode_topic, _encode_sequence
+from gridledger.market.abi import _decode_static, _decode_topic, _encode_sequence
 
 ADDRESS = "0x" + keccak(b"agent").hex()[-40:]
 

@@ -27,7 +27,8 @@ def test_sce56_matches_provenance_figures():
         53: 600.0,
     }
     assert f.buses.pv_kw[45] == 5000.0
-    assert list(f.buses.columns) == ["p_kw", "q_kvar", "shunt_kvar", "pv_kw"]
+    assert list(f.buses.columns) == ["p_kw", "q_kvar", "shunt_kvar", "pv_kw", "shunt_kw"]
+    assert (f.buses.shunt_kw == 0).all()  # optional column, absent in the file
     assert list(f.lines.columns) == ["from_bus", "to_bus", "r_pu", "x_pu"]
 
 
@@ -138,9 +139,9 @@ def test_copied_folder_loads_like_bundled(tmp_path):
         ),
         (
             "buses.csv",
-            "\n19,87.0,78.3,37.922421,600.0",
-            "\n19,87.0,78.3,37.922421,-600.0",
-            "shunt_kvar",
+            "\n19,87.0,78.3,37.922421,600.0,0.0",
+            "\n19,87.0,78.3,37.922421,600.0,-1.0",
+            "pv_kw",
             "19,",
             "must be >= 0",
         ),

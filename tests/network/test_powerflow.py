@@ -10,6 +10,7 @@ from gridledger.network import (
     Feeder,
     PowerFlowDivergedError,
     ZIPLoad,
+    grid_from_pandapower,
     load_feeder,
     run_power_flow,
 )
@@ -60,7 +61,7 @@ def test_sce56_reverse_flow_original_pv_without_shunts():
 
 def test_case33bw_from_pandapower_matches_newton_raphson():
     net = pn.case33bw()
-    f = Feeder.from_pandapower(net)
+    f = grid_from_pandapower(net).feeder
     assert (f.n_buses, f.n_lines, f.substation_bus) == (33, 32, 0)
     res = run_power_flow(f)
     _assert_same(f, res, _runpp(net))
@@ -69,8 +70,12 @@ def test_case33bw_from_pandapower_matches_newton_raphson():
 
 def test_pandapower_round_trip_keeps_tables():
     f = load_feeder("sce56")
-    g = Feeder.from_pandapower(f.to_pandapower(include_pv=True))
-    pd.testing.assert_frame_equal(f.buses, g.buses, check_names=False)
+    grid = grid_from_pandapower(f.to_pandapower(include_pv=True))
+    g = grid.feeder
+    cols = ["p_kw", "q_kvar", "shunt_kvar", "shunt_kw"]
+    pd.testing.assert_frame_equal(f.buses[cols], g.buses[cols], check_names=False)
+    pv = grid.generators.groupby("bus").p_kw.sum()
+    assert pv.to_dict() == pytest.approx(f.buses.pv_kw[f.buses.pv_kw > 0].to_dict())
     np.testing.assert_allclose(g.lines[["r_pu", "x_pu"]], f.lines[["r_pu", "x_pu"]], rtol=1e-12)
 
 
@@ -106,15 +111,15 @@ def test_divergence_raises_named_error():
         run_power_flow(f, 60.0 * f.buses.p_kw, 60.0 * f.buses.q_kvar)
 
 
-def test_from_pandapower_refuses_what_it_cannot_model():
-    from gridledger.network import FeederDataError
-
-    with pytest.raises(FeederDataError, match="transformers"):
-        Feeder.from_pandapower(pn.example_simple())
+def test_line_charging_is_modelled_as_shunts():
     net = pn.case33bw()
-    net.line.loc[0, "c_nf_per_km"] = 10.0
-    with pytest.raises(FeederDataError, match="charging"):
-        Feeder.from_pandapower(net)
+    net.line["c_nf_per_km"] = 400.0  # a cable feeder: 0.13 Mvar of charging in all
+    net.line["g_us_per_km"] = 2.0
+    f = grid_from_pandapower(net).feeder
+    assert f.buses.shunt_kvar.sum() > 100 and f.buses.shunt_kw.sum() > 0
+    res = run_power_flow(f)
+    vm = _runpp(net).res_bus.vm_pu.reindex(f.buses.index).to_numpy()
+    assert np.max(np.abs(vm - res.v_pu.to_numpy())) <= 1e-9
 
 
 def test_sce47_zero_impedance_ties_carry_equal_voltages():

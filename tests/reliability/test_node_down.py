@@ -169,7 +169,7 @@ def nodes(tmp_path: Path) -> Iterator[Nodes]:
 
 def kill_when(model: EnergyMarketModel, hour: int, stage: str, action: Callable[[], None]) -> None:
     """Run `action` once, right after the LETB chain mines its (last) block of (hour, stage):
-    an hour's offers may take several blocks (`model.offer_blocks`, day/phases.py)."""
+    an hour's offers may take several blocks (`model.offer_blocks`: offer rounds)."""
     done: list[bool] = []
     seen: list[bool] = []
 

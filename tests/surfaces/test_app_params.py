@@ -30,6 +30,9 @@ from gridledger.viz_server import SCENARIO_ENV
 
 def test_controls_are_model_keywords_and_default_to_the_paper_day() -> None:
     params = model_params(Scenario())
+    mechanism = params.pop("market_mechanism")  # the one drop-down
+    assert mechanism["type"] == "Select" and mechanism["value"] == "paper"
+    assert set(mechanism["values"]) == {"paper", "double_auction"}
     assert all(isinstance(p, Slider) for p in params.values())  # nothing fixed on the paper day
     values = initial_values(params)
     assert Scenario().replace(**values) == Scenario()
@@ -53,7 +56,9 @@ def _slider_values(params: dict[str, Slider]) -> st.SearchStrategy[dict[str, flo
 @given(data=st.data())
 def test_every_slider_combination_is_a_valid_scenario(data: st.DataObject) -> None:
     params = model_params(Scenario())
+    mechanism = params.pop("market_mechanism")
     values = data.draw(_slider_values(params))
+    values["market_mechanism"] = data.draw(st.sampled_from(mechanism["values"]))
     assert Scenario().replace(**values).to_dict() == {**Scenario().to_dict(), **values}
     # the feed-in tariff can never reach the lowest retail tariff
     tariffs = [k for k in params if k.startswith("tariff_")]

@@ -66,3 +66,11 @@ def test_03_trust_under_attack() -> None:
     assert images(nb) == 2  # reputations over the evening, the cheat's sales per hour
     text = "".join(o.get("text", "") for c in code_cells(nb) for o in c.outputs)
     assert "5 runs of 8 market hours in" in text
+
+
+def test_04_double_auction() -> None:
+    # the default day under both mechanisms (about 10 s each); every claim is an assert
+    nb = execute("04_double_auction.ipynb")
+    assert images(nb) == 2  # prices hour by hour, who trades with whom
+    text = "".join(o.get("text", "") for c in code_cells(nb) for o in c.outputs)
+    assert "2 runs of 24 market hours in" in text

@@ -86,12 +86,13 @@ class ConicHourly:
         gen_pos = topo.positions([g.bus for g in gens]) if G else np.zeros(0, int)
         pv_pos = topo.positions(pv_buses) if K else np.zeros(0, int)
         shunt = feeder.buses.shunt_kvar.to_numpy() / kva if o.include_shunts else np.zeros(n)
+        shunt_g = feeder.buses.shunt_kw.to_numpy() / kva if o.include_shunts else np.zeros(n)
         # V entries of the balance rows exist only where needed (ZIP with Z/I terms: every bus,
         # refreshed each hour; otherwise capacitor buses only) — explicit zeros cost fill-in
         has_zip_v = bool(
             np.any(zip_coef[0] + zip_coef[1] / 2) or np.any(zip_coef[3] + zip_coef[4] / 2)
         )
-        v_bus_p = allb if has_zip_v else np.zeros(0, dtype=int)
+        v_bus_p = allb if has_zip_v else np.flatnonzero(shunt_g)
         v_bus_q = allb if has_zip_v else np.flatnonzero(shunt)
         self.row_bal_p = block(
             n,
@@ -102,7 +103,7 @@ class ConicHourly:
                 (root, off["p0"], 1.0),
                 (gen_pos, off["pg"], 1.0),
                 (pv_pos, off["ppv"], 1.0),
-                (v_bus_p, off["V"][v_bus_p], 0.0),
+                (v_bus_p, off["V"][v_bus_p], -shunt_g[v_bus_p]),
             ],
             0.0,
         )
@@ -187,6 +188,7 @@ class ConicHourly:
         self.A = A
         self.b = np.concatenate(b_parts)
         self.shunt = shunt
+        self.shunt_g = shunt_g
         # objective
         dt_mw = o.dt_h * base
         self.q_base = np.zeros(nx)
@@ -245,7 +247,7 @@ class ConicHourly:
         a_new = None
         if self.has_zip_v:
             data = self.A.data
-            data[self.a_pos_vp] = -p_pu * (zc[0] + zc[1] / 2)
+            data[self.a_pos_vp] = -self.shunt_g - p_pu * (zc[0] + zc[1] / 2)
             data[self.a_pos_vq] = self.shunt - q_pu * (zc[3] + zc[4] / 2)
             a_new = data
         if self.solver is None:

@@ -31,7 +31,7 @@ import pandas as pd
 from gridledger.network.feeder import Feeder
 from gridledger.network.opf.model import ModelOptions, compiled_model
 from gridledger.network.opf.result import OPFInfeasibleError, OPFResult
-from gridledger.network.powerflow import _sweep_matrices, sweep
+from gridledger.network.powerflow import _sweep_matrices, shunt_admittance, sweep
 
 
 def relaxation_gap(feeder: Feeder, s: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +67,7 @@ def ac_check(
     v_ac = np.empty((f.n_buses, T))
     p_ac = np.empty(T)
     zc = zip_coef
-    shunt = f.buses.shunt_kvar.to_numpy() / kva if o.include_shunts else np.zeros(f.n_buses)
+    shunt = shunt_admittance(f, o.include_shunts)
     _z_bus, anc, _ = _sweep_matrices(f)
     root = f.topology.root
     for t in range(T):
@@ -86,12 +86,8 @@ def ac_check(
         load = (
             p[:, t] / kva * (zc[0] * vm * vm + zc[1] * vm + zc[2])
             - gen_p[:, t] / kva
-            + 1j
-            * (
-                q[:, t] / kva * (zc[3] * vm * vm + zc[4] * vm + zc[5])
-                - shunt * vm * vm
-                - gen_q[:, t] / kva
-            )
+            + 1j * (q[:, t] / kva * (zc[3] * vm * vm + zc[4] * vm + zc[5]) - gen_q[:, t] / kva)
+            + np.conj(shunt) * vm * vm
         )
         j_root = (anc @ np.conj(load / vc))[root]
         p_ac[t] = float((o.v0_pu * np.conj(j_root)).real * kva)

@@ -30,7 +30,7 @@ def solve_opf(
     zip: ZIPLoad | Mapping[int, ZIPLoad] | None = None,
     v_min_pu: float = 0.95,
     v_max_pu: float = 1.05,
-    v0_pu: float = 1.0,
+    v0_pu: float | None = None,
     loss_penalty_usd_per_mwh: float = 0.0,
     export_limit_kw: float | None = None,
     dt_h: float = 1.0,

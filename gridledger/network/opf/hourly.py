@@ -65,7 +65,7 @@ class HourlyOPF:
         zip: ZIPLoad | Mapping[int, ZIPLoad] | None = None,
         v_min_pu: float = 0.95,
         v_max_pu: float = 1.05,
-        v0_pu: float = 1.0,
+        v0_pu: float | None = None,
         export_limit_kw: float | None = None,
         dt_h: float = 1.0,
         hours: int = 1,
@@ -75,6 +75,7 @@ class HourlyOPF:
             raise ValueError(f"backend must be 'clarabel' or 'cvxpy', got {backend!r}")
         if not 0 < v_min_pu < v_max_pu:
             raise ValueError(f"need 0 < v_min_pu < v_max_pu, got {v_min_pu}, {v_max_pu}")
+        v0_pu = feeder.v0_pu if v0_pu is None else v0_pu  # None: the feeder's slack voltage
         if not v_min_pu <= v0_pu <= v_max_pu:
             raise ValueError(f"v0_pu = {v0_pu} is outside [{v_min_pu}, {v_max_pu}]")
         if dt_h <= 0:

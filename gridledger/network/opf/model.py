@@ -220,10 +220,13 @@ class CvxpyModel:
             ]
 
         shunt = feeder.buses.shunt_kvar.to_numpy() / kva if o.include_shunts else np.zeros(n)
+        shunt_g = feeder.buses.shunt_kw.to_numpy() / kva if o.include_shunts else np.zeros(n)
         lhs_p = c_in @ (P - sp.diags(r) @ L) - c_out @ P + e_root @ p0 + inj_p
         lhs_q = c_in @ (Q - sp.diags(x) @ L) - c_out @ Q + e_root @ q0 + inj_q
         if shunt.any():
             lhs_q = lhs_q + sp.diags(shunt) @ V
+        if shunt_g.any():
+            lhs_p = lhs_p - sp.diags(shunt_g) @ V
         if self.has_zip_v:
             lhs_p = lhs_p - cp.multiply(self.pd1, V)
             lhs_q = lhs_q - cp.multiply(self.qd1, V)
