@@ -147,9 +147,9 @@ def test_grid_source_reads_a_pandapower_json(tmp_path):
 def test_scenario_checks_a_grid_spec_without_loading_it(monkeypatch, tmp_path):
     monkeypatch.setenv("GRIDLEDGER_CACHE", str(tmp_path))
     before = simbench_grid.STATS["simbench_loads"]
-    assert Scenario(feeder=f"simbench:{CODE}").feeder == f"simbench:{CODE}"
+    assert Scenario(feeder=f"simbench:{CODE}", start="2016-06-01").feeder == f"simbench:{CODE}"
     with pytest.raises(ScenarioError, match="unknown SimBench code"):
-        Scenario(feeder="simbench:no-such-grid")
+        Scenario(feeder="simbench:no-such-grid", start="2016-06-01")
     with pytest.raises(ScenarioError, match="no such pandapower net file"):
-        Scenario(feeder=str(tmp_path / "absent.json"))
+        Scenario(feeder=str(tmp_path / "absent.json"), start="2016-06-01")
     assert simbench_grid.STATS["simbench_loads"] == before and not os.listdir(tmp_path)
