@@ -82,18 +82,23 @@ def _per_day(values: list[float]) -> list[float]:
 def run_hours(code: str, start: str, hours: int, chain: str = "embedded") -> dict[str, Any]:
     """`hours` market hours of grid `code` from `start`, hour by hour, on the embedded engine
     or (chain = "anvil") on two anvil processes started here (their set-up is not timed)."""
-    from gridledger.chain import DEFAULT_CHAIN_IDS
+    from gridledger.chain import DEFAULT_CHAIN_IDS, RpcChain
     from gridledger.chain.nodes import start_anvil
 
-    nodes = [start_anvil(cid) for cid in DEFAULT_CHAIN_IDS.values()] if chain == "anvil" else []
-    try:
-        return _run_hours(code, start, hours, ",".join(n.url for n in nodes) or "embedded")
+    if chain != "anvil":
+        return _run_hours(code, start, hours, "embedded")
+    nodes = [start_anvil(cid) for cid in DEFAULT_CHAIN_IDS.values()]
+    try:  # 600 s per request: set-up blocks of ~9,000 registrations on shared cores
+        ids = DEFAULT_CHAIN_IDS.items()
+        chains = {k: RpcChain(n.url, k, expected_chain_id=cid, timeout_s=600.0)
+                  for (k, cid), n in zip(ids, nodes, strict=True)}  # fmt: skip
+        return _run_hours(code, start, hours, chains)
     finally:
         for n in nodes:
             n.stop()
 
 
-def _run_hours(code: str, start: str, hours: int, chain: str) -> dict[str, Any]:
+def _run_hours(code: str, start: str, hours: int, chain: Any) -> dict[str, Any]:
     from gridledger.model import EnergyMarketModel
 
     row: dict[str, Any] = {"grid": code, "start": start, "hours": hours,
