@@ -67,6 +67,9 @@ format: $(VENV)/.test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# the `bench` tests (a day of 1-MVLV-semiurb-all, tens of minutes) run with `pytest -m bench`
+PYTEST_ARGS ?= -m "not bench"
+
 test: $(VENV)/.test tools lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -46,14 +46,14 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "buses": g.feeder.n_bu
 _CHECK = """
 import json, sys
 import numpy as np, pandapower as pp, simbench as sb
-from gridledger.network import load_simbench, run_power_flow
+from gridledger.network import BUS_OFFSET, load_simbench, run_power_flow
 g = load_simbench(sys.argv[1])
 net = sb.get_simbench_net(sys.argv[1])
 pp.runpp(net, trafo_model="pi", tolerance_mva=1e-11, max_iteration=50, numba=False)
 gen = g.generators
 res = run_power_flow(g.feeder, p_gen_kw=gen.p_kw.groupby(gen.bus).sum(),
                      q_gen_kvar=gen.q_kvar.groupby(gen.bus).sum())
-vm = net.res_bus.vm_pu.loc[g.feeder.buses.index].to_numpy()
+vm = net.res_bus.vm_pu.loc[g.feeder.buses.index - BUS_OFFSET].to_numpy()
 print(json.dumps({"max_dv_pu": float(np.max(np.abs(vm - res.v_pu.to_numpy()))),
                   "v_min_pu": float(res.v_pu.min())}))
 """

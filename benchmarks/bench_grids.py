@@ -13,6 +13,10 @@ Every run is its own process (nothing warm in memory, its own peak RSS):
 * opf: the operator's OPF alone for the 24 hours of 2016-06-01 on 1-MVLV-semiurb-all (its
   loads and generators at their profiles) and on `synthetic_feeder(9000)`: CPU, Clarabel
   iterations per hour, problem size, peak RSS.
+* semiurb: the packaged scenario mvlv_semiurb_day.toml (a day of 1-MVLV-semiurb-all-0-sw from
+  2016-06-01, 8,772 user agents each signing its own transactions, 111 LETB areas) on the
+  embedded engine and on two anvil processes (`--chains`): the `day` row's fields plus the
+  chain it ran on; results under the key `semiurb_day` (by chain).
 * year: 1-LV-urban6 over the whole year (`--year-days 0`) or over windows of `--year-days`
   days starting at each of `--year-starts`: per-day wall and CPU, and, for windows, the year
   extrapolated as set-up + 366 x the median day (stated as an extrapolation in the JSON).
@@ -23,6 +27,7 @@ beside wall time. Targets: a year of 1-LV-urban6 <= 15 min, a day of 1-MVLV-semi
 
     python benchmarks/bench_grids.py                      # everything (long)
     python benchmarks/bench_grids.py --parts day --grids 1-LV-urban6--0-sw
+    python benchmarks/bench_grids.py --parts semiurb --chains embedded,anvil
 
 Writes benchmarks/results/grids.json (or --out) and prints one line per run.
 """
@@ -53,14 +58,19 @@ YEAR_DAYS = 366  # 2016: the profiles' (leap) year, 8,784 hours
 TARGETS = {"year_lv_s": 900.0, "day_semiurb_s": 300.0, "opf_share": 0.05}
 
 
+SEMIURB = "1-MVLV-semiurb-all-0-sw"
+PACKAGED = {LV: "lv_urban6_year.toml", SEMIURB: "mvlv_semiurb_day.toml"}
+
+
 def _scenario(code: str, start: str, hours: int) -> Any:
-    """LV: the packaged year scenario (its RETB plants, tokens for a year); MV/LV: defaults."""
+    """LV: the packaged year scenario (its RETB plants, tokens for a year); semiurb: its packaged
+    day (Scenario defaults but start); other MV/LV grids: defaults."""
     from importlib import resources
 
     from gridledger.scenario import Scenario
 
-    if code == LV:
-        path = resources.files("gridledger.scenarios").joinpath("lv_urban6_year.toml")
+    if code in PACKAGED:
+        path = resources.files("gridledger.scenarios").joinpath(PACKAGED[code])
         return Scenario.from_toml(path).replace(start=start, hours=hours)
     return Scenario(feeder=f"simbench:{code}", start=start, hours=hours)
 
@@ -69,14 +79,33 @@ def _per_day(values: list[float]) -> list[float]:
     return [round(sum(values[i : i + 24]), 4) for i in range(0, len(values) - 23, 24)]
 
 
-def run_hours(code: str, start: str, hours: int) -> dict[str, Any]:
-    """`hours` market hours of grid `code` from `start` on the embedded engine, hour by hour."""
+def run_hours(code: str, start: str, hours: int, chain: str = "embedded") -> dict[str, Any]:
+    """`hours` market hours of grid `code` from `start`, hour by hour, on the embedded engine
+    or (chain = "anvil") on two anvil processes started here (their set-up is not timed)."""
+    from gridledger.chain import DEFAULT_CHAIN_IDS, RpcChain
+    from gridledger.chain.nodes import start_anvil
+
+    if chain != "anvil":
+        return _run_hours(code, start, hours, "embedded")
+    nodes = [start_anvil(cid) for cid in DEFAULT_CHAIN_IDS.values()]
+    try:  # 600 s per request: set-up blocks of ~9,000 registrations on shared cores
+        ids = DEFAULT_CHAIN_IDS.items()
+        chains = {k: RpcChain(n.url, k, expected_chain_id=cid, timeout_s=600.0)
+                  for (k, cid), n in zip(ids, nodes, strict=True)}  # fmt: skip
+        return _run_hours(code, start, hours, chains)
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def _run_hours(code: str, start: str, hours: int, chain: Any) -> dict[str, Any]:
     from gridledger.model import EnergyMarketModel
 
     row: dict[str, Any] = {"grid": code, "start": start, "hours": hours,
+                           "chain": "embedded" if chain == "embedded" else "anvil",
                            "load_avg_at_start": os.getloadavg()}  # fmt: skip
     c0, t0 = time.process_time(), time.perf_counter()
-    model = EnergyMarketModel(_scenario(code, start, hours))
+    model = EnergyMarketModel(_scenario(code, start, hours), chain=chain)
     row["setup_s"], row["setup_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
     wall, cpu = [], []
     while model.running:
@@ -200,6 +229,15 @@ def bench_days(grids: list[str], timeout_s: float) -> list[dict[str, Any]]:
     return rows
 
 
+def bench_semiurb(chains: list[str], timeout_s: float) -> dict[str, Any]:
+    """A day of the packaged mvlv_semiurb_day.toml on each chain, each in its own process."""
+    out = {}
+    for chain in chains:
+        out[chain] = child([SEMIURB, DAY_START, "24", chain], timeout_s)
+        print(_line(out[chain]), flush=True)
+    return out
+
+
 def bench_year(days: int, starts: list[str], timeout_s: float) -> dict[str, Any]:
     """The whole year (days = 0), or windows whose median day is extrapolated to the year."""
     if days == 0:
@@ -233,7 +271,8 @@ def _line(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"{r.get('args')}: FAILED {r['error']}"
     return (
-        f"{r['grid']} {r['start']} {r['hours']} h: wall {r['wall_s']:.1f} s (cpu {r['cpu_s']:.1f}, "
+        f"{r['grid']} {r['start']} {r['hours']} h on {r.get('chain', 'embedded')}: "
+        f"wall {r['wall_s']:.1f} s (cpu {r['cpu_s']:.1f}, "
         f"set-up {r['setup_s']:.1f}, chain {r['chain_s']:.1f}, OPF {r['opf_s']:.2f} = "
         f"{100 * r['opf_share']:.1f} %), {r['tx']:,} tx, {r['agents']:,} agents, "
         f"{r['letb_areas']} LETB areas, peak RSS {r['peak_rss_mb']:.0f} MB, "
@@ -243,7 +282,8 @@ def _line(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--parts", default="load,day,opf,year", help="load,day,opf,year (default all)")
+    p.add_argument("--parts", default="load,day,opf,semiurb,year",
+                   help="load,day,opf,semiurb,year (default all)")  # fmt: skip
     p.add_argument("--grids", default=None, help="comma-separated SimBench codes (load, day)")
     p.add_argument("--repeats", type=int, default=3, help="cached loads per grid")
     p.add_argument("--year-days", type=int, default=0, help="0: the whole year; N: windows")
@@ -252,15 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=7200.0, help="seconds per run")
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--code", default="", help="what code ran (branch, commit), kept per part")
-    p.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    p.add_argument("--chains", default="embedded,anvil", help="semiurb: embedded,anvil")
+    p.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
-        code, start, hours = args.one
-        row = run_opf(code, start) if hours == "opf" else run_hours(code, start, int(hours))
+        code, start, hours, *chain = args.one
+        row = run_opf(code, start) if hours == "opf" else run_hours(code, start, int(hours), *chain)
         print(json.dumps(row))
         return 0
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
-    if bad := set(parts) - {"load", "day", "year", "opf"}:
+    if bad := set(parts) - {"load", "day", "year", "opf", "semiurb"}:
         p.error(f"--parts: unknown {sorted(bad)}")
     pick = args.grids.split(",") if args.grids else None
     out: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
@@ -276,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in out["opf"]:
             print(f"OPF {r.get('grid')}: {r.get('day_cpu_s', 0):.1f} s CPU a day, iterations "
                   f"{r.get('iterations')}, {r.get('error', '')}", flush=True)  # fmt: skip
+    if "semiurb" in parts:
+        out["semiurb_day"] = bench_semiurb(args.chains.split(","), args.timeout)
     if "year" in parts:
         starts = [s.strip() for s in args.year_starts.split(",") if s.strip()]
         out["year"] = bench_year(args.year_days, starts, args.timeout)

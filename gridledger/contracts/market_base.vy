@@ -187,11 +187,15 @@ def open_hour(
 ):
     """
     @notice open market hour `t` (hour index) with the feed-in floor and DLMP caps (token base
-            units per Wh) of the listed buses; operator or admin only
+            units per Wh) of the listed buses; operator or admin only. Calling it again for the
+            open hour continues its cap list (more than MAX_CAPS seller buses): caps already
+            posted this hour stay, the listed buses' caps are set, the floor is set again.
     """
     roles: uint256 = self._roles_of_operator()
     assert t <= MAX_HOUR, "hour too large"
-    assert t + 1 > (roles >> TAG_SHIFT) & MASK16, "hour not increasing"
+    # t >= the open hour (t + 2 > tag, not t + 1 >= tag: the same opcodes and gas as the
+    # strictly increasing check this replaced)
+    assert t + 2 > (roles >> TAG_SHIFT) & MASK16, "hour already closed"
     assert len(buses) == len(caps), "caps length mismatch"
     assert feed_in_floor <= MAX_FLOOR, "price out of range"
     tag: uint256 = t + 1

@@ -47,8 +47,6 @@ Rngs = dict[str, np.random.Generator]
 
 LV_LEVELS = (6, 7)
 """SimBench voltage levels of low-voltage generators (7 = LV, 6 = MV/LV substation)."""
-MAX_SELLER_BUSES = 64
-"""Seller buses one market can cap per hour (contracts/market_base.vy `open_hour`, MAX_CAPS)."""
 MAX_BUS = 65535
 """Largest bus number the markets accept (contracts/market_base.vy MAX_BUS; the least is 1)."""
 
@@ -118,23 +116,16 @@ def check_market_limits(
     reps: list[RepAgent],
     error: type[Exception],
 ) -> None:
-    """Refuse, before any chain work, a world the contracts cannot run: more seller buses in one
-    market than an hour can cap, or a bus number outside 1..MAX_BUS."""
+    """Refuse, before any chain work, a world the contracts cannot run: a bus number outside
+    1..MAX_BUS (converted grids number from 1: network/pandapower_grid.py BUS_OFFSET). Any
+    number of seller buses is fine: the operator opens an hour with one call per 64 caps
+    (market/contracts.py `open_hour_calls`)."""
     buses = {a.bus for a in (*users, *producers, *reps)}
     if buses and not 1 <= min(buses) <= max(buses) <= MAX_BUS:
         raise error(
             f"grid {name}: agents at bus {min(buses)}..{max(buses)}; the markets number "
             f"buses 1..{MAX_BUS}"
         )
-    markets = {"RETB": {r.bus for r in reps}}
-    for p in producers:
-        markets.setdefault(f"LETB area {p.area}", set()).add(p.bus)
-    for market, sellers in markets.items():
-        if len(sellers) > MAX_SELLER_BUSES:
-            raise error(
-                f"grid {name}: {market} has sellers at {len(sellers)} buses; one market hour "
-                f"caps at most {MAX_SELLER_BUSES} (contracts/market_base.vy MAX_CAPS)"
-            )
 
 
 def letb_areas(grid: GridData) -> dict[int, int]:

@@ -21,6 +21,7 @@ POSITIVE_SCORE = 3
 MAX_FILLS = 16
 MAX_VISIT = 64
 MAX_BATCH = 32  # items one settle_many call takes (market_base.vy MAX_BATCH)
+MAX_CAPS = 64  # caps one open_hour call takes (market_base.vy MAX_CAPS)
 OFFER_FANOUT = 6
 """Offers of one `offer_rounds` round between two neighbours of the book: post_offer then walks
 past at most 5 offers from its hint, which keeps it within its gas bound (tests/contracts/

@@ -38,7 +38,7 @@ from gridledger.market.abi import (  # re-exported: the wrappers' public names
     Event,
     _decode_topic,
 )
-from gridledger.market.clearing import MAX_BATCH
+from gridledger.market.clearing import MAX_BATCH, MAX_CAPS
 from gridledger.market.clearing import MAX_FILLS as LETB_MAX_FILLS  # largest LETB max_fills
 
 __all__ = [
@@ -337,6 +337,20 @@ class MarketContract(DeployedContract):
     ) -> TxRequest:
         """Operator opens market hour `t` with the feed-in floor and DLMP caps (base units/Wh)."""
         return self.tx("open_hour", t, feed_in_floor, list(buses), list(caps))
+
+    def open_hour_calls(
+        self, t: int, feed_in_floor: int, buses: Sequence[int], caps: Sequence[int]
+    ) -> list[TxRequest]:
+        """`open_hour` for any number of buses: one call per MAX_CAPS of them, the later ones
+        continuing the open hour's cap list (market_base.vy); one call, as `open_hour`, for
+        up to MAX_CAPS buses. Send them in this order, in one block."""
+        if len(buses) != len(caps):
+            raise ValueError(f"open_hour_calls: {len(buses)} buses but {len(caps)} caps")
+        starts = range(0, len(buses), MAX_CAPS) if buses else [0]
+        return [
+            self.open_hour(t, feed_in_floor, buses[i : i + MAX_CAPS], caps[i : i + MAX_CAPS])
+            for i in starts
+        ]
 
     def current_hour(self) -> int:
         return int(self.call("current_hour"))

@@ -177,7 +177,7 @@ class DoubleAuctionMarket(LocalBook):
         for a, m in enumerate(self.books):
             members = [x.bus for x in (*w.producers, *w.users) if x.area == a]
             buses, caps = w.operator.open_caps(members, hour.caps_usd_per_mwh, hour.fit_usd_per_mwh)
-            items.append((op, m.open_hour(hour.t, fit, buses, caps)))
+            items.extend((op, call) for call in m.open_hour_calls(hour.t, fit, buses, caps))
         return items
 
     def offers(self, hour: MarketHour) -> list[list[SignedTx]]:

@@ -268,7 +268,7 @@ class LocalBook(Market):
         for a, m in enumerate(self.books):
             sellers = (p.bus for p in w.producers if p.area == a)
             buses, caps = w.operator.open_caps(sellers, hour.caps_usd_per_mwh, hour.fit_usd_per_mwh)
-            items.append((op, m.open_hour(hour.t, fit, buses, caps)))
+            items.extend((op, call) for call in m.open_hour_calls(hour.t, fit, buses, caps))
         return items
 
     def offers(self, hour: MarketHour) -> list[list[SignedTx]]:

@@ -221,7 +221,8 @@ class RenewableZone(Market):
         buses, caps = w.operator.open_caps(
             (r.bus for r in w.reps), hour.caps_usd_per_mwh, hour.fit_usd_per_mwh
         )
-        return [(self.signer("operator"), self.contract.open_hour(hour.t, fit, buses, caps))]
+        op = self.signer("operator")
+        return [(op, call) for call in self.contract.open_hour_calls(hour.t, fit, buses, caps)]
 
     def offers(self, hour: MarketHour) -> list[list[SignedTx]]:
         """The plants' posts (each decided its own: `RepAgent.decide_offer`), all in one block

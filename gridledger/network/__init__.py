@@ -33,6 +33,7 @@ from gridledger.network.opf.result import (
     delivery_charge_usd_per_mwh,
 )
 from gridledger.network.pandapower_grid import (
+    BUS_OFFSET,
     GridModelError,
     GridTopologyError,
     grid_from_pandapower,
@@ -51,6 +52,7 @@ from gridledger.network.simbench_grid import load_simbench
 
 __all__ = [
     "BUNDLED_FEEDERS",
+    "BUS_OFFSET",
     "DayProfiles",
     "DeviceError",
     "EVCharger",

@@ -32,6 +32,7 @@ from gridledger.network.feeder_tables import BUS_COLUMNS
 from gridledger.network.grid_data import GridData, hourly_profiles
 
 __all__ = [
+    "BUS_OFFSET",
     "CONVERTER_VERSION",
     "GridModelError",
     "GridTopologyError",
@@ -41,7 +42,12 @@ __all__ = [
 ]
 
 # bump when the conversion's output changes (it keys the SimBench cache)
-CONVERTER_VERSION = 2
+CONVERTER_VERSION = 3
+BUS_OFFSET = 1
+"""Feeder bus = pandapower bus index + BUS_OFFSET: the markets number buses from 1
+(contracts/market_base.vy `bus >= 1`) and pandapower from 0; a constant shift maps results back
+(`net.res_bus.loc[feeder_bus - BUS_OFFSET]`). Errors about the net's topology name its own
+(pandapower) bus numbers."""
 # element tables the feeder has no model for (refused when they have in-service rows)
 _UNSUPPORTED = (
     "gen",
@@ -432,16 +438,23 @@ def grid_from_pandapower(net: Any, *, name: str | None = None) -> GridData:
     trafos = net.trafo.loc[branches.element[branches.kind == "trafo"]]
     _check_model(net, label, trafos)
     buses, lines, loads, mvlv, root_bus = _feeder_tables(net, topo, label)
+    generators = _generators(net, topo["rep"])
     eg = _in_service(net.ext_grid)
     v0 = float(eg.vm_pu.iloc[0])
     base_kv = float(net.bus.vn_kv.loc[root_bus])
-    feeder = Feeder(buses, lines, base_kv, float(net.sn_mva), root_bus, label, v0)
+    # renumber: feeder bus = pandapower bus + BUS_OFFSET (the markets' buses start at 1)
+    buses.index = pd.Index(buses.index.to_numpy(dtype=np.int64) + BUS_OFFSET, name="bus")
+    lines[["from_bus", "to_bus"]] += BUS_OFFSET
+    loads["bus"] += BUS_OFFSET
+    generators["bus"] += BUS_OFFSET
+    root = root_bus + BUS_OFFSET
+    feeder = Feeder(buses, lines, base_kv, float(net.sn_mva), root, label, v0)
     profiles = hourly_profiles(dict(net.profiles)) if "profiles" in net else pd.DataFrame()
     # lines of the Feeder keep the input order, so mvlv[k] belongs to feeder.lines row k
     return GridData(
         feeder=feeder,
         loads=loads,
-        generators=_generators(net, topo["rep"]),
+        generators=generators,
         lv_grid_of_bus=_lv_grids(feeder, mvlv),
         profiles=profiles,
         name=label,

@@ -137,8 +137,25 @@ def test_open_hour_reverts(market: Market) -> None:
     assert revert_reason(m.chain, oh(0, FLOOR, [3], [FLOOR - 1]), op) == "cap below feed-in floor"
     assert revert_reason(m.chain, oh(0, 2**96, [], []), op) == "price out of range"
     m.chain.send(oh(2, FLOOR, [], []), op)
-    assert revert_reason(m.chain, oh(2, FLOOR, [], []), op) == "hour not increasing"
-    assert revert_reason(m.chain, oh(1, FLOOR, [], []), op) == "hour not increasing"
+    assert revert_reason(m.chain, oh(1, FLOOR, [], []), op) == "hour already closed"
+
+
+def test_open_hour_again_continues_the_hours_cap_list(market: Market) -> None:
+    """More seller buses than one call carries (MAX_CAPS = 64): the operator opens the same
+    hour again with the next buses; the first call's caps stay, a later hour drops them."""
+    m = market
+    oh, op = m.letb.functions.open_hour, m.operator
+    first, more = list(range(1, 65)), list(range(65, 133))
+    m.chain.send(oh(3, FLOOR, first, [CAP] * 64), op)
+    m.chain.send(oh(3, FLOOR, more[:64], [CAP + 1] * 64), op)
+    m.chain.send(oh(3, FLOOR, more[64:], [CAP + 2] * 4), op)
+    caps = [m.letb.functions.cap_of(b).call() for b in (1, 64, 65, 128, 129, 132)]
+    assert caps == [[3, CAP], [3, CAP], [3, CAP + 1], [3, CAP + 1], [3, CAP + 2], [3, CAP + 2]]
+    assert m.letb.functions.current_hour().call() == 3
+    m.chain.send(oh(4, FLOOR, [65], [CAP]), op)
+    assert m.letb.functions.cap_of(65).call() == [4, CAP]
+    assert m.letb.functions.cap_of(66).call() == [2**256 - 1, 0]  # its group's hour 4: no cap
+    assert m.letb.functions.cap_of(1).call() == [3, CAP]  # hour 3's cap, none for hour 4
 
 
 # ----- offers and the book --------------------------------------------------------------------

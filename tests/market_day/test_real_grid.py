@@ -27,6 +27,7 @@ pytest.importorskip("simbench")
 
 LV = "simbench:1-LV-urban6--0-sw"
 MVLV = "simbench:1-MVLV-urban-6.305-0-sw"
+SCENARIOS = Path(__file__).resolve().parents[2] / "gridledger" / "scenarios"
 LV_PLANTS = (RepPlant(53, 60.0), RepPlant(19, 40.0))
 
 
@@ -165,11 +166,21 @@ def test_mvlv_areas_are_its_lv_grids_and_mv_plants_are_reps() -> None:
     assert len(reps) == int((g.generators["voltage_level"] <= 5).sum()) > 100
 
 
-def test_mvlv_market_beyond_the_contracts_cap_limit_is_refused_by_name() -> None:
-    """1-MVLV-urban-6.305 has REPs (aggregated LV renewables on MV buses) at 132 buses: more
-    than one RETB hour can cap, refused before any chain work."""
-    with pytest.raises(MarketSetupError, match="RETB has sellers at 132 buses"):
-        EnergyMarketModel(Scenario(feeder=MVLV, start="2016-06-01"))
+@pytest.mark.slow
+def test_mvlv_urban6305_day_opens_132_rep_buses_and_trades_on_both_markets() -> None:
+    """1-MVLV-urban-6.305 (the packaged mvlv_urban6305_day.toml) has REPs (aggregated LV
+    renewables on MV buses) at 132 buses: the operator opens each RETB hour in calls of at most
+    64 caps (open_hour again continues the hour), and the day trades on LETB and RETB."""
+    sc = Scenario.from_toml(SCENARIOS / "mvlv_urban6305_day.toml")
+    model = EnergyMarketModel(sc)
+    assert len({r.bus for r in model.reps}) == 132 and len(model.users) == 249
+    r = model.run()
+    opens = r.gas[(r.gas["operation"] == "open_hour") & (r.gas["chain"] == "retb")]
+    per_hour = opens.groupby("t").size()
+    assert per_hour.max() == 3 and (opens["status"] == 1).all()  # 64 + 64 + 4 caps
+    chains = r.trades.groupby("chain").size()
+    assert chains["letb"] > 0 and chains["retb"] > 0
+    assert r.summary["complete"]
 
 
 def bus_day_kw(g: GridData, day: str) -> tuple[pd.DataFrame, pd.DataFrame]:

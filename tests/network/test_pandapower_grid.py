@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from gridledger.network import (
+    BUS_OFFSET,
     GridModelError,
     GridTopologyError,
     grid_from_pandapower,
@@ -34,7 +35,7 @@ def _max_dv(grid, net, p_kw=None, q_kvar=None):
         p_gen_kw=gen.p_kw.groupby(gen.bus).sum(),
         q_gen_kvar=gen.q_kvar.groupby(gen.bus).sum(),
     )
-    vm = _runpp(net).res_bus.vm_pu.loc[grid.feeder.buses.index].to_numpy()
+    vm = _runpp(net).res_bus.vm_pu.loc[grid.feeder.buses.index - BUS_OFFSET].to_numpy()
     return float(np.max(np.abs(vm - res.v_pu.to_numpy())))
 
 
@@ -62,10 +63,14 @@ def test_transformer_lines_and_slack_match_runpp():
     net = _small_net()
     grid = grid_from_pandapower(net, name="small")
     f = grid.feeder
-    assert (f.n_buses, f.n_lines, f.substation_bus, f.v0_pu) == (5, 4, 0, 1.02)
+    # feeder bus = pandapower bus + 1: the markets number buses from 1
+    assert f.buses.index.tolist() == [1, 2, 3, 4, 5] and BUS_OFFSET == 1
+    assert (f.n_buses, f.n_lines, f.substation_bus, f.v0_pu) == (5, 4, 1, 1.02)
+    assert grid.loads.bus.tolist() == (net.load.bus + 1).tolist()
+    assert grid.generators.bus.tolist() == (net.sgen.bus + 1).tolist()
     # iron losses (1.65 kW at 1 p.u.) split between the transformer's buses ("pi" model)
-    assert f.buses.shunt_kw.loc[[0, 1]].tolist() == pytest.approx([0.825, 0.825], rel=1e-9)
-    assert f.buses.shunt_kvar.loc[3] > 0  # cable charging
+    assert f.buses.shunt_kw.loc[[1, 2]].tolist() == pytest.approx([0.825, 0.825], rel=1e-9)
+    assert f.buses.shunt_kvar.loc[4] > 0  # cable charging
     assert _max_dv(grid, net) < 1e-9
 
 
@@ -76,8 +81,9 @@ def test_closed_bus_switch_fuses_and_parallel_lines_merge():
     pp.create_load(net, extra, p_mw=0.01, q_mvar=0.0)
     pp.create_line(net, 1, 2, 0.15, "NAYY 4x150 SE")  # parallel to line 0
     grid = grid_from_pandapower(net)
-    assert extra not in grid.feeder.buses.index and grid.feeder.n_lines == 4
-    assert grid.loads.bus.loc[3] == 2  # the load on the fused bus sits at its representative
+    assert extra + BUS_OFFSET not in grid.feeder.buses.index and grid.feeder.n_lines == 4
+    # the load on the fused bus sits at its representative (pandapower bus 2)
+    assert grid.loads.bus.loc[3] == 2 + BUS_OFFSET
     assert _max_dv(grid, net) < 1e-9
 
 
@@ -196,7 +202,8 @@ def test_simbench_profile_hour_matches_runpp(simbench_case):
 def test_simbench_tables_follow_the_interface(simbench_case):
     net, grid = simbench_case
     f = grid.feeder
-    assert f.substation_bus == int(net.ext_grid.bus.iloc[0]) and f.v0_pu == 1.025
+    assert f.substation_bus == int(net.ext_grid.bus.iloc[0]) + BUS_OFFSET and f.v0_pu == 1.025
+    assert f.buses.index.min() >= 1  # the markets' bus numbers
     assert list(grid.loads.columns) == ["name", "bus", "p_kw", "q_kvar", "profile", "kind"]
     assert grid.loads.p_kw.sum() == pytest.approx(f.buses.p_kw.sum())
     assert grid.loads.p_kw.sum() == pytest.approx(net.load.p_mw.sum() * 1e3)
@@ -209,7 +216,7 @@ def test_simbench_tables_follow_the_interface(simbench_case):
     # grid of exactly the 0.4 kV buses
     assert grid.n_lv_grids == 1
     lv = grid.lv_grid_of_bus
-    assert set(lv.index[lv == 0]) == set(lv_buses)
+    assert set(lv.index[lv == 0]) == set(lv_buses + BUS_OFFSET)
 
 
 @pytest.mark.parametrize("backend", ["clarabel", "cvxpy"])

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from gridledger.network import (
+    BUS_OFFSET,
     Feeder,
     PowerFlowDivergedError,
     ZIPLoad,
@@ -21,10 +22,11 @@ def _runpp(net):
     return net
 
 
-def _assert_same(feeder, res, net, tol=1e-6):
-    vm = net.res_bus.vm_pu.reindex(feeder.buses.index).to_numpy()
+def _assert_same(feeder, res, net, tol=1e-6, offset=0):
+    """`offset` = feeder bus - pandapower bus (BUS_OFFSET after conversion, 0 for to_pandapower)."""
+    vm = net.res_bus.vm_pu.reindex(feeder.buses.index - offset).to_numpy()
     assert np.max(np.abs(vm - res.v_pu.to_numpy())) <= tol
-    va = net.res_bus.va_degree.reindex(feeder.buses.index).to_numpy()
+    va = net.res_bus.va_degree.reindex(feeder.buses.index - offset).to_numpy()
     assert np.max(np.abs(va - res.va_deg.to_numpy())) <= 1e-4
     assert res.p_substation_kw == pytest.approx(net.res_ext_grid.p_mw.iloc[0] * 1e3, abs=1e-4)
     assert res.q_substation_kvar == pytest.approx(net.res_ext_grid.q_mvar.iloc[0] * 1e3, abs=1e-4)
@@ -62,19 +64,20 @@ def test_sce56_reverse_flow_original_pv_without_shunts():
 def test_case33bw_from_pandapower_matches_newton_raphson():
     net = pn.case33bw()
     f = grid_from_pandapower(net).feeder
-    assert (f.n_buses, f.n_lines, f.substation_bus) == (33, 32, 0)
+    assert (f.n_buses, f.n_lines, f.substation_bus) == (33, 32, BUS_OFFSET)
     res = run_power_flow(f)
-    _assert_same(f, res, _runpp(net))
+    _assert_same(f, res, _runpp(net), offset=BUS_OFFSET)
     assert res.loss_kw == pytest.approx(202.68, abs=0.01)  # textbook figure of Baran & Wu
 
 
 def test_pandapower_round_trip_keeps_tables():
     f = load_feeder("sce56")
     grid = grid_from_pandapower(f.to_pandapower(include_pv=True))
-    g = grid.feeder
+    g = grid.feeder  # to_pandapower keeps the feeder's numbers; the way back adds BUS_OFFSET
     cols = ["p_kw", "q_kvar", "shunt_kvar", "shunt_kw"]
-    pd.testing.assert_frame_equal(f.buses[cols], g.buses[cols], check_names=False)
-    pv = grid.generators.groupby("bus").p_kw.sum()
+    back = g.buses[cols].set_axis(g.buses.index - BUS_OFFSET)
+    pd.testing.assert_frame_equal(f.buses[cols], back, check_names=False)
+    pv = grid.generators.assign(bus=grid.generators.bus - BUS_OFFSET).groupby("bus").p_kw.sum()
     assert pv.to_dict() == pytest.approx(f.buses.pv_kw[f.buses.pv_kw > 0].to_dict())
     np.testing.assert_allclose(g.lines[["r_pu", "x_pu"]], f.lines[["r_pu", "x_pu"]], rtol=1e-12)
 
@@ -118,7 +121,7 @@ def test_line_charging_is_modelled_as_shunts():
     f = grid_from_pandapower(net).feeder
     assert f.buses.shunt_kvar.sum() > 100 and f.buses.shunt_kw.sum() > 0
     res = run_power_flow(f)
-    vm = _runpp(net).res_bus.vm_pu.reindex(f.buses.index).to_numpy()
+    vm = _runpp(net).res_bus.vm_pu.reindex(f.buses.index - BUS_OFFSET).to_numpy()
     assert np.max(np.abs(vm - res.v_pu.to_numpy())) <= 1e-9
 
 
