@@ -133,11 +133,7 @@ def test_day_results_hold_only_that_days_hours(two_days: Results) -> None:
     assert len(second.gas) == int(second.hourly["tx_count"].sum())
 
 
-HAS_START = "start" in Scenario.__dataclass_fields__
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_START, reason="Scenario.start comes with branch s4-sbworld")
 def test_a_dated_run_has_months_dates_and_dated_figures(tmp_path: Path) -> None:
     from matplotlib import pyplot as plt
 
