@@ -29,7 +29,7 @@ from gridledger.agents.tdno import TDNO
 from gridledger.agents.user import UserAgent, ev_profile_kw
 from gridledger.day import measured, world_grid
 from gridledger.network import profiles
-from gridledger.network.devices import Storage, ZIPLoad
+from gridledger.network.devices import ZIPLoad
 from gridledger.network.feeder import BUNDLED_FEEDERS, Feeder, load_feeder
 from gridledger.network.grid_data import GridData, is_grid_spec
 from gridledger.scenario import ScenarioError
@@ -278,28 +278,9 @@ def build_agents(
         users.append(user)
         if i in pros:
             pv_nameplate = sc.rooftop_pv_kw_per_peak_kw * peak_p
-            cap = sc.battery_kwh_per_pv_kw * pv_nameplate
-            storage = Storage(
-                bus=bus,
-                e_max_kwh=max(sc.battery_soc_max * cap, 1e-9),
-                e_min_kwh=sc.battery_soc_min * cap,
-                e_init_kwh=sc.battery_soc_initial * cap,
-                p_ch_max_kw=sc.battery_c_rate * cap,
-                p_dis_max_kw=sc.battery_c_rate * cap,
-                eta_ch=sc.battery_eta_charge,
-                eta_dis=sc.battery_eta_discharge,
+            producers.append(
+                world_grid.make_prosumer(model, sc, user, pv_nameplate, index=len(producers))
             )
-            prod = LocalProducer(
-                model,
-                bus=bus,
-                area=net.area_of_bus[bus],
-                index=len(producers),
-                pv_surplus_kw=user.pv_surplus_kw,
-                storage=storage,
-                capacity_kwh=max(cap, 1e-9),
-            )
-            prod.household = user
-            producers.append(prod)
     err = rngs["forecast"].standard_normal((len(sc.rep_plants), sc.hours))
     reps: list[RepAgent] = []
     for j, plant in enumerate(sc.rep_plants):
