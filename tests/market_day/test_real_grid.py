@@ -23,7 +23,6 @@ from gridledger.scenario import RepPlant, ScenarioError
 if TYPE_CHECKING:
     from gridledger.network.grid_data import GridData
 
-pytest.importorskip("simbench")
 
 LV = "simbench:1-LV-urban6--0-sw"
 MVLV = "simbench:1-MVLV-urban-6.305-0-sw"

@@ -16,8 +16,6 @@ from gridledger import EnergyMarketModel, Scenario
 from gridledger.chain import DEFAULT_CHAIN_IDS, ChainBackend, RpcChain
 from gridledger.chain.nodes import start_anvil
 
-pytest.importorskip("simbench")
-
 SCENARIO = (
     Path(__file__).resolve().parents[2] / "gridledger" / "scenarios" / "mvlv_semiurb_day.toml"
 )

@@ -168,7 +168,8 @@ def test_each_mv_lv_transformer_starts_an_lv_grid():
 # ---------------------------------------------------------------- SimBench acceptance
 @pytest.fixture(scope="module", params=["1-LV-urban6--0-sw", "1-MVLV-urban-6.305-0-sw"])
 def simbench_case(request):
-    simbench = pytest.importorskip("simbench")
+    import simbench
+
     net = simbench.get_simbench_net(request.param)
     return net, grid_from_pandapower(net, name=request.param)
 

@@ -20,7 +20,6 @@ from gridledger.network import (
 )
 from gridledger.scenario import Scenario, ScenarioError
 
-pytest.importorskip("simbench")
 CODE = "1-LV-urban6--0-sw"
 
 
