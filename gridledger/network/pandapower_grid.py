@@ -6,7 +6,8 @@ What is converted (details and the exactness argument in docs/real-grids.md):
   tree rooted at the single in-service ext_grid — else `GridTopologyError` (a loop's buses, or
   the count of islanded buses and an example), before any other work;
 - lines and two-winding transformers become DistFlow branches (pandapower's per-unit formulas:
-  one base MVA = net.sn_mva, each bus's own base kV); line charging and transformer
+  one base MVA, each bus's own base kV; `LV_BASE_MVA` for a net with LV buses, else
+  net.sn_mva -- see `choose_base_mva`); line charging and transformer
   magnetising (pandapower's "pi" model) become constant-impedance shunts at the end buses
   (`shunt_kw`, `shunt_kvar`); a branch open at one end leaves its exact input admittance as a
   shunt at the other end;
@@ -34,6 +35,8 @@ from gridledger.network.grid_data import GridData, hourly_profiles
 __all__ = [
     "BUS_OFFSET",
     "CONVERTER_VERSION",
+    "LV_BASE_MVA",
+    "choose_base_mva",
     "GridModelError",
     "GridTopologyError",
     "feeder_to_pandapower",
@@ -42,7 +45,12 @@ __all__ = [
 ]
 
 # bump when the conversion's output changes (it keys the SimBench cache)
-CONVERTER_VERSION = 3
+CONVERTER_VERSION = 4
+LV_BASE_MVA = 0.1
+"""Per-unit power base of a converted net with LV (< 1 kV) buses. It is the OPF's scaling: on
+1-MVLV-semiurb-all-0-sw Clarabel needs 24-28 iterations an hour at 1 MVA (the last ones ending
+"almost solved"), 15-19 at 0.1 MVA, with DLMPs equal to 1e-4 $/MWh; much smaller bases put the
+exactness check's 1e-6 p.u. gap tolerance below the solver's accuracy (docs/scale.md)."""
 BUS_OFFSET = 1
 """Feeder bus = pandapower bus index + BUS_OFFSET: the markets number buses from 1
 (contracts/market_base.vy `bus >= 1`) and pandapower from 0; a constant shift maps results back
@@ -257,9 +265,16 @@ def _check_model(net: Any, label: str, trafos: pd.DataFrame) -> None:
             raise GridModelError(f"{label}: trafo {k} has a tap dependency table (not modelled)")
 
 
-def _branch_values(net: Any, br: pd.DataFrame) -> pd.DataFrame:
-    """z (series, p.u.) and the pi shunts y_a, y_b (p.u.) of every branch, as pandapower."""
-    sn = float(net.sn_mva)
+def choose_base_mva(net: Any) -> float:
+    """`LV_BASE_MVA` for a net with in-service buses below 1 kV (LV feeders carry kW, not MW),
+    else the net's own `sn_mva`."""
+    bus = _in_service(net.bus)
+    return LV_BASE_MVA if bool((bus.vn_kv < 1.0).any()) else float(net.sn_mva)
+
+
+def _branch_values(net: Any, br: pd.DataFrame, sn: float) -> pd.DataFrame:
+    """z (series, p.u.) and the pi shunts y_a, y_b (p.u.) of every branch on base `sn` MVA,
+    with pandapower's formulas."""
     vn = net.bus.vn_kv
     z = np.zeros(len(br), dtype=complex)
     y = np.zeros(len(br), dtype=complex)  # total shunt, half at each end
@@ -295,13 +310,13 @@ def _branch_values(net: Any, br: pd.DataFrame) -> pd.DataFrame:
 
 
 def _feeder_tables(
-    net: Any, topo: dict[str, Any], label: str
+    net: Any, topo: dict[str, Any], label: str, sn: float
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray, int]:
     """Bus table, line table (parallels merged), loads, MV/LV flag per line, the root bus."""
     rep, root_bus = topo["rep"], topo["root_bus"]
-    br = _branch_values(net, topo["branches"])
+    br = _branch_values(net, topo["branches"], sn)
     nodes = topo["nodes"]
-    sn_kva = float(net.sn_mva) * 1e3
+    sn_kva = sn * 1e3
     shunt = pd.Series(0.0 + 0.0j, index=nodes)
     # pi shunts (half of y) at each closed end; a branch open at one end leaves its input
     # admittance y/2 + 1/(z + 2/y) at the closed end
@@ -336,7 +351,7 @@ def _feeder_tables(
     if sh is not None and len(sh):
         sh = sh[sh.bus.isin(rep.index)]
         step = sh.step.to_numpy() if "step" in sh.columns else 1.0
-        ysh = (sh.p_mw.to_numpy() - 1j * sh.q_mvar.to_numpy()) * step / float(net.sn_mva)
+        ysh = (sh.p_mw.to_numpy() - 1j * sh.q_mvar.to_numpy()) * step / sn
         shunt = shunt.add(pd.Series(ysh).groupby(rep.loc[sh.bus].to_numpy()).sum(), fill_value=0)
     idx = pd.Index(nodes, name="bus")
     buses = pd.DataFrame(0.0, index=idx, columns=list(BUS_COLUMNS))
@@ -427,8 +442,11 @@ def _lv_grids(feeder: Feeder, mvlv: np.ndarray) -> pd.Series:
     return pd.Series(label, index=feeder.buses.index, name="lv_grid")
 
 
-def grid_from_pandapower(net: Any, *, name: str | None = None) -> GridData:
-    """Convert a radial pandapower net (see the module docstring for what is modelled).
+def grid_from_pandapower(
+    net: Any, *, name: str | None = None, base_mva: float | None = None
+) -> GridData:
+    """Convert a radial pandapower net (see the module docstring for what is modelled) on a
+    per-unit base of `base_mva` (default `choose_base_mva(net)`).
 
     Raises GridTopologyError (meshed, islanded, not one ext_grid) before any other work,
     GridModelError for elements the feeder cannot represent exactly."""
@@ -437,7 +455,10 @@ def grid_from_pandapower(net: Any, *, name: str | None = None) -> GridData:
     branches = topo["branches"]
     trafos = net.trafo.loc[branches.element[branches.kind == "trafo"]]
     _check_model(net, label, trafos)
-    buses, lines, loads, mvlv, root_bus = _feeder_tables(net, topo, label)
+    sn = choose_base_mva(net) if base_mva is None else float(base_mva)
+    if not (math.isfinite(sn) and sn > 0):
+        raise GridModelError(f"{label}: base_mva must be a positive number, got {base_mva!r}")
+    buses, lines, loads, mvlv, root_bus = _feeder_tables(net, topo, label, sn)
     generators = _generators(net, topo["rep"])
     eg = _in_service(net.ext_grid)
     v0 = float(eg.vm_pu.iloc[0])
@@ -448,7 +469,7 @@ def grid_from_pandapower(net: Any, *, name: str | None = None) -> GridData:
     loads["bus"] += BUS_OFFSET
     generators["bus"] += BUS_OFFSET
     root = root_bus + BUS_OFFSET
-    feeder = Feeder(buses, lines, base_kv, float(net.sn_mva), root, label, v0)
+    feeder = Feeder(buses, lines, base_kv, sn, root, label, v0)
     profiles = hourly_profiles(dict(net.profiles)) if "profiles" in net else pd.DataFrame()
     # lines of the Feeder keep the input order, so mvlv[k] belongs to feeder.lines row k
     return GridData(
