@@ -34,8 +34,10 @@ from gridledger.network.opf.result import (
 )
 from gridledger.network.pandapower_grid import (
     BUS_OFFSET,
+    LV_BASE_MVA,
     GridModelError,
     GridTopologyError,
+    choose_base_mva,
     grid_from_pandapower,
 )
 from gridledger.network.powerflow import PowerFlowDivergedError, PowerFlowResult, run_power_flow
@@ -53,6 +55,7 @@ from gridledger.network.simbench_grid import load_simbench
 __all__ = [
     "BUNDLED_FEEDERS",
     "BUS_OFFSET",
+    "LV_BASE_MVA",
     "DayProfiles",
     "DeviceError",
     "EVCharger",
@@ -76,6 +79,7 @@ __all__ = [
     "Storage",
     "UnknownGridError",
     "ZIPLoad",
+    "choose_base_mva",
     "default_day",
     "delivery_charge_usd_per_mwh",
     "feed_in_tariff",

@@ -13,8 +13,10 @@ import pytest
 
 from gridledger.network import (
     BUS_OFFSET,
+    LV_BASE_MVA,
     GridModelError,
     GridTopologyError,
+    choose_base_mva,
     grid_from_pandapower,
     run_power_flow,
 )
@@ -72,6 +74,25 @@ def test_transformer_lines_and_slack_match_runpp():
     assert f.buses.shunt_kw.loc[[1, 2]].tolist() == pytest.approx([0.825, 0.825], rel=1e-9)
     assert f.buses.shunt_kvar.loc[4] > 0  # cable charging
     assert _max_dv(grid, net) < 1e-9
+
+
+def test_lv_nets_get_the_lv_base_and_any_base_gives_the_same_power_flow():
+    net = _small_net()
+    grid = grid_from_pandapower(net)
+    assert grid.feeder.base_mva == LV_BASE_MVA == 0.1 and net.sn_mva == 1.0
+    mv_only = pp.create_empty_network(sn_mva=2.0)
+    a, b = pp.create_bus(mv_only, 20.0), pp.create_bus(mv_only, 20.0)
+    pp.create_ext_grid(mv_only, a)
+    pp.create_line(mv_only, a, b, 2.0, "NA2XS2Y 1x185 RM/25 12/20 kV")
+    assert choose_base_mva(mv_only) == 2.0
+    one = grid_from_pandapower(net, base_mva=1.0)
+    assert one.feeder.base_mva == 1.0
+    ratio = (grid.feeder.lines.r_pu / one.feeder.lines.r_pu).to_numpy()
+    assert ratio == pytest.approx(np.full(4, 0.1), rel=1e-12)  # z_pu scales with the base
+    assert grid.feeder.buses.shunt_kw.to_numpy() == pytest.approx(one.feeder.buses.shunt_kw)
+    assert _max_dv(grid, net) < 1e-9 and _max_dv(one, net) < 1e-9
+    with pytest.raises(GridModelError, match="base_mva must be a positive number"):
+        grid_from_pandapower(net, base_mva=0.0)
 
 
 def test_closed_bus_switch_fuses_and_parallel_lines_merge():
