@@ -7,21 +7,24 @@ Every run is its own process (nothing warm in memory, its own peak RSS):
   each in a fresh process by bench_grid_load.py's loader (that benchmark also checks the
   converted grids against pandapower).
 * day: 24 market hours from 2016-06-01 on the default embedded engine of
-  1-LV-urban6--0-sw (the packaged scenario lv_urban6_year.toml), 1-MVLV-urban-6.305-0-sw and
-  1-MVLV-semiurb-all-0-sw (Scenario defaults): wall, set-up, chain_s, opf_s and its share of
-  wall, transactions, agents, users, LETB areas, trades, peak RSS.
+  1-LV-urban6--0-sw (the packaged scenario lv_urban6_year.toml) and 1-MVLV-urban-6.305-0-sw
+  (Scenario defaults); the day of 1-MVLV-semiurb-all-0-sw is the `semiurb` part: wall,
+  set-up, chain_s, opf_s and its share of wall, transactions, agents, users, LETB areas,
+  trades, peak RSS.
 * opf: the operator's OPF alone for the 24 hours of 2016-06-01 on 1-MVLV-semiurb-all (its
   loads and generators at their profiles) and on `synthetic_feeder(9000)`: CPU, Clarabel
   iterations per hour, problem size, peak RSS.
 * semiurb: the packaged scenario mvlv_semiurb_day.toml (a day of 1-MVLV-semiurb-all-0-sw from
   2016-06-01, 8,772 user agents each signing its own transactions, 111 LETB areas) on the
   embedded engine and on two anvil processes (`--chains`): the `day` row's fields plus the
-  chain it ran on; results under the key `semiurb_day` (by chain).
+  chain it ran on; results under the key `semiurb_day` (by chain; a run on one chain keeps
+  the other's row).
 * year: 1-LV-urban6 over the whole year (`--year-days 0`) or over windows of `--year-days`
   days starting at each of `--year-starts`: per-day wall and CPU, and, for windows, the year
   extrapolated as set-up + 366 x the median day (stated as an extrapolation in the JSON).
 
-The machine is shared: each run records `os.getloadavg()` at its start and end, and CPU time
+`summary` is computed from the rows present: each target, the measured value and whether it
+is met. The machine is shared: each run records `os.getloadavg()` at its start and end, and CPU time
 beside wall time. Targets: a year of 1-LV-urban6 <= 15 min, a day of 1-MVLV-semiurb-all
 <= 5 min, OPF < 5 % of wall.
 
@@ -51,7 +54,7 @@ from typing import Any
 OUT = Path(__file__).parent / "results" / "grids.json"
 LV = "1-LV-urban6--0-sw"
 LOAD_GRIDS = (LV, "1-MVLV-urban-6.305-0-sw", "1-MVLV-semiurb-all-0-sw", "1-MVLV-urban-all-0-sw")
-DAY_GRIDS = LOAD_GRIDS[:3]
+DAY_GRIDS = LOAD_GRIDS[:2]  # the semiurb day is its own part (and on anvil too)
 OPF_GRIDS = ("synthetic9000", "1-MVLV-semiurb-all-0-sw")
 DAY_START = "2016-06-01"
 YEAR_DAYS = 366  # 2016: the profiles' (leap) year, 8,784 hours
@@ -100,6 +103,7 @@ def run_hours(code: str, start: str, hours: int, chain: str = "embedded") -> dic
 
 def _run_hours(code: str, start: str, hours: int, chain: Any) -> dict[str, Any]:
     from gridledger.model import EnergyMarketModel
+    from gridledger.timeline import hour_label
 
     row: dict[str, Any] = {"grid": code, "start": start, "hours": hours,
                            "chain": "embedded" if chain == "embedded" else "anvil",
@@ -107,12 +111,15 @@ def _run_hours(code: str, start: str, hours: int, chain: Any) -> dict[str, Any]:
     c0, t0 = time.process_time(), time.perf_counter()
     model = EnergyMarketModel(_scenario(code, start, hours), chain=chain)
     row["setup_s"], row["setup_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
+    print(f"set-up: {row['setup_s']:.1f} s wall", file=sys.stderr, flush=True)
     wall, cpu = [], []
     while model.running:
         c, w = time.process_time(), time.perf_counter()
         model.step()
         wall.append(time.perf_counter() - w)
         cpu.append(time.process_time() - c)
+        label = hour_label(model.params, len(wall) - 1)
+        print(f"{label}: {wall[-1]:.1f} s wall", file=sys.stderr, flush=True)
     t1 = time.perf_counter()
     results = model.results()
     row["results_s"] = time.perf_counter() - t1
@@ -193,6 +200,7 @@ def child(args: list[str], timeout_s: float) -> dict[str, Any]:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         return {"args": args, "error": f"timeout {timeout_s} s"}
+    sys.stderr.write(proc.stderr[-2000:] if proc.returncode else "")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
@@ -267,6 +275,35 @@ def bench_year(days: int, starts: list[str], timeout_s: float) -> dict[str, Any]
     }
 
 
+def summary(out: dict[str, Any]) -> dict[str, Any]:
+    """Each target of issue 16 with the value measured in `out` and whether it is met."""
+    rows: dict[str, Any] = {}
+
+    def target(name: str, value: float | None, limit: float, what: str) -> None:
+        if value is not None:
+            rows[name] = {"value": round(value, 4), "target": limit, "met": value <= limit,
+                          "what": what}  # fmt: skip
+
+    year = (out.get("year") or {}).get("run") or {}
+    target("year_lv_wall_s", year.get("wall_s"), TARGETS["year_lv_s"],
+           "a year of 1-LV-urban6 (8,784 h), wall")  # fmt: skip
+    for chain, r in (out.get("semiurb_day") or {}).items():
+        if "error" in r:
+            rows[f"day_semiurb_{chain}"] = {"error": r["error"]}
+            continue
+        target(f"day_semiurb_{chain}_wall_s", r["wall_s"], TARGETS["day_semiurb_s"],
+               f"a day of 1-MVLV-semiurb-all on {chain}, wall (set-up included)")  # fmt: skip
+        target(f"day_semiurb_{chain}_opf_share", r["opf_share"], TARGETS["opf_share"],
+               f"OPF wall / day wall, 1-MVLV-semiurb-all on {chain}")  # fmt: skip
+    if year:
+        target("year_lv_opf_share", year["opf_share"], TARGETS["opf_share"],
+               "OPF wall / year wall, 1-LV-urban6")  # fmt: skip
+    loads = [r["cached_load_s_median"] for r in out.get("load", []) if "error" not in r]
+    if loads:
+        target("cached_load_s_max", max(loads), 2.0, "slowest cached grid load (median)")
+    return rows
+
+
 def _line(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"{r.get('args')}: FAILED {r['error']}"
@@ -318,10 +355,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"OPF {r.get('grid')}: {r.get('day_cpu_s', 0):.1f} s CPU a day, iterations "
                   f"{r.get('iterations')}, {r.get('error', '')}", flush=True)  # fmt: skip
     if "semiurb" in parts:
-        out["semiurb_day"] = bench_semiurb(args.chains.split(","), args.timeout)
+        runs = bench_semiurb(args.chains.split(","), args.timeout)
+        out.setdefault("semiurb_day", {}).update(runs)
     if "year" in parts:
         starts = [s.strip() for s in args.year_starts.split(",") if s.strip()]
         out["year"] = bench_year(args.year_days, starts, args.timeout)
+    out["summary"] = summary(out)
     out["config"] = {
         "parts_run_last": parts,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()}",
