@@ -16,7 +16,7 @@ _EXPORTS = {
     "Scenario": "gridledger.scenario",
     "ScenarioError": "gridledger.scenario",
     "EnergyMarketModel": "gridledger.model",
-    "run_scenario": "gridledger.model",
+    "run_scenario": "gridledger.runner",
     "Results": "gridledger.results",
     "NodeDownError": "gridledger.chain",
     "ResumeConflictError": "gridledger.chain",

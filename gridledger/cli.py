@@ -282,8 +282,8 @@ def tx_per_s(summary: dict[str, Any]) -> float:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from gridledger.checkpoint import load_checkpoint
-    from gridledger.model import run_scenario
     from gridledger.outdir import check_output_folder, check_writable
+    from gridledger.runner import run_scenario
 
     if args.resume is not None:
         names = ("scenario", "hours", "seed", "households_per_bus", "out")

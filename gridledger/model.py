@@ -21,6 +21,9 @@ hold instead of sending it again (gridledger/chain/replay.py).
 The baseline of the same scenario (no trading: users' metered demand all from the grid at the
 tariff; rooftop PV self-consumed behind the meter, its surplus exported; batteries idle; REP output
 exported) is computed beside it every hour, so every "before/after" sits in one row.
+
+One call runs a whole scenario with a progress bar: `run_scenario`, gridledger/runner.py
+(importable from here too).
 """
 
 from __future__ import annotations
@@ -84,7 +87,6 @@ from gridledger.network.powerflow import PowerFlowResult
 from gridledger.results import Results, hourly_frame
 from gridledger.resume import finish_replay, node_down, resume_model, resume_summary, save_hour
 from gridledger.scenario import Scenario
-from gridledger.timeline import hour_label
 
 if TYPE_CHECKING:
     import numpy as np
@@ -112,7 +114,6 @@ __all__ = [
     "MarketSetupError",
     "NodeDownError",
     "ResumeConflictError",
-    "run_scenario",
 ]
 
 
@@ -463,55 +464,10 @@ class EnergyMarketModel(mesa.Model):
         return self.ledger.gas()
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
+def __getattr__(name: str) -> Any:
+    # `run_scenario` lives in gridledger/runner.py (it imports this module); kept importable here
+    if name == "run_scenario":
+        from gridledger.runner import run_scenario
 
-
-def run_scenario(
-    scenario: Scenario | None = None,
-    *,
-    chain: str = "embedded",
-    seed: int | None = None,
-    progress: bool | Callable[[dict[str, Any]], None] = True,
-    checkpoint_dir: str | Path | None = None,
-    resume: str | Path | None = None,
-) -> Results:
-    """Run a whole scenario and return its Results (progress bar on stderr if `progress`).
-
-    `checkpoint_dir`: save results + checkpoint after every hour (resumable on RPC chains).
-    `resume`: continue the interrupted run checkpointed in that folder (its scenario and, unless
-    `chain` is given, its chain URLs); `scenario` and `seed` must then be left out."""
-    if resume is not None:
-        if scenario is not None or seed is not None:
-            raise ValueError("run_scenario(resume=...) takes the scenario from the checkpoint")
-        model = EnergyMarketModel.resume(resume, chain=None if chain == "embedded" else chain)
-    else:
-        model = EnergyMarketModel(
-            scenario or Scenario(),
-            chain=chain,
-            seed=seed,
-            checkpoint_dir=checkpoint_dir,
-            log=_say if chain != "embedded" else None,
-        )
-    if callable(progress):
-        return model.run(progress)
-    if not progress:
-        return model.run()
-    from tqdm import tqdm
-
-    sc = model.params
-    # the description is the simulated time of the hour being run ("2016-06-01 07:00" or
-    # "day 1 07:00"), the last hour's once the run is done
-    with tqdm(total=sc.hours, unit="h", desc=hour_label(sc, model.t)) as bar:
-        sent = [0, time.perf_counter()]  # market-hour transactions so far, start of the hours
-
-        def tick(row: dict[str, Any]) -> None:
-            sent[0] += row["tx_count"]
-            rate = sent[0] / max(time.perf_counter() - sent[1], 1e-9)
-            bar.update(1)
-            bar.set_description(hour_label(sc, min(model.t, sc.hours - 1)), refresh=False)
-            bar.set_postfix(  # refreshes the bar: count, simulated time and figures together
-                tx=row["tx_count"], tx_s=f"{rate:.0f}", grid_kwh=f"{row['grid_import_kwh']:.0f}"
-            )
-
-        return model.run(tick)
+        return run_scenario
+    raise AttributeError(f"module 'gridledger.model' has no attribute {name!r}")

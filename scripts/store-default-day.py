@@ -24,7 +24,7 @@ FRAMES = ("hourly", "trades", "agents")
 
 def default_day_frames() -> dict[str, pd.DataFrame]:
     """The default day's guarded frames, from one `run_scenario()` on the embedded chain."""
-    from gridledger.model import run_scenario
+    from gridledger.runner import run_scenario
 
     results = run_scenario(progress=False)
     return {name: getattr(results, name) for name in FRAMES}

@@ -1,10 +1,11 @@
 """Any radial pandapower net as `GridData` (`grid_from_pandapower`), and back.
 
 What is converted (details and the exactness argument in docs/real-grids.md):
-- topology first: out-of-service elements dropped, closed bus-bus switches fuse their buses,
-  open line/trafo switches open that end, parallel branches are merged; the result must be one
-  tree rooted at the single in-service ext_grid — else `GridTopologyError` (a loop's buses, or
-  the count of islanded buses and an example), before any other work;
+- topology first (gridledger/network/pandapower_topology.py): out-of-service elements dropped,
+  closed bus-bus switches fuse their buses, open line/trafo switches open that end, parallel
+  branches are merged; the result must be one tree rooted at the single in-service ext_grid —
+  else `GridTopologyError` (a loop's buses, or the count of islanded buses and an example;
+  re-exported here), before any other work;
 - lines and two-winding transformers become DistFlow branches (pandapower's per-unit formulas:
   one base MVA, each bus's own base kV; `LV_BASE_MVA` for a net with LV buses, else
   net.sn_mva -- see `choose_base_mva`); line charging and transformer
@@ -25,12 +26,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from scipy.sparse import csgraph
 
 from gridledger.network.feeder import Feeder
 from gridledger.network.feeder_tables import BUS_COLUMNS
 from gridledger.network.grid_data import GridData, hourly_profiles
+from gridledger.network.pandapower_topology import (
+    GridTopologyError,
+    NetTopology,
+    in_service,
+    radial_topology,
+)
 
 __all__ = [
     "BUS_OFFSET",
@@ -76,10 +81,6 @@ _UNSUPPORTED = (
 _ACTIVE_TAP_CHANGERS = ("Ratio", "Symmetrical", "Ideal")
 
 
-class GridTopologyError(ValueError):
-    """The net is not one radial tree below its external grid (meshed or islanded)."""
-
-
 class GridModelError(ValueError):
     """The net holds an element the feeder model cannot represent exactly."""
 
@@ -102,137 +103,19 @@ def _generator_kind(sgen_type: str, profile: str) -> str:
 
 
 # ======================================================================================
-# topology
-
-
-def _in_service(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["in_service"].astype(bool)] if "in_service" in df.columns else df
-
-
-def _topology(net: Any, label: str) -> dict[str, Any]:
-    """Fuse, open and merge; check the tree. Returns the bus map and the branch list."""
-    bus = _in_service(net.bus)
-    bus_ids = bus.index.to_numpy(dtype=np.int64)
-    pos = pd.Series(np.arange(len(bus_ids)), index=bus_ids)
-    eg = _in_service(net.ext_grid)
-    eg = eg[eg.bus.isin(bus_ids)]
-    if len(eg) != 1:
-        raise GridTopologyError(
-            f"{label}: need exactly one in-service ext_grid (the substation), found {len(eg)}"
-        )
-    root_bus = int(eg.bus.iloc[0])
-    n = len(bus_ids)
-    # closed bus-bus switches fuse their buses (representative: the ext_grid bus, else the
-    # smallest bus number of the group)
-    sw = net.switch
-    bb = sw[(sw.et == "b") & sw.closed.astype(bool)]
-    bb = bb[bb.bus.isin(bus_ids) & bb.element.isin(bus_ids)]
-    g = sp.coo_matrix(
-        (np.ones(len(bb)), (pos[bb.bus].to_numpy(), pos[bb.element].to_numpy())), shape=(n, n)
-    )
-    _, comp = csgraph.connected_components(g, directed=False)
-    rep_of_comp = pd.Series(bus_ids).groupby(comp).min()
-    rep_of_comp[comp[pos[root_bus]]] = root_bus
-    rep = pd.Series(rep_of_comp.loc[comp].to_numpy(), index=bus_ids, name="feeder_bus")
-
-    # branches: lines and 2-winding trafos with both buses in service
-    open_sw = sw[(sw.et.isin(["l", "t"])) & ~sw.closed.astype(bool)]
-    rows = []
-    for kind, df, a_col, b_col, et in (
-        ("line", net.line, "from_bus", "to_bus", "l"),
-        ("trafo", net.trafo, "hv_bus", "lv_bus", "t"),
-    ):
-        d = _in_service(df)
-        d = d[d[a_col].isin(bus_ids) & d[b_col].isin(bus_ids)]
-        o = open_sw[open_sw.et == et]
-        opened = set(zip(o.element.astype(int), o.bus.astype(int), strict=True))
-        idx = d.index.to_numpy(dtype=np.int64)
-        a = d[a_col].to_numpy(dtype=np.int64)
-        b = d[b_col].to_numpy(dtype=np.int64)
-        rows.append(
-            pd.DataFrame(
-                {
-                    "kind": kind,
-                    "element": idx,
-                    "a": a,
-                    "b": b,
-                    "a_open": [(int(i), int(x)) in opened for i, x in zip(idx, a, strict=True)],
-                    "b_open": [(int(i), int(x)) in opened for i, x in zip(idx, b, strict=True)],
-                }
-            )
-        )
-    br = pd.concat([r for r in rows if len(r)] or rows[:1], ignore_index=True)
-    br = br.astype({"a": np.int64, "b": np.int64, "a_open": bool, "b_open": bool})
-    br["ra"] = rep.loc[br.a].to_numpy()
-    br["rb"] = rep.loc[br.b].to_numpy()
-    series = br[~br.a_open & ~br.b_open & (br.ra != br.rb)]
-    # tree check on the fused graph, parallel branches counted once
-    nodes = np.unique(rep.to_numpy())
-    npos = pd.Series(np.arange(len(nodes)), index=nodes)
-    lo = np.minimum(series.ra, series.rb).to_numpy()
-    hi = np.maximum(series.ra, series.rb).to_numpy()
-    pairs = np.unique(np.stack([lo, hi], axis=1), axis=0) if len(series) else np.zeros((0, 2))
-    pairs = pairs.astype(np.int64)
-    m = len(nodes)
-    adj = sp.coo_matrix(
-        (np.ones(len(pairs)), (npos[pairs[:, 0]].to_numpy(), npos[pairs[:, 1]].to_numpy())),
-        shape=(m, m),
-    ).tocsr()
-    root = int(npos[root_bus])
-    order, pred = csgraph.breadth_first_order(adj, root, directed=False)
-    if len(order) < m:
-        reached = np.zeros(m, dtype=bool)
-        reached[order] = True
-        island = nodes[~reached]
-        ex = int(island[0])
-        name = net.bus.name.get(ex, "") if "name" in net.bus.columns else ""
-        raise GridTopologyError(
-            f"{label}: {len(island)} bus(es) are not connected to the external grid at bus "
-            f"{root_bus}, e.g. bus {ex}{f' ({name})' if name else ''}; close a switch or take "
-            "them out of service"
-        )
-    if len(pairs) > m - 1:
-        pa, pb = npos[pairs[:, 0]].to_numpy(), npos[pairs[:, 1]].to_numpy()
-        k = int(np.flatnonzero((pred[pb] != pa) & (pred[pa] != pb))[0])
-        raise GridTopologyError(
-            f"{label}: meshed — a loop through buses {_loop(pred, pa[k], pb[k], nodes)}; "
-            "the feeder model needs a radial net (open a switch in the loop)"
-        )
-    return {"rep": rep, "branches": br, "root_bus": root_bus, "nodes": nodes}
-
-
-def _loop(pred: np.ndarray, a: int, b: int, nodes: np.ndarray) -> list[int]:
-    """Buses of the cycle closed by edge a-b in the BFS tree given by `pred`."""
-
-    def up(i: int) -> list[int]:
-        path = [i]
-        while pred[i] >= 0:
-            i = int(pred[i])
-            path.append(i)
-        return path
-
-    pa, pb = up(a), up(b)
-    common = set(pa) & set(pb)
-    ca = [i for i in pa if i not in common]
-    cb = [i for i in pb if i not in common]
-    lca = next(i for i in pa if i in common)
-    return [int(nodes[i]) for i in [*ca, lca, *reversed(cb)]]
-
-
-# ======================================================================================
 # element checks and per-unit values
 
 
 def _check_model(net: Any, label: str, trafos: pd.DataFrame) -> None:
     for table in _UNSUPPORTED:
         df = net.get(table, None)
-        if df is not None and len(df) and len(_in_service(df)):
+        if df is not None and len(df) and len(in_service(df)):
             raise GridModelError(
-                f"{label}: {len(_in_service(df))} in-service {table} element(s) (e.g. index "
-                f"{_in_service(df).index[0]}); the feeder model has no {table} — take them "
+                f"{label}: {len(in_service(df))} in-service {table} element(s) (e.g. index "
+                f"{in_service(df).index[0]}); the feeder model has no {table} — take them "
                 "out of service or convert them to loads/sgens"
             )
-    load = _in_service(net.load)
+    load = in_service(net.load)
     for col in ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent"):
         if col in load.columns and (load[col].fillna(0) != 0).any():
             k = load.index[(load[col].fillna(0) != 0).to_numpy()][0]
@@ -268,7 +151,7 @@ def _check_model(net: Any, label: str, trafos: pd.DataFrame) -> None:
 def choose_base_mva(net: Any) -> float:
     """`LV_BASE_MVA` for a net with in-service buses below 1 kV (LV feeders carry kW, not MW),
     else the net's own `sn_mva`."""
-    bus = _in_service(net.bus)
+    bus = in_service(net.bus)
     return LV_BASE_MVA if bool((bus.vn_kv < 1.0).any()) else float(net.sn_mva)
 
 
@@ -310,12 +193,12 @@ def _branch_values(net: Any, br: pd.DataFrame, sn: float) -> pd.DataFrame:
 
 
 def _feeder_tables(
-    net: Any, topo: dict[str, Any], label: str, sn: float
+    net: Any, topo: NetTopology, label: str, sn: float
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray, int]:
     """Bus table, line table (parallels merged), loads, MV/LV flag per line, the root bus."""
-    rep, root_bus = topo["rep"], topo["root_bus"]
-    br = _branch_values(net, topo["branches"], sn)
-    nodes = topo["nodes"]
+    rep, root_bus = topo.rep, topo.root_bus
+    br = _branch_values(net, topo.branches, sn)
+    nodes = topo.nodes
     sn_kva = sn * 1e3
     shunt = pd.Series(0.0 + 0.0j, index=nodes)
     # pi shunts (half of y) at each closed end; a branch open at one end leaves its input
@@ -347,7 +230,7 @@ def _feeder_tables(
         }
     )
     # element shunts (pandapower: p_mw drawn, q_mvar absorbed at 1 p.u., times step)
-    sh = _in_service(net.shunt) if "shunt" in net else None
+    sh = in_service(net.shunt) if "shunt" in net else None
     if sh is not None and len(sh):
         sh = sh[sh.bus.isin(rep.index)]
         step = sh.step.to_numpy() if "step" in sh.columns else 1.0
@@ -387,7 +270,7 @@ def _is_mvlv(net: Any, series: pd.DataFrame) -> np.ndarray:
 
 
 def _loads(net: Any, rep: pd.Series) -> pd.DataFrame:
-    ld = _in_service(net.load)
+    ld = in_service(net.load)
     ld = ld[ld.bus.isin(rep.index)]
     scale = ld.scaling.to_numpy() if "scaling" in ld.columns else 1.0
     profile = ld.profile.astype(str) if "profile" in ld.columns else pd.Series("", index=ld.index)
@@ -406,7 +289,7 @@ def _loads(net: Any, rep: pd.Series) -> pd.DataFrame:
 
 
 def _generators(net: Any, rep: pd.Series) -> pd.DataFrame:
-    sg = _in_service(net.sgen)
+    sg = in_service(net.sgen)
     sg = sg[sg.bus.isin(rep.index)]
     scale = sg.scaling.to_numpy() if "scaling" in sg.columns else 1.0
     profile = sg.profile.astype(str) if "profile" in sg.columns else pd.Series("", index=sg.index)
@@ -451,16 +334,16 @@ def grid_from_pandapower(
     Raises GridTopologyError (meshed, islanded, not one ext_grid) before any other work,
     GridModelError for elements the feeder cannot represent exactly."""
     label = name or str(getattr(net, "name", "") or "pandapower net")
-    topo = _topology(net, label)
-    branches = topo["branches"]
+    topo = radial_topology(net, label)
+    branches = topo.branches
     trafos = net.trafo.loc[branches.element[branches.kind == "trafo"]]
     _check_model(net, label, trafos)
     sn = choose_base_mva(net) if base_mva is None else float(base_mva)
     if not (math.isfinite(sn) and sn > 0):
         raise GridModelError(f"{label}: base_mva must be a positive number, got {base_mva!r}")
     buses, lines, loads, mvlv, root_bus = _feeder_tables(net, topo, label, sn)
-    generators = _generators(net, topo["rep"])
-    eg = _in_service(net.ext_grid)
+    generators = _generators(net, topo.rep)
+    eg = in_service(net.ext_grid)
     v0 = float(eg.vm_pu.iloc[0])
     base_kv = float(net.bus.vn_kv.loc[root_bus])
     # renumber: feeder bus = pandapower bus + BUS_OFFSET (the markets' buses start at 1)
