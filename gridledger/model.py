@@ -462,12 +462,3 @@ class EnergyMarketModel(mesa.Model):
     def gas_rows(self) -> pd.DataFrame:
         """One row per mined transaction so far (the Ledger's gas frame; set-up rows t = -1)."""
         return self.ledger.gas()
-
-
-def __getattr__(name: str) -> Any:
-    # `run_scenario` lives in gridledger/runner.py (it imports this module); kept importable here
-    if name == "run_scenario":
-        from gridledger.runner import run_scenario
-
-        return run_scenario
-    raise AttributeError(f"module 'gridledger.model' has no attribute {name!r}")

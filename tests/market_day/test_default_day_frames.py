@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gridledger.model import run_scenario
+from gridledger.runner import run_scenario
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "default_day"
 
