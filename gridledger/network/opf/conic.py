@@ -14,6 +14,7 @@ per line: (l + v_from, 2P, 2Q, l − v_from). The dual z of a balance row is −
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -225,6 +226,8 @@ class ConicHourly:
         self.n = n
         self.solver: Any = None
         self.sol: Any = None
+        self._first: tuple[np.ndarray, np.ndarray, sp.csc_matrix] | None = None
+        self._built_as_is = False  # the solver holds exactly its first data, never updated
 
     def set(
         self,
@@ -251,11 +254,40 @@ class ConicHourly:
             data[self.a_pos_vq] = self.shunt - q_pu * (zc[3] + zc[4] / 2)
             a_new = data
         if self.solver is None:
+            # the solver's scaling comes from the data it is built with (the first hour set):
+            # kept so that `twin` builds an engine whose re-solves are bit-identical
+            self._first = (q.copy(), b.copy(), self.A.copy())
             self.solver = clarabel.DefaultSolver(self.P, q, self.A, b, self.cones, self.settings)
+            self._built_as_is = True
+        elif self._built_as_is and self._is_first(q, b):
+            pass  # a solver built with this very data: an update would round it differently
         elif a_new is not None:
             self.solver.update(q=q, b=b, A=a_new)
         else:
             self.solver.update(q=q, b=b)
+        self._built_as_is = self._built_as_is and self._is_first(q, b)
+
+    def _is_first(self, q: np.ndarray, b: np.ndarray) -> bool:
+        q0, b0, a0 = self._first
+        return (
+            np.array_equal(q, q0) and np.array_equal(b, b0) and np.array_equal(self.A.data, a0.data)
+        )
+
+    def twin(self) -> ConicHourly:
+        """An independent engine for another thread: the same compiled problem, its solver
+        built from the same first data as this one's, so that any hour re-solved on either gives
+        the same bits (Clarabel's equilibration depends on the data a solver is built with, not
+        on the updates since). This engine must have been `set` at least once."""
+        if self.solver is None:
+            raise RuntimeError("twin() needs an engine whose solver exists (call set first)")
+        q0, b0, a0 = self._first
+        other = copy.copy(self)
+        other.A, other.b = a0.copy(), b0.copy()
+        other.solver = clarabel.DefaultSolver(self.P, q0, other.A, other.b, self.cones,
+                                              self.settings)  # fmt: skip
+        other.sol = None
+        other._built_as_is = True
+        return other
 
     def solve(self) -> tuple[str, float]:
         """Solve; returns (status, seconds spent in Clarabel's solve call).

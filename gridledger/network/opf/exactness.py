@@ -21,6 +21,7 @@ relaxed solve with slack on the voltage limits and the export limit (e.g. "lower
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -126,6 +127,9 @@ def ac_violation(
     return None
 
 
+_DIAGNOSE_LOCK = threading.Lock()
+
+
 def diagnose_infeasible(
     feeder: Feeder,
     o: ModelOptions,
@@ -137,12 +141,18 @@ def diagnose_infeasible(
     avail: np.ndarray | None,
     hours: pd.Index,
 ) -> OPFInfeasibleError:
-    """Solve with slack on voltage and export limits; name the most violated limit."""
+    """Solve with slack on voltage and export limits; name the most violated limit.
+
+    One diagnosis at a time: the relaxed model is cached on the feeder and shared by the
+    threads of a horizon (horizon.py)."""
     f = feeder
     kva = f.base_mva * 1e3
-    relaxed = compiled_model(f, replace(o, relax=True), zip_coef)
-    relaxed.set(p / kva, q / kva, price, pen, None if avail is None else avail / kva)
-    status, _ = relaxed.solve()
+    with _DIAGNOSE_LOCK:
+        relaxed = compiled_model(f, replace(o, relax=True), zip_coef)
+        relaxed.set(p / kva, q / kva, price, pen, None if avail is None else avail / kva)
+        status, _ = relaxed.solve()
+        v_sq = None if relaxed.V.value is None else np.array(relaxed.V.value)
+        slacks = {k: np.array(s.value) for k, s in relaxed.slacks.items()}
     base = f"OPF on feeder {f.name!r} is infeasible"
     if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         return OPFInfeasibleError(
@@ -151,9 +161,8 @@ def diagnose_infeasible(
             cause="devices",
         )
     worst: tuple[float, str, int | None, Any] = (0.0, "", None, None)
-    v = np.sqrt(np.maximum(relaxed.V.value, 0))
-    for key, s in relaxed.slacks.items():
-        val = np.asarray(s.value)
+    v = np.sqrt(np.maximum(v_sq, 0))
+    for key, val in slacks.items():
         if val.size == 0 or val.max() <= worst[0]:
             continue
         i, t = np.unravel_index(int(np.argmax(val)), val.shape)

@@ -9,6 +9,7 @@ the reference). The compiled problems are cached on the feeder. A horizon of `ho
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -114,13 +115,24 @@ class HourlyOPF:
         self.engine = compiled_model(feeder, self.options, self.zip_coef, self.backend)
         self._sol: dict[str, Any] = {}
 
+    def twin(self) -> HourlyOPF:
+        """This OPF on an engine of its own (conic.py `ConicHourly.twin`), for another thread:
+        its results are bit-identical to this one's. Clarabel backend, after `solve` or
+        `prime`."""
+        if self.backend != "clarabel":
+            raise ValueError("twin() needs the clarabel backend")
+        other = copy.copy(self)
+        other.engine = self.engine.twin()
+        other._sol = {}
+        return other
+
     @property
     def model(self) -> CvxpyModel:
         """The cvxpy (DPP) model of these options: the reference formulation."""
         return compiled_model(self.feeder, self.options, self.zip_coef, "cvxpy")
 
-    def _run(self, p, q, price, pen, avail) -> tuple[str, float]:
-        """Set the hour's data on the engine, solve, keep the values."""
+    def _set(self, p, q, price, pen, avail) -> None:
+        """Set the hour's data (kW arrays, bus order) on the engine."""
         kva = self.feeder.base_mva * 1e3
         eng = self.engine
         av = None if avail is None else avail / kva
@@ -130,10 +142,51 @@ class HourlyOPF:
             )
         else:
             eng.set(p / kva, q / kva, price, pen, av)
+
+    def _run(self, p, q, price, pen, avail) -> tuple[str, float]:
+        """Set the hour's data on the engine, solve, keep the values."""
+        self._set(p, q, price, pen, avail)
+        eng = self.engine
         status, t = eng.solve()
         if status in ("optimal", "optimal_inaccurate"):
             self._sol = eng.values()
         return status, t
+
+    def _inputs(self, p_kw, q_kvar, price_usd_per_mwh, pv_kw, loss_penalty_usd_per_mwh, hour):
+        """`solve`'s arguments as (hours, p, q, price, penalty, PV availability) arrays."""
+        feeder, o = self.feeder, self.options
+        if isinstance(p_kw, pd.DataFrame):
+            hours = p_kw.index
+        elif isinstance(q_kvar, pd.DataFrame):
+            hours = q_kvar.index
+        else:
+            hours = pd.Index([hour], name="hour")
+        if len(hours) != o.hours:
+            raise ValueError(f"this model is compiled for {o.hours} hour(s), got {len(hours)}")
+        p = bus_hour_array(feeder, p_kw, hours, "p_kw")
+        q = bus_hour_array(feeder, q_kvar, hours, "q_kvar")
+        price = hour_array(price_usd_per_mwh, hours, "price_usd_per_mwh")
+        pen = hour_array(loss_penalty_usd_per_mwh, hours, "loss_penalty_usd_per_mwh")
+        if np.any(pen < 0):
+            raise ValueError("loss_penalty_usd_per_mwh must be >= 0")
+        return hours, p, q, price, pen, self._pv_available(pv_kw, hours)
+
+    def prime(
+        self,
+        p_kw: pd.Series | pd.DataFrame,
+        q_kvar: pd.Series | pd.DataFrame,
+        price_usd_per_mwh: float | Sequence[float] | pd.Series,
+        *,
+        pv_kw: pd.Series | pd.DataFrame | None = None,
+        loss_penalty_usd_per_mwh: float = 0.0,
+        hour: Any = 0,
+    ) -> None:
+        """Set an hour's data (as `solve` takes it) on the engine without solving: an engine
+        built by it has the same scaling as one that solved that hour (see `twin`)."""
+        _, p, q, price, pen, avail = self._inputs(
+            p_kw, q_kvar, price_usd_per_mwh, pv_kw, loss_penalty_usd_per_mwh, hour
+        )
+        self._set(p, q, price, pen, avail)
 
     def solve(
         self,
@@ -153,21 +206,9 @@ class HourlyOPF:
         nameplate)."""
         wall0 = time.perf_counter()
         feeder, o = self.feeder, self.options
-        if isinstance(p_kw, pd.DataFrame):
-            hours = p_kw.index
-        elif isinstance(q_kvar, pd.DataFrame):
-            hours = q_kvar.index
-        else:
-            hours = pd.Index([hour], name="hour")
-        if len(hours) != o.hours:
-            raise ValueError(f"this model is compiled for {o.hours} hour(s), got {len(hours)}")
-        p = bus_hour_array(feeder, p_kw, hours, "p_kw")
-        q = bus_hour_array(feeder, q_kvar, hours, "q_kvar")
-        price = hour_array(price_usd_per_mwh, hours, "price_usd_per_mwh")
-        pen = hour_array(loss_penalty_usd_per_mwh, hours, "loss_penalty_usd_per_mwh")
-        if np.any(pen < 0):
-            raise ValueError("loss_penalty_usd_per_mwh must be >= 0")
-        avail = self._pv_available(pv_kw, hours)
+        hours, p, q, price, pen, avail = self._inputs(
+            p_kw, q_kvar, price_usd_per_mwh, pv_kw, loss_penalty_usd_per_mwh, hour
+        )
         status, t_solver = self._run(p, q, price, pen, avail)
         if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
             raise diagnose_infeasible(feeder, o, self.zip_coef, p, q, price, pen, avail, hours)
