@@ -12,8 +12,9 @@ Every run is its own process (nothing warm in memory, its own peak RSS):
   set-up, chain_s, opf_s and its share of wall, transactions, agents, users, LETB areas,
   trades, peak RSS.
 * opf: the operator's OPF alone for the 24 hours of 2016-06-01 on 1-MVLV-semiurb-all (its
-  loads and generators at their profiles) and on `synthetic_feeder(9000)`: CPU, Clarabel
-  iterations per hour, problem size, peak RSS.
+  loads and generators at their profiles) and on `synthetic_feeder(9000)`: hour by hour on one
+  thread (CPU, Clarabel iterations per hour, problem size, peak RSS), then as the model's
+  day-ahead pricing does it (`solve_opf` on `opf_workers` threads: wall).
 * semiurb: the packaged scenario mvlv_semiurb_day.toml (a day of 1-MVLV-semiurb-all-0-sw from
   2016-06-01, 8,772 user agents each signing its own transactions, 111 LETB areas) on the
   embedded engine and on two anvil processes (`--chains`): the `day` row's fields plus the
@@ -146,6 +147,7 @@ def run_opf(code: str, start: str) -> dict[str, Any]:
     `start`: loads and generators at their measured profiles as net loads, 100 $/MWh at the
     substation; the day-ahead path of `solve_opf` (one compiled hour re-solved per hour)."""
     import numpy as np
+    import pandas as pd
 
     from gridledger.network import HourlyOPF
 
@@ -159,8 +161,6 @@ def run_opf(code: str, start: str) -> dict[str, Any]:
         p = np.outer(shape, feeder.buses.p_kw)
         q = np.outer(shape, feeder.buses.q_kvar)
     else:
-        import pandas as pd
-
         from gridledger.network import load_simbench
 
         grid = load_simbench(code)
@@ -190,6 +190,16 @@ def run_opf(code: str, start: str) -> dict[str, Any]:
                hour_cpu_s_median=statistics.median(cpu), iterations=its,
                statuses={s: statuses.count(s) for s in set(statuses)},
                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # fmt: skip
+    # the model's day-ahead path: `solve_opf` over the 24 hours, on `opf_workers` threads
+    from gridledger.network import solve_opf
+    from gridledger.network.opf.horizon import opf_workers
+
+    cols = feeder.buses.index
+    w = time.perf_counter()
+    solve_opf(feeder, pd.DataFrame(p, columns=cols), pd.DataFrame(q, columns=cols),
+              price_usd_per_mwh=100.0, include_pv=False)  # fmt: skip
+    row["day_ahead_wall_s"] = time.perf_counter() - w
+    row["day_ahead_workers"] = opf_workers(feeder, 24)
     return row
 
 
@@ -353,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         out["opf"] = [child([g, DAY_START, "opf"], args.timeout) for g in OPF_GRIDS]
         for r in out["opf"]:
             print(f"OPF {r.get('grid')}: {r.get('day_cpu_s', 0):.1f} s CPU a day, iterations "
-                  f"{r.get('iterations')}, {r.get('error', '')}", flush=True)  # fmt: skip
+                  f"{r.get('iterations')}; day-ahead on {r.get('day_ahead_workers')} threads "
+                  f"{r.get('day_ahead_wall_s', 0):.1f} s wall {r.get('error', '')}",
+                  flush=True)  # fmt: skip
     if "semiurb" in parts:
         runs = bench_semiurb(args.chains.split(","), args.timeout)
         out.setdefault("semiurb_day", {}).update(runs)
