@@ -301,8 +301,11 @@ def summary(out: dict[str, Any]) -> dict[str, Any]:
         if "error" in r:
             rows[f"day_semiurb_{chain}"] = {"error": r["error"]}
             continue
-        target(f"day_semiurb_{chain}_wall_s", r["wall_s"], TARGETS["day_semiurb_s"],
-               f"a day of 1-MVLV-semiurb-all on {chain}, wall (set-up included)")  # fmt: skip
+        what = f"a day of 1-MVLV-semiurb-all on {chain}, wall (set-up included)"
+        if chain == "embedded":  # issue 16's 5 minutes are for the default embedded engine
+            target(f"day_semiurb_{chain}_wall_s", r["wall_s"], TARGETS["day_semiurb_s"], what)
+        else:
+            rows[f"day_semiurb_{chain}_wall_s"] = {"value": round(r["wall_s"], 4), "what": what}
         target(f"day_semiurb_{chain}_opf_share", r["opf_share"], TARGETS["opf_share"],
                f"OPF wall / day wall, 1-MVLV-semiurb-all on {chain}")  # fmt: skip
     if year:
