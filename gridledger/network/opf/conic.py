@@ -254,13 +254,13 @@ class ConicHourly:
             data[self.a_pos_vq] = self.shunt - q_pu * (zc[3] + zc[4] / 2)
             a_new = data
         if self.solver is None:
-            # the solver's scaling comes from the data it is built with (the first hour set):
-            # kept so that `twin` builds an engine whose re-solves are bit-identical
+            # kept for `twin`: Clarabel scales the problem by the matrices it is built with
+            # (A changes with the hour under voltage-dependent loads)
             self._first = (q.copy(), b.copy(), self.A.copy())
             self.solver = clarabel.DefaultSolver(self.P, q, self.A, b, self.cones, self.settings)
             self._built_as_is = True
         elif self._built_as_is and self._is_first(q, b):
-            pass  # a solver built with this very data: an update would round it differently
+            pass  # solved as built: a solve after an update to the same data rounds differently
         elif a_new is not None:
             self.solver.update(q=q, b=b, A=a_new)
         else:
@@ -275,9 +275,10 @@ class ConicHourly:
 
     def twin(self) -> ConicHourly:
         """An independent engine for another thread: the same compiled problem, its solver
-        built from the same first data as this one's, so that any hour re-solved on either gives
-        the same bits (Clarabel's equilibration depends on the data a solver is built with, not
-        on the updates since). This engine must have been `set` at least once."""
+        built from this one's first data, so that any hour solved after an update gives the
+        same bits on either (Clarabel scales by the matrices a solver is built with; the first
+        solve on the data it was built with, which `set` keeps without an update, rounds
+        differently from a solve after an update). This engine must have been `set` before."""
         if self.solver is None:
             raise RuntimeError("twin() needs an engine whose solver exists (call set first)")
         q0, b0, a0 = self._first
