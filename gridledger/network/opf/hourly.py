@@ -181,8 +181,8 @@ class HourlyOPF:
         loss_penalty_usd_per_mwh: float = 0.0,
         hour: Any = 0,
     ) -> None:
-        """Set an hour's data (as `solve` takes it) on the engine without solving: an engine
-        built by it has the same scaling as one that solved that hour (see `twin`)."""
+        """Set an hour's data (as `solve` takes it) on the engine without solving: a solver
+        built here is the one a first `solve` of that hour builds (see `twin`)."""
         _, p, q, price, pen, avail = self._inputs(
             p_kw, q_kvar, price_usd_per_mwh, pv_kw, loss_penalty_usd_per_mwh, hour
         )
