@@ -39,11 +39,15 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def chain_spec(value: str) -> str:
-    """argparse type of `--chain`: a value `parse_chain_spec` accepts (checked before any work)."""
-    from gridledger.chain import parse_chain_spec
+    """argparse type of `--chain`: a value `parse_chain_spec` accepts, and for node URLs a valid
+    GRIDLEDGER_RPC_TIMEOUT_S (checked before any work)."""
+    from gridledger.chain import IN_PROCESS_SPECS, parse_chain_spec
+    from gridledger.chain.rpc import rpc_timeout_s
 
     try:
         parse_chain_spec(value)
+        if value.strip() not in IN_PROCESS_SPECS:
+            rpc_timeout_s()
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--chain").lstrip(": ")) from None
     return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -49,12 +50,37 @@ came last in reverse); up to 64 it keeps call order, and batches are sent one af
 so a block keeps the submission order (measured in tests/chain/test_rpc_and_node.py)."""
 
 
+RPC_TIMEOUT_ENV = "GRIDLEDGER_RPC_TIMEOUT_S"
+DEFAULT_RPC_TIMEOUT_S = 30.0
+
+
+def rpc_timeout_s() -> float:
+    """Seconds a node may take to answer one request: env GRIDLEDGER_RPC_TIMEOUT_S, else 30.
+
+    A node that is busy, not down, can need more: anvil mining the set-up blocks of
+    1-MVLV-semiurb-all (~9,000 registrations each) did not answer within 30 s; 600 worked
+    (docs/real-grids.md). Raises ValueError naming the variable for a value that is not a
+    positive number."""
+    raw = os.environ.get(RPC_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RPC_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{RPC_TIMEOUT_ENV} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
 class RpcChain(ChainBackend):
     """Any JSON-RPC node. Dev nodes: automine off, `evm_mine` per mine() until the batch is in.
 
     `dev=None` probes the node's abilities (`can_mine`: evm_mine; `can_stop_automine`:
     evm_setAutomine) instead of trusting its client name; a node with both is driven by
     `evm_mine`, any other by waiting for its blocks (`receipt_timeout_s`, ReceiptTimeoutError).
+    A request waits `timeout_s` for its answer (default `rpc_timeout_s()`: env
+    GRIDLEDGER_RPC_TIMEOUT_S, else 30 s); no answer is a ChainConnectionError (node down).
     The faucet is `faucet_key`, else env GRIDLEDGER_FAUCET_KEY, else (dev nodes only) the
     public dev account ANVIL_DEV_KEY (the preflight checks it holds enough).
     `ordered=None` (= `dev`): a block out of submission order raises BlockOrderError; False
@@ -73,7 +99,7 @@ class RpcChain(ChainBackend):
         *,
         dev: bool | None = None,
         faucet_key: str | None = None,
-        timeout_s: float = 30.0,
+        timeout_s: float | None = None,
         receipt_timeout_s: float = 120.0,
         retries: int = 3,
         ordered: bool | None = None,
@@ -85,7 +111,7 @@ class RpcChain(ChainBackend):
         self.url = url
         self.name = name  # named in connection errors raised before ChainBackend.__init__
         self.replay: ReplayLog | None = None
-        self.timeout_s = timeout_s
+        self.timeout_s = rpc_timeout_s() if timeout_s is None else float(timeout_s)
         self.receipt_timeout_s = receipt_timeout_s
         self.retries = retries
         self._session = requests.Session()

@@ -6,8 +6,10 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -31,6 +33,7 @@ from gridledger.chain import (
 )
 from gridledger.chain.accounts import derive_account
 from gridledger.chain.nodes import AnvilNotFoundError, find_anvil, free_port, main_node, start_anvil
+from gridledger.chain.rpc import DEFAULT_RPC_TIMEOUT_S, RPC_TIMEOUT_ENV, rpc_timeout_s
 
 pytestmark = pytest.mark.anvil
 
@@ -106,6 +109,27 @@ def test_node_with_unexpected_chain_id_is_refused():
 def test_unreachable_node_is_a_connection_error():
     with pytest.raises(ChainConnectionError, match="no answer"):
         RpcChain(f"http://127.0.0.1:{free_port()}", "x", retries=0, timeout_s=1)
+
+
+def test_request_timeout_comes_from_the_environment(monkeypatch):
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        monkeypatch.setenv(RPC_TIMEOUT_ENV, "0.5")
+        t0 = time.monotonic()
+        with pytest.raises(ChainConnectionError, match="no answer"):
+            RpcChain(url, "x", retries=0)
+        assert time.monotonic() - t0 < 5  # not the 30 s default
+    monkeypatch.setenv(RPC_TIMEOUT_ENV, "-1")
+    with pytest.raises(ValueError, match=r"GRIDLEDGER_RPC_TIMEOUT_S must be a positive .* '-1'"):
+        RpcChain(url, "x")
+    monkeypatch.setenv(RPC_TIMEOUT_ENV, "600")
+    with start_anvil(4711) as node:
+        assert RpcChain(node.url, "x").timeout_s == 600.0
+        assert RpcChain(node.url, "x", timeout_s=7).timeout_s == 7.0  # the argument wins
+    monkeypatch.delenv(RPC_TIMEOUT_ENV)
+    assert rpc_timeout_s() == DEFAULT_RPC_TIMEOUT_S == 30.0
 
 
 def test_resending_the_same_signed_tx_never_spends_twice():

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from gridledger.chain.rpc import RPC_TIMEOUT_ENV
 from gridledger.cli import EXIT_CODES, chain_spec, main
 from gridledger.compare import COMPARE_FIGURES
 from gridledger.results import FRAMES, Results
@@ -32,10 +33,12 @@ AS_USER = (
 )
 
 
-def cli(*args: str, bits_bind: bool = False) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, bits_bind: bool = False, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`gridledger ARGS` in a fresh interpreter (this checkout's code); `bits_bind`: file
-    permission bits apply even when the tests run as root."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    permission bits apply even when the tests run as root; `env_extra`: more variables."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     return subprocess.run(
         [*(AS_USER if bits_bind else []), sys.executable, "-m", "gridledger.cli", *args],
         capture_output=True,
@@ -184,6 +187,18 @@ def test_usage_errors_are_one_line(args: list[str], expected: str) -> None:
     line = one_line(proc.stderr)
     assert expected in line and line.startswith("gridledger"), line
     assert "Traceback" not in proc.stderr
+
+
+def test_bad_rpc_timeout_is_refused_before_any_work(tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    nodes = "http://127.0.0.1:1,http://127.0.0.1:2"  # not reached: the check comes first
+    proc = cli("run", "--chain", nodes, "--out", str(out), env_extra={RPC_TIMEOUT_ENV: "soon"})
+    assert proc.returncode == 2
+    line = one_line(proc.stderr)
+    assert "GRIDLEDGER_RPC_TIMEOUT_S must be a positive number of seconds, got 'soon'" in line
+    assert not out.exists()
+    # the embedded chains use no node: the variable is not read
+    assert chain_spec("embedded") == "embedded"
 
 
 def test_chain_type_accepts_what_parse_chain_spec_accepts() -> None:
