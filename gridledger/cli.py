@@ -42,7 +42,7 @@ def chain_spec(value: str) -> str:
     """argparse type of `--chain`: a value `parse_chain_spec` accepts, and for node URLs a valid
     GRIDLEDGER_RPC_TIMEOUT_S (checked before any work)."""
     from gridledger.chain import IN_PROCESS_SPECS, parse_chain_spec
-    from gridledger.chain.rpc import rpc_timeout_s
+    from gridledger.chain.jsonrpc import rpc_timeout_s
 
     try:
         parse_chain_spec(value)

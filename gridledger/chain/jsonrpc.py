@@ -1,8 +1,11 @@
-"""JSON-RPC plumbing of RpcChain: batch limits, batch splitting, and reading nodes' error texts."""
+"""JSON-RPC plumbing of RpcChain: the request timeout, batch limits, batch splitting, and
+reading nodes' error texts."""
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +16,29 @@ from gridledger.chain.errors import (
     NonceError,
     TransactionRejected,
 )
+
+RPC_TIMEOUT_ENV = "GRIDLEDGER_RPC_TIMEOUT_S"
+DEFAULT_RPC_TIMEOUT_S = 30.0
+
+
+def rpc_timeout_s() -> float:
+    """Seconds a node may take to answer one request: env GRIDLEDGER_RPC_TIMEOUT_S, else 30.
+
+    A node that is busy, not down, can need more: anvil mining the set-up blocks of
+    1-MVLV-semiurb-all (~9,000 registrations each) did not answer within 30 s; 600 worked
+    (docs/real-grids.md). Raises ValueError naming the variable for a value that is not a
+    positive number."""
+    raw = os.environ.get(RPC_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RPC_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{RPC_TIMEOUT_ENV} must be a positive number of seconds, got {raw!r}")
+    return value
+
 
 RPC_BATCH_MAX_CALLS = 1_000
 """Calls per JSON-RPC batch request at most (geth's default BatchRequestLimit)."""

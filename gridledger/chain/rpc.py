@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from gridledger.chain.jsonrpc import (
     lost_reason,
     rejection_class,
     rpc_batches,
+    rpc_timeout_s,
 )
 from gridledger.chain.rpc_receipts import receipt_result, unmined_error
 from gridledger.chain.tx import PendingTx, TxResult, _account_from_key
@@ -48,29 +48,6 @@ RPC_SUBMIT_MAX_CALLS = 32
 concurrently and pools a batch of more than 64 transactions out of call order (the 64th on
 came last in reverse); up to 64 it keeps call order, and batches are sent one after the other,
 so a block keeps the submission order (measured in tests/chain/test_rpc_and_node.py)."""
-
-
-RPC_TIMEOUT_ENV = "GRIDLEDGER_RPC_TIMEOUT_S"
-DEFAULT_RPC_TIMEOUT_S = 30.0
-
-
-def rpc_timeout_s() -> float:
-    """Seconds a node may take to answer one request: env GRIDLEDGER_RPC_TIMEOUT_S, else 30.
-
-    A node that is busy, not down, can need more: anvil mining the set-up blocks of
-    1-MVLV-semiurb-all (~9,000 registrations each) did not answer within 30 s; 600 worked
-    (docs/real-grids.md). Raises ValueError naming the variable for a value that is not a
-    positive number."""
-    raw = os.environ.get(RPC_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_RPC_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{RPC_TIMEOUT_ENV} must be a positive number of seconds, got {raw!r}")
-    return value
 
 
 class RpcChain(ChainBackend):

@@ -32,8 +32,8 @@ from gridledger.chain import (
     rpc_batches,
 )
 from gridledger.chain.accounts import derive_account
+from gridledger.chain.jsonrpc import DEFAULT_RPC_TIMEOUT_S, RPC_TIMEOUT_ENV, rpc_timeout_s
 from gridledger.chain.nodes import AnvilNotFoundError, find_anvil, free_port, main_node, start_anvil
-from gridledger.chain.rpc import DEFAULT_RPC_TIMEOUT_S, RPC_TIMEOUT_ENV, rpc_timeout_s
 
 pytestmark = pytest.mark.anvil
 

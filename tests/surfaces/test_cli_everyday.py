@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gridledger.chain.rpc import RPC_TIMEOUT_ENV
+from gridledger.chain.jsonrpc import RPC_TIMEOUT_ENV
 from gridledger.cli import EXIT_CODES, chain_spec, main
 from gridledger.compare import COMPARE_FIGURES
 from gridledger.results import FRAMES, Results
